@@ -1,0 +1,40 @@
+"""vswapfast: the Linux virtual swap space and its zswap entries, in user space.
+
+The compiled core is imported by default.  Set ``VSWAPFAST_PURE=1`` in the
+environment to use the pure-Python twin instead; both have the same API.
+"""
+
+import os as _os
+
+from vswapfast.errors import (
+    InvalidEntryError,
+    SwapCacheError,
+    SwapFullError,
+    VSwapError,
+)
+
+if _os.environ.get("VSWAPFAST_PURE", "") not in ("", "0"):
+    from vswapfast.pure.vswap import (
+        SWP_DESC_SIZE, VSWAP_CLUSTER_SHIFT, VSWAP_CLUSTER_SIZE, VSWAP_MAX_CLUSTERS, VSwap,
+    )
+    CORE = "pure"
+else:
+    from vswapfast._vswap import (
+        SWP_DESC_SIZE, VSWAP_CLUSTER_SHIFT, VSWAP_CLUSTER_SIZE, VSWAP_MAX_CLUSTERS, VSwap,
+    )
+    CORE = "compiled"
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CORE",
+    "InvalidEntryError",
+    "SWP_DESC_SIZE",
+    "SwapCacheError",
+    "SwapFullError",
+    "VSWAP_CLUSTER_SHIFT",
+    "VSWAP_CLUSTER_SIZE",
+    "VSWAP_MAX_CLUSTERS",
+    "VSwap",
+    "VSwapError",
+]

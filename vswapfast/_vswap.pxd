@@ -1,0 +1,113 @@
+# cython: language_level=3
+"""C layout of the virtual swap space, for Cython code that cimports it.
+
+    from vswapfast._vswap cimport VSwap, swp_desc, vswap_iter, vswap_cluster_unlock
+
+Lock ordering:
+    vswap_space.map_lock  ->  vswap_cluster.lock
+A thread holds at most one cluster lock at a time, and never acquires the
+GIL (or calls into Python) while it holds a cluster lock or the map lock.
+"""
+
+from libc.stdint cimport uint8_t, uint32_t, int32_t, uint64_t, uintptr_t
+
+cdef extern from "<pthread.h>" nogil:
+    ctypedef int pthread_spinlock_t
+    int PTHREAD_PROCESS_PRIVATE
+    int pthread_spin_init(pthread_spinlock_t *lock, int pshared)
+    int pthread_spin_destroy(pthread_spinlock_t *lock)
+    int pthread_spin_lock(pthread_spinlock_t *lock)
+    int pthread_spin_trylock(pthread_spinlock_t *lock)
+    int pthread_spin_unlock(pthread_spinlock_t *lock)
+
+cdef enum:
+    # Largest cluster (VSWAP_CLUSTER_SHIFT) and the bitmap words it needs.
+    VSWAP_MAX_SHIFT = 9
+    VSWAP_BITMAP_WORDS = 8
+    VSWAP_CLUSTER_MAX = 512
+    # Allocation orders 0..VSWAP_MAX_SHIFT.
+    VSWAP_NR_ORDERS = 10
+    # Per-thread allocation caches: a thread uses slot (thread number % this).
+    VSWAP_NR_CACHES = 64
+    # The cluster map is a directory of leaves of this many cluster pointers.
+    VSWAP_LEAF_SHIFT = 10
+    VSWAP_LEAF_SIZE = 1024
+
+ctypedef struct swp_slot_t:
+    uint64_t val
+
+# The swap-cache folio or, with the low bit set, a shadow (xa_mk_value).
+ctypedef union swp_desc_cache:
+    void *swap_cache
+    uintptr_t shadow
+
+# Swap descriptor: the metadata of one swapped-out page (24 bytes).
+ctypedef struct swp_desc:
+    swp_slot_t slot              # physical swap slot backing the page, 0 = none
+    void *zswap_entry            # zswap entry, or NULL
+    swp_desc_cache cache         # swap-cache folio or shadow, or NULL
+
+ctypedef struct vswap_cluster:
+    pthread_spinlock_t lock
+    uint32_t id
+    int32_t count                # allocated descriptors (cluster lock)
+    int32_t order                # the one allocation order this cluster serves
+    int32_t refcnt               # map + thread caches holding it (map lock)
+    int32_t nr_zswap             # descriptors holding a zswap entry (cluster lock)
+    uint8_t live                 # published in the map (map lock + cluster lock)
+    uint8_t full                 # allocation found it full (map lock + cluster lock)
+    uint8_t on_partial           # on its order's partial list (map lock)
+    uint64_t bitmap[VSWAP_BITMAP_WORDS]   # allocated descriptors (cluster lock)
+    uint64_t lock_acquisitions   # cluster lock
+    uint64_t lock_contended      # cluster lock
+    vswap_cluster *partial_prev  # partial list (map lock)
+    vswap_cluster *partial_next
+    vswap_cluster *free_next     # spare cluster structs (map lock)
+    vswap_cluster *all_next      # every struct ever made, for teardown
+    swp_desc *descriptors        # 1 << cluster_shift descriptors
+
+ctypedef struct vswap_space:
+    pthread_spinlock_t map_lock
+    int cluster_shift
+    uint32_t cluster_size
+    uint32_t max_clusters        # cluster ids are 1..max_clusters
+    uint32_t dir_size
+    vswap_cluster ***dir         # two-level cluster map: dir[id >> 10][id & 1023]
+    uint64_t *id_bitmap          # ids in use (map lock); id 0 is never free
+    uint32_t id_hint             # no free id below this (map lock)
+    uint32_t nr_clusters         # live clusters (map lock)
+    vswap_cluster *partial_head[VSWAP_NR_ORDERS]
+    vswap_cluster *partial_tail[VSWAP_NR_ORDERS]
+    vswap_cluster *cache[VSWAP_NR_CACHES][VSWAP_NR_ORDERS]  # written under map lock
+    vswap_cluster *spare         # released structs kept for reuse (type-stable)
+    vswap_cluster *all_clusters
+    uint64_t released_lock_acquisitions   # folded in when a cluster is released
+    uint64_t released_lock_contended
+
+cdef inline void vswap_cluster_lock(vswap_cluster *cluster) noexcept nogil:
+    """Take a cluster's spinlock, counting a failed first try as contention.
+
+    The counters are written under the lock they count, so they cost no
+    shared cache line beyond the lock's own.
+    """
+    if pthread_spin_trylock(&cluster.lock) != 0:
+        pthread_spin_lock(&cluster.lock)
+        cluster.lock_contended += 1
+    cluster.lock_acquisitions += 1
+
+
+cdef inline void vswap_cluster_unlock(vswap_cluster *cluster) noexcept nogil:
+    pthread_spin_unlock(&cluster.lock)
+
+
+cdef inline bint vswap_desc_allocated(vswap_cluster *cluster, uint32_t index) noexcept nogil:
+    """Whether descriptor ``index`` is allocated.  Caller holds the cluster lock."""
+    return (cluster.bitmap[index >> 6] >> (index & 63)) & 1
+
+
+# Lookup, usable from other Cython code without the GIL.
+cdef vswap_cluster *vswap_cluster_lookup_lock(vswap_space *vs, uint64_t id) noexcept nogil
+cdef swp_desc *vswap_iter(vswap_space *vs, vswap_cluster **cluster, uint64_t val) noexcept nogil
+
+cdef class VSwap:
+    cdef vswap_space *vs

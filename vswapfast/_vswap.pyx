@@ -1,0 +1,1169 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+# cython: always_allow_keywords=False
+"""The virtual swap space: clusters of swap descriptors behind a cluster map.
+
+This is mm/vswap.c in user space.  A swap entry is ``cluster_id << shift |
+index``; its descriptor (``struct swp_desc``, 24 bytes) lives in the
+cluster's descriptor array, guarded by the cluster's spinlock.
+
+The cluster map is a two-level table of cluster pointers that readers walk
+without a lock.  Where the kernel frees a cluster after an RCU grace period,
+this core keeps cluster structs type-stable: a released struct goes to a
+spare list and is reused as a cluster, never returned to the allocator while
+the space lives.  A reader that raced with a release may therefore lock a
+stale struct, but only ever a valid one, and it checks ``live`` and ``id``
+under the lock before touching anything else (SLAB_TYPESAFE_BY_RCU style).
+The descriptor array is freed on release; only lock holders that have seen
+``live`` read it.
+
+Lock ordering:
+    map_lock  ->  cluster lock
+At most one cluster lock is held at a time.  Neither lock is held while
+Python code may run: objects displaced from descriptors are released after
+the cluster lock is dropped.  Single-entry calls keep the GIL (their critical
+section is shorter than a GIL round trip); nothing here waits for the GIL
+while holding a spinlock.
+"""
+
+from cpython.ref cimport PyObject, Py_INCREF, Py_DECREF, Py_XINCREF, Py_XDECREF
+from cpython.bool cimport PyBool_Check
+from cpython.mem cimport PyMem_RawCalloc, PyMem_RawFree
+from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_AsUnsignedLongLong
+from cpython.number cimport PyIndex_Check
+from libc.stdint cimport uint8_t, uint32_t, int32_t, uint64_t, uintptr_t
+from libc.string cimport memset, memcpy
+
+from operator import index as _index
+
+from vswapfast.errors import (
+    InvalidEntryError, SwapCacheError, SwapFullError, bad_entry_message,
+)
+
+cdef extern from "vswap_sync.h" nogil:
+    vswap_cluster **load_leaf "vswap_load_acquire"(vswap_cluster ***p)
+    vswap_cluster *load_cluster "vswap_load_acquire"(vswap_cluster **p)
+    void store_leaf "vswap_store_release"(vswap_cluster ***p, vswap_cluster **v)
+    void store_cluster "vswap_store_release"(vswap_cluster **p, vswap_cluster *v)
+    int32_t load_relaxed_i32 "vswap_load_relaxed"(int32_t *p)
+    int vswap_this_thread()
+
+cdef extern from *:
+    int popcount64 "__builtin_popcountll"(unsigned long long x) nogil
+    int ctz64 "__builtin_ctzll"(unsigned long long x) nogil
+
+SWP_DESC_SIZE = sizeof(swp_desc)
+VSWAP_CLUSTER_SHIFT = VSWAP_MAX_SHIFT
+VSWAP_CLUSTER_SIZE = 1 << VSWAP_MAX_SHIFT
+VSWAP_MAX_CLUSTERS = 1 << 20
+# Beyond this the map directory alone would outweigh any realistic use.
+_MAX_CLUSTERS_LIMIT = 1 << 24
+# A swap-cache shadow value fits in a pointer with the low bit as its tag.
+_SHADOW_LIMIT = 1 << 62
+
+# Results of the allocator's C paths.
+cdef enum:
+    ALLOC_OK = 0
+    ALLOC_NO_ID = -1
+    ALLOC_NO_MEMORY = -2
+
+
+# ---------------------------------------------------------------------------
+# Allocation bitmap of a cluster.  Callers hold the cluster lock.
+# ---------------------------------------------------------------------------
+
+cdef inline uint64_t word_mask(uint32_t lo, uint32_t n) noexcept nogil:
+    if n >= 64:
+        return <uint64_t>-1
+    return ((<uint64_t>1 << n) - 1) << lo
+
+
+cdef uint32_t bitmap_count(vswap_cluster *c, uint32_t start, uint32_t nr) noexcept nogil:
+    """Allocated descriptors in [start, start + nr)."""
+    cdef uint32_t i = start, end = start + nr, n, total = 0
+    while i < end:
+        n = 64 - (i & 63)
+        if n > end - i:
+            n = end - i
+        total += popcount64(c.bitmap[i >> 6] & word_mask(i & 63, n))
+        i += n
+    return total
+
+
+cdef int bitmap_first_clear(vswap_cluster *c, uint32_t start, uint32_t nr) noexcept nogil:
+    """The first free descriptor in [start, start + nr), or -1."""
+    cdef uint32_t i = start, end = start + nr, n
+    cdef uint64_t free
+    while i < end:
+        n = 64 - (i & 63)
+        if n > end - i:
+            n = end - i
+        free = ~c.bitmap[i >> 6] & word_mask(i & 63, n)
+        if free:
+            return (i & ~63u) + ctz64(free)
+        i += n
+    return -1
+
+
+cdef void bitmap_assign(vswap_cluster *c, uint32_t start, uint32_t nr, bint value) noexcept nogil:
+    cdef uint32_t i = start, end = start + nr, n
+    cdef uint64_t mask
+    while i < end:
+        n = 64 - (i & 63)
+        if n > end - i:
+            n = end - i
+        mask = word_mask(i & 63, n)
+        if value:
+            c.bitmap[i >> 6] |= mask
+        else:
+            c.bitmap[i >> 6] &= ~mask
+        i += n
+
+
+cdef int find_free_chunk(vswap_cluster *c, uint32_t size, int order) noexcept nogil:
+    """The lowest free naturally aligned chunk of 1 << order, or -1."""
+    cdef uint32_t nr = 1u << order, start = 0
+    if order == 0:
+        return bitmap_first_clear(c, 0, size)
+    while start < size:
+        if bitmap_count(c, start, nr) == 0:
+            return start
+        start += nr
+    return -1
+
+
+# ---------------------------------------------------------------------------
+# Cluster locks and lookup.
+# ---------------------------------------------------------------------------
+
+cdef vswap_cluster *vswap_cluster_lookup_lock(vswap_space *vs, uint64_t id) noexcept nogil:
+    """Find cluster ``id`` without the map lock and return it locked, or NULL.
+
+    Locks: returns with the cluster lock held.  The struct read from the map
+    may have been released and reused meanwhile; it is only trusted once
+    ``live`` and ``id`` have been checked under its lock.
+    """
+    cdef vswap_cluster **leaf
+    cdef vswap_cluster *c
+    if id == 0 or id > vs.max_clusters:
+        return NULL
+    leaf = load_leaf(&vs.dir[id >> VSWAP_LEAF_SHIFT])
+    if leaf == NULL:
+        return NULL
+    c = load_cluster(&leaf[id & (VSWAP_LEAF_SIZE - 1)])
+    if c == NULL:
+        return NULL
+    vswap_cluster_lock(c)
+    if not c.live or c.id != id:
+        vswap_cluster_unlock(c)
+        return NULL
+    return c
+
+
+cdef swp_desc *vswap_iter(vswap_space *vs, vswap_cluster **cluster, uint64_t val) noexcept nogil:
+    """Return the descriptor of ``val`` with its cluster locked, or NULL.
+
+    ``*cluster`` is the cluster locked by the previous call (or NULL).  When
+    ``val`` lies in another cluster the old one is unlocked before the new one
+    is locked: never two cluster locks at once.  On NULL no lock is held and
+    ``*cluster`` is NULL.
+    """
+    cdef uint64_t id = val >> vs.cluster_shift
+    cdef uint32_t index = val & (vs.cluster_size - 1)
+    cdef vswap_cluster *c = cluster[0]
+    if c != NULL and c.id != id:
+        vswap_cluster_unlock(c)
+        c = NULL
+    if c == NULL:
+        c = vswap_cluster_lookup_lock(vs, id)
+        if c == NULL:
+            cluster[0] = NULL
+            return NULL
+    if not vswap_desc_allocated(c, index):
+        vswap_cluster_unlock(c)
+        cluster[0] = NULL
+        return NULL
+    cluster[0] = c
+    return &c.descriptors[index]
+
+
+# ---------------------------------------------------------------------------
+# The allocator.  Called with the GIL held but touching no Python objects.
+# ---------------------------------------------------------------------------
+
+cdef uint32_t next_live_id(vswap_space *vs, uint32_t start) noexcept nogil:
+    """The lowest cluster id >= start in use, or 0.  Caller holds map_lock."""
+    cdef uint32_t w = start >> 6, nwords = (vs.max_clusters >> 6) + 1
+    cdef uint64_t bits
+    if start > vs.max_clusters:
+        return 0
+    bits = vs.id_bitmap[w] & ~word_mask(0, start & 63)
+    while True:
+        bits &= ~(<uint64_t>(w == 0))        # id 0 is reserved, never a cluster
+        if bits:
+            start = (w << 6) + ctz64(bits)
+            return start if start <= vs.max_clusters else 0
+        w += 1
+        if w >= nwords:
+            return 0
+        bits = vs.id_bitmap[w]
+
+
+cdef uint32_t lowest_free_id(vswap_space *vs) noexcept nogil:
+    """The lowest unused cluster id, or 0.  Caller holds map_lock."""
+    cdef uint32_t w, nwords = (vs.max_clusters >> 6) + 1
+    cdef uint64_t free
+    for w in range(vs.id_hint >> 6, nwords):
+        free = ~vs.id_bitmap[w]
+        if free:
+            return (w << 6) + ctz64(free)
+    return 0
+
+
+cdef void partial_append(vswap_space *vs, vswap_cluster *c) noexcept nogil:
+    cdef int order = c.order
+    c.partial_next = NULL
+    c.partial_prev = vs.partial_tail[order]
+    if c.partial_prev != NULL:
+        c.partial_prev.partial_next = c
+    else:
+        vs.partial_head[order] = c
+    vs.partial_tail[order] = c
+    c.on_partial = 1
+
+
+cdef void partial_remove(vswap_space *vs, vswap_cluster *c) noexcept nogil:
+    cdef int order = c.order
+    if c.partial_prev != NULL:
+        c.partial_prev.partial_next = c.partial_next
+    else:
+        vs.partial_head[order] = c.partial_next
+    if c.partial_next != NULL:
+        c.partial_next.partial_prev = c.partial_prev
+    else:
+        vs.partial_tail[order] = c.partial_prev
+    c.partial_prev = c.partial_next = NULL
+    c.on_partial = 0
+
+
+cdef void cache_set(vswap_space *vs, int slot, int order, vswap_cluster *c) noexcept nogil:
+    """Make ``c`` this thread slot's cached cluster.  Caller holds map_lock."""
+    cdef vswap_cluster *old = vs.cache[slot][order]
+    if old == c:
+        return
+    if old != NULL:
+        old.refcnt -= 1
+    c.refcnt += 1
+    store_cluster(&vs.cache[slot][order], c)
+
+
+cdef void take_chunk(vswap_space *vs, vswap_cluster *c, uint32_t start, uint32_t nr,
+                     void *folio) noexcept nogil:
+    """Hand out [start, start + nr) of a locked cluster (__vswap_alloc_from_cluster)."""
+    cdef uint32_t i
+    cdef swp_desc *desc
+    bitmap_assign(c, start, nr, True)
+    for i in range(nr):
+        desc = &c.descriptors[start + i]
+        desc.slot.val = 0
+        desc.zswap_entry = NULL
+        desc.cache.swap_cache = folio
+    c.count += nr
+
+
+cdef int alloc_from_cached(vswap_space *vs, int slot, int order, void *folio,
+                           uint64_t *entry) noexcept nogil:
+    """Try the thread's cached cluster.  Locks: that cluster only."""
+    cdef vswap_cluster *c = load_cluster(&vs.cache[slot][order])
+    cdef int start
+    if c == NULL:
+        return 0
+    vswap_cluster_lock(c)
+    if c.live and c.order == order:
+        start = find_free_chunk(c, vs.cluster_size, order)
+        if start >= 0:
+            take_chunk(vs, c, start, 1u << order, folio)
+            entry[0] = (<uint64_t>c.id << vs.cluster_shift) | <uint32_t>start
+            vswap_cluster_unlock(c)
+            return 1
+    vswap_cluster_unlock(c)
+    return 0
+
+
+cdef int alloc_from_partial(vswap_space *vs, int slot, int order, void *folio,
+                            uint64_t *entry) noexcept nogil:
+    """Try the partial clusters of ``order``, oldest first.  Caller holds map_lock."""
+    cdef vswap_cluster *c
+    cdef int start
+    while vs.partial_head[order] != NULL:
+        c = vs.partial_head[order]
+        vswap_cluster_lock(c)
+        start = find_free_chunk(c, vs.cluster_size, order)
+        if start >= 0:
+            take_chunk(vs, c, start, 1u << order, folio)
+            entry[0] = (<uint64_t>c.id << vs.cluster_shift) | <uint32_t>start
+            vswap_cluster_unlock(c)
+            cache_set(vs, slot, order, c)
+            return 1
+        c.full = 1
+        partial_remove(vs, c)
+        vswap_cluster_unlock(c)
+    return 0
+
+
+cdef void cluster_install(vswap_space *vs, vswap_cluster *c, uint32_t id, int order,
+                          swp_desc *descriptors, void *folio) noexcept nogil:
+    """Make ``c`` cluster ``id``, hand out its first chunk, and publish it.
+    Caller holds map_lock.
+
+    ``c`` may be a reused struct that a stale reader is about to lock, so its
+    fields change under its own lock and ``live`` is set last.
+    """
+    vswap_cluster_lock(c)
+    c.id = id
+    c.order = order
+    c.count = 0
+    c.nr_zswap = 0
+    c.refcnt = 1
+    c.full = 0
+    memset(c.bitmap, 0, sizeof(c.bitmap))
+    c.descriptors = descriptors
+    c.lock_acquisitions = 1
+    c.lock_contended = 0
+    take_chunk(vs, c, 0, 1u << order, folio)
+    c.live = 1
+    vswap_cluster_unlock(c)
+    vs.id_bitmap[id >> 6] |= <uint64_t>1 << (id & 63)
+    vs.id_hint = id + 1
+    vs.nr_clusters += 1
+    partial_append(vs, c)
+    store_cluster(&vs.dir[id >> VSWAP_LEAF_SHIFT][id & (VSWAP_LEAF_SIZE - 1)], c)
+
+
+cdef int vswap_alloc(vswap_space *vs, int order, void *folio, uint64_t *entry) noexcept nogil:
+    """Allocate 1 << order entries whose swap cache is ``folio``.
+
+    Locks: the cached cluster alone; else map_lock, then one cluster at a
+    time.  Memory is allocated with no lock held, and the partial list is
+    looked at again afterwards.  Returns ALLOC_OK with ``*entry`` set,
+    ALLOC_NO_ID or ALLOC_NO_MEMORY.
+    """
+    cdef int slot = vswap_this_thread() & (VSWAP_NR_CACHES - 1)
+    cdef vswap_cluster *c = NULL
+    cdef vswap_cluster *new_struct = NULL
+    cdef vswap_cluster **new_leaf = NULL
+    cdef swp_desc *new_descs = NULL
+    cdef uint32_t id
+    cdef int result = ALLOC_OK
+    cdef vswap_cluster ***leafp
+
+    if alloc_from_cached(vs, slot, order, folio, entry):
+        return ALLOC_OK
+    while True:
+        pthread_spin_lock(&vs.map_lock)
+        if alloc_from_partial(vs, slot, order, folio, entry):
+            break
+        id = lowest_free_id(vs)
+        if id == 0 or id > vs.max_clusters:
+            result = ALLOC_NO_ID
+            break
+        leafp = &vs.dir[id >> VSWAP_LEAF_SHIFT]
+        if leafp[0] == NULL and new_leaf != NULL:
+            store_leaf(leafp, new_leaf)
+            new_leaf = NULL
+        if leafp[0] != NULL and new_descs != NULL and (vs.spare != NULL or new_struct != NULL):
+            if vs.spare != NULL:
+                c = vs.spare
+                vs.spare = c.free_next
+            else:
+                c = new_struct
+                new_struct = NULL
+                c.all_next = vs.all_clusters
+                vs.all_clusters = c
+            cluster_install(vs, c, id, order, new_descs, folio)
+            new_descs = NULL
+            entry[0] = <uint64_t>id << vs.cluster_shift
+            cache_set(vs, slot, order, c)
+            break
+        # Something is missing: allocate it unlocked, then look again.
+        pthread_spin_unlock(&vs.map_lock)
+        if load_leaf(leafp) == NULL and new_leaf == NULL:
+            new_leaf = <vswap_cluster **>PyMem_RawCalloc(VSWAP_LEAF_SIZE, sizeof(vswap_cluster *))
+            if new_leaf == NULL:
+                result = ALLOC_NO_MEMORY
+                break
+        if new_descs == NULL:
+            new_descs = <swp_desc *>PyMem_RawCalloc(vs.cluster_size, sizeof(swp_desc))
+            if new_descs == NULL:
+                result = ALLOC_NO_MEMORY
+                break
+        if new_struct == NULL:
+            new_struct = <vswap_cluster *>PyMem_RawCalloc(1, sizeof(vswap_cluster))
+            if new_struct == NULL:
+                result = ALLOC_NO_MEMORY
+                break
+            pthread_spin_init(&new_struct.lock, PTHREAD_PROCESS_PRIVATE)
+    if result != ALLOC_NO_MEMORY:
+        pthread_spin_unlock(&vs.map_lock)
+    if new_struct != NULL:
+        pthread_spin_destroy(&new_struct.lock)
+    PyMem_RawFree(new_struct)
+    PyMem_RawFree(new_leaf)
+    PyMem_RawFree(new_descs)
+    return result
+
+
+cdef swp_desc *cluster_release(vswap_space *vs, vswap_cluster *c) noexcept nogil:
+    """Take an empty cluster out of the map and park its struct.
+
+    Caller holds map_lock and the cluster lock; the cluster lock is dropped
+    here.  Returns the descriptor array, for the caller to free with no lock
+    held.
+    """
+    cdef swp_desc *descriptors = c.descriptors
+    cdef uint32_t id = c.id
+    cdef int slot
+    c.live = 0
+    c.descriptors = NULL
+    vs.released_lock_acquisitions += c.lock_acquisitions
+    vs.released_lock_contended += c.lock_contended
+    vswap_cluster_unlock(c)
+    store_cluster(&vs.dir[id >> VSWAP_LEAF_SHIFT][id & (VSWAP_LEAF_SIZE - 1)], NULL)
+    vs.id_bitmap[id >> 6] &= ~(<uint64_t>1 << (id & 63))
+    if id < vs.id_hint:
+        vs.id_hint = id
+    if c.on_partial:
+        partial_remove(vs, c)
+    for slot in range(VSWAP_NR_CACHES):
+        if vs.cache[slot][c.order] == c:
+            store_cluster(&vs.cache[slot][c.order], NULL)
+    c.refcnt = 0
+    c.full = 0
+    c.free_next = vs.spare
+    vs.spare = c
+    vs.nr_clusters -= 1
+    return descriptors
+
+
+cdef void cluster_put(vswap_space *vs, vswap_cluster *c, uint32_t id) noexcept nogil:
+    """After a free left ``c`` empty or gave room to a full cluster: release it
+    or put it back on the partial list.
+
+    Locks: map_lock, then the cluster lock; no lock may be held on entry.
+    The state is checked again under both, since another thread may have
+    allocated from, freed into or released the cluster in between.
+    """
+    cdef swp_desc *descriptors = NULL
+    pthread_spin_lock(&vs.map_lock)
+    vswap_cluster_lock(c)
+    if c.live and c.id == id:
+        if c.count == 0:
+            descriptors = cluster_release(vs, c)
+        else:
+            if c.full:
+                c.full = 0
+                partial_append(vs, c)
+            vswap_cluster_unlock(c)
+    else:
+        vswap_cluster_unlock(c)
+    pthread_spin_unlock(&vs.map_lock)
+    PyMem_RawFree(descriptors)
+
+
+# ---------------------------------------------------------------------------
+# Arguments from Python.
+# ---------------------------------------------------------------------------
+
+cdef enum:
+    ENTRY_OK = 0
+    ENTRY_NEGATIVE = 1
+    ENTRY_HUGE = 2
+
+
+cdef inline int entry_arg(object x, uint64_t *val) except -1:
+    """Convert a swap entry argument: type check only, value left for later."""
+    cdef long long v
+    cdef int overflow
+    if type(x) is not int:
+        if PyBool_Check(x) or not PyIndex_Check(x):
+            raise TypeError("swap entry must be an int, not %s" % type(x).__name__)
+        x = _index(x)
+    v = PyLong_AsLongLongAndOverflow(x, &overflow)
+    if overflow:
+        return ENTRY_HUGE if overflow > 0 else ENTRY_NEGATIVE
+    if v < 0:
+        return ENTRY_NEGATIVE
+    val[0] = <uint64_t>v
+    return ENTRY_OK
+
+
+cdef int int_arg(object x, str name) except -1:
+    """Refuse everything but ints (and bool) for ``nr``-like arguments."""
+    if PyBool_Check(x) or not isinstance(x, int):
+        raise TypeError("%s must be an int, not %s" % (name, type(x).__name__))
+    return 0
+
+
+cdef uint32_t nr_value(object nr) except 0:
+    """Check the value of an ``nr`` already known to be an int."""
+    if nr < 1:
+        raise ValueError("nr must be at least 1, not %d" % nr)
+    # Anything above a cluster fails the range check later with its message.
+    return <uint32_t>min(nr, <uint64_t>1 << 31)
+
+
+cdef uint64_t slot_arg(object slot) except? 0:
+    int_arg(slot, "slot")
+    if slot < 0 or slot >= (1 << 64):
+        raise ValueError("slot must be in [0, 2**64), not %d" % slot)
+    return PyLong_AsUnsignedLongLong(slot)
+
+
+cdef uint32_t nr_arg(object nr) except 0:
+    int_arg(nr, "nr")
+    return nr_value(nr)
+
+
+cdef int shadow_type(object shadow) except -1:
+    if shadow is not None and (PyBool_Check(shadow) or not isinstance(shadow, int)):
+        raise TypeError("shadow must be an int or None, not %s" % type(shadow).__name__)
+    return 0
+
+
+cdef uintptr_t shadow_value(object shadow) except? 0:
+    """A checked shadow as stored in the union: value << 1 | 1; None is 0."""
+    if shadow is None:
+        return 0
+    if shadow < 0 or shadow >= _SHADOW_LIMIT:
+        raise ValueError("shadow must be in [0, 2**62), not %d" % shadow)
+    return (<uintptr_t>PyLong_AsUnsignedLongLong(shadow) << 1) | 1
+
+
+cdef inline bint cache_is_folio(swp_desc *desc) noexcept nogil:
+    return desc.cache.swap_cache != NULL and not (desc.cache.shadow & 1)
+
+
+cdef inline bint cache_is_shadow(swp_desc *desc) noexcept nogil:
+    return desc.cache.shadow & 1
+
+
+cdef inline object steal(PyObject *obj):
+    """Return a reference taken under a cluster lock, or None for NULL."""
+    if obj == NULL:
+        return None
+    result = <object>obj
+    Py_DECREF(result)
+    return result
+
+
+cdef void release_all(PyObject **objs, int n) noexcept:
+    """Drop references collected under a cluster lock, after unlocking."""
+    cdef int i
+    for i in range(n):
+        Py_XDECREF(objs[i])
+
+
+
+# ---------------------------------------------------------------------------
+# Checks of swap entries against a space, and helpers of the methods below.
+# ---------------------------------------------------------------------------
+
+cdef int raise_bad_entry(vswap_space *vs, object entry, str why) except -1:
+    raise InvalidEntryError(bad_entry_message(
+        _index(entry), vs.cluster_shift, vs.max_clusters, why))
+
+cdef inline int check_entry(vswap_space *vs, object entry, int kind, uint64_t val) except -1:
+    """Step 3 of the checks: 0, negative, or beyond the cluster map."""
+    if kind == ENTRY_OK and val != 0 and (val >> vs.cluster_shift) <= vs.max_clusters:
+        return 0
+    if kind == ENTRY_NEGATIVE:
+        return raise_bad_entry(vs, entry, "negative")
+    if kind == ENTRY_OK and val == 0:
+        return raise_bad_entry(vs, entry, "zero")
+    return raise_bad_entry(vs, entry, "range")
+
+cdef inline uint64_t entry_val(vswap_space *vs, object entry) except 0:
+    """Convert and check a lone swap entry argument (steps 1 and 3)."""
+    cdef uint64_t val = 0
+    check_entry(vs, entry, entry_arg(entry, &val), val)
+    return val
+
+cdef inline swp_desc *desc_lock(vswap_space *vs, uint64_t val, vswap_cluster **cluster) except NULL:
+    """The allocated descriptor of ``val``, its cluster locked, or raise."""
+    cdef swp_desc *desc
+    cluster[0] = NULL
+    desc = vswap_iter(vs, cluster, val)
+    if desc == NULL:
+        raise_bad_entry(vs, val, "free")
+    return desc
+
+cdef swp_desc *range_lock(vswap_space *vs, uint64_t val, uint32_t nr,
+                          vswap_cluster **cluster) except NULL:
+    """The first descriptor of an allocated range inside one cluster,
+    with the cluster locked (steps 4 and 5), or raise."""
+    cdef uint32_t index = val & (vs.cluster_size - 1)
+    cdef vswap_cluster *c
+    cdef int hole
+    if nr > vs.cluster_size - index:
+        raise ValueError("range [%#x, %#x) crosses a cluster boundary (cluster size %d)"
+                         % (val, val + nr, vs.cluster_size))
+    c = vswap_cluster_lookup_lock(vs, val >> vs.cluster_shift)
+    if c == NULL:
+        raise_bad_entry(vs, val, "free")
+    hole = bitmap_first_clear(c, index, nr)
+    if hole >= 0:
+        vswap_cluster_unlock(c)
+        raise_bad_entry(vs, val - index + hole, "free")
+    cluster[0] = c
+    return &c.descriptors[index]
+
+cdef swp_desc *range_args(vswap_space *vs, object entry, object nr,
+                          vswap_cluster **cluster) except NULL:
+    """Checks 1 to 5 for an (entry, nr) range with no other arguments."""
+    cdef uint64_t val = 0
+    cdef int kind = entry_arg(entry, &val)
+    cdef uint32_t n = nr_arg(nr)
+    check_entry(vs, entry, kind, val)
+    return range_lock(vs, val, n, cluster)
+
+cdef int swap_cache_swap(vswap_space *vs, object entry, int kind, uint64_t val,
+                         uint32_t n, object old, void *new) except -1:
+    """Swap ``old`` for ``new`` (a folio, an encoded shadow, or NULL) in the
+    swap cache of a range, provided every descriptor holds ``old``.
+
+    Locks: the cluster; references are dropped after it is unlocked.
+    """
+    cdef vswap_cluster *c
+    cdef swp_desc *desc
+    cdef uint32_t i
+    check_entry(vs, entry, kind, val)
+    desc = range_lock(vs, val, n, &c)
+    for i in range(n):
+        if desc[i].cache.swap_cache != <void *>old:
+            vswap_cluster_unlock(c)
+            raise SwapCacheError("swap entry %#x does not hold that folio in the swap cache"
+                                 % (val + i))
+    for i in range(n):
+        desc[i].cache.swap_cache = new
+    vswap_cluster_unlock(c)
+    for i in range(n):
+        if new != NULL and not (<uintptr_t>new & 1):
+            Py_XINCREF(<PyObject *>new)
+        Py_DECREF(old)
+    return 0
+
+cdef uint32_t next_id(vswap_space *vs, uint32_t start) noexcept nogil:
+    """next_live_id() taking map_lock itself."""
+    cdef uint32_t id
+    pthread_spin_lock(&vs.map_lock)
+    id = next_live_id(vs, start)
+    pthread_spin_unlock(&vs.map_lock)
+    return id
+
+cdef list cluster_entries(vswap_space *vs, uint32_t id):
+    """The allocated entries of cluster ``id``, read under its lock."""
+    cdef uint64_t bitmap[VSWAP_BITMAP_WORDS]
+    cdef uint64_t base = <uint64_t>id << vs.cluster_shift
+    cdef uint32_t w
+    cdef uint64_t bits
+    cdef vswap_cluster *c = vswap_cluster_lookup_lock(vs, id)
+    if c == NULL:
+        return []
+    memcpy(bitmap, c.bitmap, sizeof(bitmap))
+    vswap_cluster_unlock(c)
+    out = []
+    for w in range(VSWAP_BITMAP_WORDS):
+        bits = bitmap[w]
+        while bits:
+            out.append(base + (w << 6) + ctz64(bits))
+            bits &= bits - 1
+    return out
+
+
+# ---------------------------------------------------------------------------
+# The space.
+# ---------------------------------------------------------------------------
+
+cdef class VSwap:
+    """A virtual swap space: clusters of swap descriptors behind a cluster map.
+
+    ``VSwap(cluster_shift=9, max_clusters=VSWAP_MAX_CLUSTERS)``.  Swap entries
+    are ints ``cluster_id << cluster_shift | index``; ids start at 1, so entry
+    0 is never handed out.  Each descriptor holds a physical slot, a zswap
+    entry and a swap-cache folio or shadow; objects are held by strong
+    references.  See docs/semantics.md for the full contract.
+
+    Thread safety: any method may be called from several threads at once.
+    Objects stored here should not refer back to the space: the space does
+    not take part in cyclic garbage collection.
+    """
+
+    def __cinit__(self, cluster_shift=VSWAP_MAX_SHIFT, max_clusters=VSWAP_MAX_CLUSTERS):
+        cdef vswap_space *vs
+        cdef uint32_t nwords
+        int_arg(cluster_shift, "cluster_shift")
+        int_arg(max_clusters, "max_clusters")
+        if not 1 <= cluster_shift <= VSWAP_MAX_SHIFT:
+            raise ValueError("cluster_shift must be in [1, %d], not %d"
+                             % (VSWAP_MAX_SHIFT, cluster_shift))
+        if not 1 <= max_clusters <= _MAX_CLUSTERS_LIMIT:
+            raise ValueError("max_clusters must be in [1, %d], not %d"
+                             % (_MAX_CLUSTERS_LIMIT, max_clusters))
+        vs = <vswap_space *>PyMem_RawCalloc(1, sizeof(vswap_space))
+        if vs == NULL:
+            raise MemoryError()
+        vs.cluster_shift = cluster_shift
+        vs.cluster_size = 1u << vs.cluster_shift
+        vs.max_clusters = max_clusters
+        vs.dir_size = (vs.max_clusters >> VSWAP_LEAF_SHIFT) + 1
+        nwords = (vs.max_clusters >> 6) + 1
+        vs.dir = <vswap_cluster ***>PyMem_RawCalloc(vs.dir_size, sizeof(vswap_cluster **))
+        vs.id_bitmap = <uint64_t *>PyMem_RawCalloc(nwords, sizeof(uint64_t))
+        if vs.dir == NULL or vs.id_bitmap == NULL:
+            PyMem_RawFree(vs.dir)
+            PyMem_RawFree(vs.id_bitmap)
+            PyMem_RawFree(vs)
+            raise MemoryError()
+        # Id 0 and the ids past max_clusters in the last word are never free.
+        vs.id_bitmap[0] = 1
+        vs.id_bitmap[nwords - 1] |= ~word_mask(0, (vs.max_clusters & 63) + 1)
+        vs.id_hint = 1
+        pthread_spin_init(&vs.map_lock, PTHREAD_PROCESS_PRIVATE)
+        self.vs = vs
+
+    def __dealloc__(self):
+        cdef vswap_space *vs = self.vs
+        cdef vswap_cluster *c
+        cdef vswap_cluster *next_c
+        cdef swp_desc *desc
+        cdef uint32_t i
+        cdef uint32_t leaf
+        if vs == NULL:
+            return
+        self.vs = NULL
+        # No other reference to the space exists, so nothing can race here.
+        c = vs.all_clusters
+        while c != NULL:
+            next_c = c.all_next
+            if c.live:
+                for i in range(vs.cluster_size):
+                    if not vswap_desc_allocated(c, i):
+                        continue
+                    desc = &c.descriptors[i]
+                    Py_XDECREF(<PyObject *>desc.zswap_entry)
+                    if cache_is_folio(desc):
+                        Py_XDECREF(<PyObject *>desc.cache.swap_cache)
+            PyMem_RawFree(c.descriptors)
+            pthread_spin_destroy(&c.lock)
+            PyMem_RawFree(c)
+            c = next_c
+        for leaf in range(vs.dir_size):
+            PyMem_RawFree(vs.dir[leaf])
+        PyMem_RawFree(vs.dir)
+        PyMem_RawFree(vs.id_bitmap)
+        pthread_spin_destroy(&vs.map_lock)
+        PyMem_RawFree(vs)
+
+    # -- properties ---------------------------------------------------------
+
+    @property
+    def cluster_shift(self):
+        """log2 of the number of descriptors in a cluster."""
+        return self.vs.cluster_shift
+
+    @property
+    def cluster_size(self):
+        """Descriptors in a cluster."""
+        return self.vs.cluster_size
+
+    @property
+    def max_clusters(self):
+        """The highest cluster id the map hands out."""
+        return self.vs.max_clusters
+
+    @property
+    def nr_clusters(self):
+        """Live clusters.  Locks: map_lock."""
+        cdef uint32_t n
+        pthread_spin_lock(&self.vs.map_lock)
+        n = self.vs.nr_clusters
+        pthread_spin_unlock(&self.vs.map_lock)
+        return n
+
+    # -- allocation ---------------------------------------------------------
+
+    def alloc(self, nr=1, folio=None):
+        """Allocate ``nr`` (a power of two) contiguous, aligned entries in one
+        cluster, each with ``folio`` in its swap cache; return the first.
+
+        Locks: the thread's cached cluster; failing that the map lock, then
+        one cluster at a time.  Raises SwapFullError when a new cluster is
+        needed and no id is left.
+        """
+        cdef uint64_t entry = 0
+        cdef uint32_t n, i
+        cdef int order = 0, result
+        int_arg(nr, "nr")
+        if nr < 1:
+            raise ValueError("nr must be at least 1, not %d" % nr)
+        if nr > self.vs.cluster_size or nr & (nr - 1):
+            raise ValueError("nr must be a power of two from 1 to %d, not %d"
+                             % (self.vs.cluster_size, nr))
+        n = nr
+        while (1u << order) < n:
+            order += 1
+        if folio is not None:
+            for i in range(n):
+                Py_INCREF(folio)
+        result = vswap_alloc(self.vs, order,
+                             <void *>folio if folio is not None else NULL, &entry)
+        if result == ALLOC_OK:
+            return entry
+        if folio is not None:
+            for i in range(n):
+                Py_DECREF(folio)
+        if result == ALLOC_NO_ID:
+            raise SwapFullError("no cluster id left: all %d clusters are in use"
+                                % self.vs.max_clusters)
+        raise MemoryError("cannot allocate a cluster")
+
+    def free(self, entry, nr=1):
+        """Free ``nr`` entries from ``entry`` (one cluster), dropping their
+        zswap entries, folios and shadows; release the cluster if it empties.
+
+        Locks: the cluster; then, if it emptied or had been full, the map
+        lock and the cluster again.  Returns None.
+        """
+        cdef vswap_cluster *c
+        cdef swp_desc *desc = range_args(self.vs, entry, nr, &c)
+        cdef uint32_t n = nr, i, id = c.id
+        cdef uint32_t start = desc - c.descriptors
+        cdef PyObject *objs[2 * VSWAP_CLUSTER_MAX]
+        cdef int nobjs = 0
+        cdef bint put
+        for i in range(n):
+            if desc[i].zswap_entry != NULL:
+                objs[nobjs] = <PyObject *>desc[i].zswap_entry
+                nobjs += 1
+                c.nr_zswap -= 1
+            if cache_is_folio(&desc[i]):
+                objs[nobjs] = <PyObject *>desc[i].cache.swap_cache
+                nobjs += 1
+        memset(desc, 0, n * sizeof(swp_desc))
+        bitmap_assign(c, start, n, False)
+        c.count -= n
+        put = c.count == 0 or c.full
+        vswap_cluster_unlock(c)
+        if put:
+            cluster_put(self.vs, c, id)
+        release_all(objs, nobjs)
+
+    # -- zswap entries ------------------------------------------------------
+
+    def zswap_entry_store(self, entry, zentry):
+        """Store ``zentry`` in the descriptor of ``entry``.
+
+        Locks: the entry's cluster.  Returns the old zswap entry (for the
+        caller to free) or None.
+        """
+        cdef vswap_cluster *c
+        cdef swp_desc *desc
+        cdef PyObject *old
+        cdef uint64_t val = 0
+        cdef int kind = entry_arg(entry, &val)
+        if zentry is None:
+            raise TypeError("zentry must not be None; use zswap_entry_erase")
+        check_entry(self.vs, entry, kind, val)
+        desc = desc_lock(self.vs, val, &c)
+        old = <PyObject *>desc.zswap_entry
+        Py_INCREF(zentry)
+        desc.zswap_entry = <void *>zentry
+        if old == NULL:
+            c.nr_zswap += 1
+        vswap_cluster_unlock(c)
+        return steal(old)
+
+    def zswap_entry_load(self, entry):
+        """Return the zswap entry of ``entry``, or None.  Locks: its cluster."""
+        cdef vswap_cluster *c
+        cdef swp_desc *desc = desc_lock(self.vs, entry_val(self.vs, entry), &c)
+        cdef PyObject *z = <PyObject *>desc.zswap_entry
+        Py_XINCREF(z)
+        vswap_cluster_unlock(c)
+        return steal(z)
+
+    def zswap_entry_erase(self, entry):
+        """Clear the zswap entry of ``entry``.
+
+        Locks: its cluster.  Returns the old zswap entry or None.
+        """
+        cdef vswap_cluster *c
+        cdef swp_desc *desc = desc_lock(self.vs, entry_val(self.vs, entry), &c)
+        cdef PyObject *old = <PyObject *>desc.zswap_entry
+        desc.zswap_entry = NULL
+        if old != NULL:
+            c.nr_zswap -= 1
+        vswap_cluster_unlock(c)
+        return steal(old)
+
+    def zswap_empty(self, entry=None):
+        """True when no descriptor of the space holds a zswap entry.
+
+        Exact, unlike the seed's ``xa_empty(&vswap_cluster_map)``: sums the
+        per-cluster counts, read without their locks.  Locks: map_lock (so no
+        cluster comes or goes during the walk).  ``entry`` is not used.
+        """
+        cdef vswap_space *vs = self.vs
+        cdef vswap_cluster *c
+        cdef uint32_t id = 0
+        cdef bint empty = True
+        pthread_spin_lock(&vs.map_lock)
+        while empty:
+            id = next_live_id(vs, id + 1)
+            if id == 0:
+                break
+            c = vs.dir[id >> VSWAP_LEAF_SHIFT][id & (VSWAP_LEAF_SIZE - 1)]
+            empty = load_relaxed_i32(&c.nr_zswap) == 0
+        pthread_spin_unlock(&vs.map_lock)
+        return empty
+
+    # -- swap cache ---------------------------------------------------------
+
+    def swap_cache_get_folio(self, entry):
+        """The folio in the swap cache of ``entry``, or None.  Locks: its cluster."""
+        cdef vswap_cluster *c
+        cdef swp_desc *desc = desc_lock(self.vs, entry_val(self.vs, entry), &c)
+        cdef PyObject *folio = NULL
+        if cache_is_folio(desc):
+            folio = <PyObject *>desc.cache.swap_cache
+            Py_XINCREF(folio)
+        vswap_cluster_unlock(c)
+        return steal(folio)
+
+    def swap_cache_add_folio(self, entry, folio, nr=1):
+        """Put ``folio`` in the swap cache of ``nr`` entries from ``entry``.
+
+        Every descriptor must be free of a folio (SwapCacheError otherwise);
+        shadows are replaced.  Locks: the cluster.  Returns the shadow that
+        ``entry`` held, or None.
+        """
+        cdef vswap_cluster *c
+        cdef swp_desc *desc
+        cdef uint64_t val = 0
+        cdef int kind = entry_arg(entry, &val)
+        cdef uint32_t n, i
+        cdef uintptr_t shadow
+        if folio is None:
+            raise TypeError("folio must not be None")
+        n = nr_arg(nr)
+        check_entry(self.vs, entry, kind, val)
+        desc = range_lock(self.vs, val, n, &c)
+        for i in range(n):
+            if cache_is_folio(&desc[i]):
+                vswap_cluster_unlock(c)
+                raise SwapCacheError("swap entry %#x already has a folio in the swap cache"
+                                     % (val + i))
+        shadow = desc[0].cache.shadow
+        for i in range(n):
+            Py_INCREF(folio)
+            desc[i].cache.swap_cache = <void *>folio
+        vswap_cluster_unlock(c)
+        if shadow & 1:
+            return shadow >> 1
+        return None
+
+    def swap_cache_del_folio(self, entry, folio, nr=1, shadow=None):
+        """Remove ``folio`` from the swap cache of ``nr`` entries from ``entry``,
+        leaving ``shadow`` (an int) or nothing.
+
+        Every descriptor must hold ``folio`` itself (SwapCacheError
+        otherwise).  Locks: the cluster.  Returns None.
+        """
+        cdef uint64_t val = 0
+        cdef int kind = entry_arg(entry, &val)
+        cdef uint32_t n
+        if folio is None:
+            raise TypeError("folio must not be None")
+        int_arg(nr, "nr")
+        shadow_type(shadow)
+        n = nr_value(nr)
+        swap_cache_swap(self.vs, entry, kind, val, n, folio, <void *>shadow_value(shadow))
+
+    def swap_cache_replace_folio(self, entry, old, new, nr=1):
+        """Replace folio ``old`` by ``new`` in the swap cache of ``nr`` entries
+        from ``entry`` (__swap_cache_replace_folio).
+
+        Every descriptor must hold ``old`` (SwapCacheError otherwise).
+        Locks: the cluster.  Returns None.
+        """
+        cdef uint64_t val = 0
+        cdef int kind = entry_arg(entry, &val)
+        cdef uint32_t n
+        if new is None:
+            raise TypeError("new must not be None")
+        n = nr_arg(nr)
+        swap_cache_swap(self.vs, entry, kind, val, n, old, <void *>new)
+
+    def swap_cache_get_shadow(self, entry):
+        """The shadow in the swap cache of ``entry``, or None.  Locks: its cluster."""
+        cdef vswap_cluster *c
+        cdef swp_desc *desc = desc_lock(self.vs, entry_val(self.vs, entry), &c)
+        cdef uintptr_t shadow = desc.cache.shadow
+        vswap_cluster_unlock(c)
+        if shadow & 1:
+            return shadow >> 1
+        return None
+
+    def swap_cache_clear_shadow(self, entry, nr=1):
+        """Drop the shadows of ``nr`` entries from ``entry``; folios stay.
+
+        Locks: the cluster.  Returns None.
+        """
+        cdef vswap_cluster *c
+        cdef swp_desc *desc = range_args(self.vs, entry, nr, &c)
+        cdef uint32_t n = nr, i
+        for i in range(n):
+            if cache_is_shadow(&desc[i]):
+                desc[i].cache.swap_cache = NULL
+        vswap_cluster_unlock(c)
+
+    # -- physical slot ------------------------------------------------------
+
+    def get_slot(self, entry):
+        """The physical swap slot backing ``entry`` (0 = none).  Locks: its cluster."""
+        cdef vswap_cluster *c
+        cdef swp_desc *desc = desc_lock(self.vs, entry_val(self.vs, entry), &c)
+        cdef uint64_t slot = desc.slot.val
+        vswap_cluster_unlock(c)
+        return slot
+
+    def set_slot(self, entry, slot):
+        """Set the physical swap slot backing ``entry``.
+
+        Locks: its cluster.  Returns the old slot.
+        """
+        cdef vswap_cluster *c
+        cdef swp_desc *desc
+        cdef uint64_t val = 0, old
+        cdef int kind = entry_arg(entry, &val)
+        cdef uint64_t new = slot_arg(slot)
+        check_entry(self.vs, entry, kind, val)
+        desc = desc_lock(self.vs, val, &c)
+        old = desc.slot.val
+        desc.slot.val = new
+        vswap_cluster_unlock(c)
+        return old
+
+    # -- introspection ------------------------------------------------------
+
+    def __len__(self):
+        """Allocated entries.  Locks: map_lock; counts read without cluster locks."""
+        cdef vswap_space *vs = self.vs
+        cdef uint32_t id = 0
+        cdef Py_ssize_t total = 0
+        pthread_spin_lock(&vs.map_lock)
+        while True:
+            id = next_live_id(vs, id + 1)
+            if id == 0:
+                break
+            total += load_relaxed_i32(&vs.dir[id >> VSWAP_LEAF_SHIFT][id & (VSWAP_LEAF_SIZE - 1)].count)
+        pthread_spin_unlock(&vs.map_lock)
+        return total
+
+    def __contains__(self, entry):
+        """True when ``entry`` is an int with an allocated descriptor."""
+        cdef vswap_cluster *c = NULL
+        cdef uint64_t val = 0
+        if type(entry) is bool or not PyIndex_Check(entry):
+            return False
+        if entry_arg(entry, &val) != ENTRY_OK or val == 0:
+            return False
+        if vswap_iter(self.vs, &c, val) == NULL:
+            return False
+        vswap_cluster_unlock(c)
+        return True
+
+    def entries(self):
+        """Iterate over allocated entries in ascending order.
+
+        Each cluster is read under its lock; entries allocated or freed during
+        the walk may or may not appear.
+        """
+        cdef uint32_t id = 0
+        while True:
+            id = next_id(self.vs, id + 1)
+            if id == 0:
+                return
+            yield from cluster_entries(self.vs, id)
+
+    def __iter__(self):
+        return self.entries()
+
+    def cluster_info(self, cluster_id):
+        """A dict describing live cluster ``cluster_id``; KeyError if none.
+
+        Locks: map_lock, then the cluster.
+        """
+        cdef vswap_cluster *c
+        cdef uint32_t id
+        cdef int order, count, refcnt, nr_zswap
+        cdef uint64_t acq, cont
+        int_arg(cluster_id, "cluster_id")
+        if not 1 <= cluster_id <= self.vs.max_clusters:
+            raise KeyError(cluster_id)
+        pthread_spin_lock(&self.vs.map_lock)
+        c = vswap_cluster_lookup_lock(self.vs, cluster_id)
+        if c == NULL:
+            pthread_spin_unlock(&self.vs.map_lock)
+            raise KeyError(cluster_id)
+        id, order, count, refcnt, nr_zswap = c.id, c.order, c.count, c.refcnt, c.nr_zswap
+        acq, cont = c.lock_acquisitions, c.lock_contended
+        vswap_cluster_unlock(c)
+        pthread_spin_unlock(&self.vs.map_lock)
+        return {"id": id, "order": order, "count": count, "refcount": refcnt,
+                "zswap_entries": nr_zswap, "lock_acquisitions": acq,
+                "lock_contended": cont}
+
+    def stats(self):
+        """Counters of the whole space, as a dict (see docs/semantics.md).
+
+        Locks: map_lock briefly per cluster to find it, then its lock.
+        """
+        cdef vswap_space *vs = self.vs
+        cdef vswap_cluster *c
+        cdef swp_desc *desc
+        cdef uint32_t id = 0, i
+        cdef uint64_t entries = 0, clusters = 0, zswap = 0, folios = 0
+        cdef uint64_t shadows = 0, slots = 0, acq, cont
+        pthread_spin_lock(&vs.map_lock)
+        acq = vs.released_lock_acquisitions
+        cont = vs.released_lock_contended
+        pthread_spin_unlock(&vs.map_lock)
+        while True:
+            id = next_id(self.vs, id + 1)
+            if id == 0:
+                break
+            c = vswap_cluster_lookup_lock(vs, id)
+            if c == NULL:
+                continue
+            clusters += 1
+            entries += c.count
+            zswap += c.nr_zswap
+            for i in range(vs.cluster_size):
+                if not vswap_desc_allocated(c, i):
+                    continue
+                desc = &c.descriptors[i]
+                folios += cache_is_folio(desc)
+                shadows += cache_is_shadow(desc)
+                slots += desc.slot.val != 0
+            acq += c.lock_acquisitions
+            cont += c.lock_contended
+            vswap_cluster_unlock(c)
+        return {"entries": entries, "clusters": clusters, "zswap_entries": zswap,
+                "swap_cache_folios": folios, "shadows": shadows, "slots": slots,
+                "lock_acquisitions": acq, "lock_contended": cont,
+                "cluster_size": vs.cluster_size, "max_clusters": vs.max_clusters}
+
+    def __repr__(self):
+        s = self.stats()
+        return ("<VSwap core=compiled entries=%d clusters=%d zswap_entries=%d cluster_size=%d>"
+                % (s["entries"], s["clusters"], s["zswap_entries"], s["cluster_size"]))
