@@ -3,6 +3,7 @@
 Sanitizer builds for the stress tests: set VSWAPFAST_SANITIZE=address or
 VSWAPFAST_SANITIZE=thread when building (see README.md).
 """
+import ctypes.util
 import os
 
 from Cython.Build import cythonize
@@ -24,16 +25,36 @@ def compile_flags():
     return cflags, ldflags
 
 
+def find_lz4():
+    """The file name of the system's LZ4 library, for the linker.
+
+    Only the runtime library is needed: the few block-API functions used are
+    declared in vswapfast/_lz4.pxd (ABI-stable since LZ4 1.7), so the -dev
+    package with its headers and liblz4.so link is not required.
+    """
+    name = ctypes.util.find_library("lz4")
+    if name is None:
+        raise SystemExit(
+            "vswapfast needs the LZ4 library (liblz4.so.1; on Debian and Ubuntu "
+            "the package liblz4-1), and none was found")
+    return name
+
+
 def extensions():
     cflags, ldflags = compile_flags()
-    return [
-        Extension(
-            "vswapfast._vswap",
-            ["vswapfast/_vswap.pyx"],
+    def extension(name, libraries=()):
+        return Extension(
+            "vswapfast." + name,
+            ["vswapfast/%s.pyx" % name],
             include_dirs=["vswapfast"],
             extra_compile_args=cflags,
-            extra_link_args=ldflags,
-        ),
+            extra_link_args=ldflags + ["-l:" + lib for lib in libraries],
+        )
+
+    return [
+        extension("_vswap"),
+        extension("_swapfile"),
+        extension("_zswap", libraries=[find_lz4()]),
     ]
 
 

@@ -66,6 +66,28 @@ ctypedef struct vswap_cluster:
     vswap_cluster *all_next      # every struct ever made, for teardown
     swp_desc *descriptors        # 1 << cluster_shift descriptors
 
+# The zswap_entry field holds one of: NULL; a Python object stored through
+# the VSwap API (an aligned PyObject *, low bits 00); a zswap pool's native
+# entry (its address | VSWAP_ZSWAP_NATIVE); or VSWAP_ZSWAP_ZERO, the marker
+# of a zero-filled page (the ZERO backing, no pool memory).
+cdef enum:
+    VSWAP_ZSWAP_NATIVE = 1
+    VSWAP_ZSWAP_ZERO = 2
+    VSWAP_ZSWAP_TAGS = 3
+
+# What a pool tells the VSwap API about one of its entries.
+ctypedef struct zswap_entry_info:
+    uint64_t swpentry
+    uint32_t length
+    uint8_t referenced
+    uint8_t zero
+    uint8_t incompressible
+
+# Hooks of a bound zswap pool.
+ctypedef void (*zswap_release_fn)(void *owner, void *zswap_entry) noexcept nogil
+ctypedef void (*zswap_peek_fn)(void *owner, void *zswap_entry, zswap_entry_info *info) noexcept nogil
+ctypedef void (*slot_release_fn)(void *owner, uint64_t slot) noexcept nogil
+
 ctypedef struct vswap_space:
     pthread_spinlock_t map_lock
     int cluster_shift
@@ -83,6 +105,12 @@ ctypedef struct vswap_space:
     vswap_cluster *all_clusters
     uint64_t released_lock_acquisitions   # folded in when a cluster is released
     uint64_t released_lock_contended
+    # The bound zswap pool, if any.  Its hooks run with no vswap lock held,
+    # except zswap_peek, which runs under the cluster lock and only reads.
+    void *zswap_owner
+    zswap_release_fn zswap_release
+    zswap_peek_fn zswap_peek
+    slot_release_fn slot_release
 
 cdef inline void vswap_cluster_lock(vswap_cluster *cluster) noexcept nogil:
     """Take a cluster's spinlock, counting a failed first try as contention.
@@ -105,9 +133,26 @@ cdef inline bint vswap_desc_allocated(vswap_cluster *cluster, uint32_t index) no
     return (cluster.bitmap[index >> 6] >> (index & 63)) & 1
 
 
+cdef inline bint vswap_cache_is_folio(swp_desc *desc) noexcept nogil:
+    """Whether the swap-cache union holds a folio (not a shadow, not empty)."""
+    return desc.cache.swap_cache != NULL and not (desc.cache.shadow & 1)
+
+
+cdef inline bint vswap_zswap_is_object(void *zswap_entry) noexcept nogil:
+    """Whether a zswap_entry field holds a Python object (a reference)."""
+    return zswap_entry != NULL and not (<uintptr_t>zswap_entry & VSWAP_ZSWAP_TAGS)
+
+
 # Lookup, usable from other Cython code without the GIL.
 cdef vswap_cluster *vswap_cluster_lookup_lock(vswap_space *vs, uint64_t id) noexcept nogil
 cdef swp_desc *vswap_iter(vswap_space *vs, vswap_cluster **cluster, uint64_t val) noexcept nogil
 
 cdef class VSwap:
     cdef vswap_space *vs
+
+# For a zswap pool: check an (entry, nr) range of allocated descriptors in
+# one cluster, raising the VSwap exceptions; returns the first entry value.
+cdef uint64_t vswap_check_range(VSwap space, object entry, object nr) except 0
+# Drop every pool-owned zswap entry (native and ZERO) of the space, handing
+# each to zswap_release.  Locks: map_lock briefly, then one cluster at a time.
+cdef void vswap_zswap_drain(vswap_space *vs) noexcept nogil

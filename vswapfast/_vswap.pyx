@@ -38,6 +38,7 @@ from operator import index as _index
 from vswapfast.errors import (
     InvalidEntryError, SwapCacheError, SwapFullError, bad_entry_message,
 )
+from vswapfast.zswap_entry import ZswapEntryView
 
 cdef extern from "vswap_sync.h" nogil:
     vswap_cluster **load_leaf "vswap_load_acquire"(vswap_cluster ***p)
@@ -459,7 +460,9 @@ cdef void cluster_put(vswap_space *vs, vswap_cluster *c, uint32_t id) noexcept n
         if c.count == 0:
             descriptors = cluster_release(vs, c)
         else:
-            if c.full:
+            # Room for this cluster's order, not just a lower count, brings
+            # a full cluster back: a sub-range free of a large chunk may not.
+            if c.full and find_free_chunk(c, vs.cluster_size, c.order) >= 0:
                 c.full = 0
                 partial_append(vs, c)
             vswap_cluster_unlock(c)
@@ -538,10 +541,6 @@ cdef uintptr_t shadow_value(object shadow) except? 0:
     return (<uintptr_t>PyLong_AsUnsignedLongLong(shadow) << 1) | 1
 
 
-cdef inline bint cache_is_folio(swp_desc *desc) noexcept nogil:
-    return desc.cache.swap_cache != NULL and not (desc.cache.shadow & 1)
-
-
 cdef inline bint cache_is_shadow(swp_desc *desc) noexcept nogil:
     return desc.cache.shadow & 1
 
@@ -596,7 +595,7 @@ cdef inline swp_desc *desc_lock(vswap_space *vs, uint64_t val, vswap_cluster **c
         raise_bad_entry(vs, val, "free")
     return desc
 
-cdef swp_desc *range_lock(vswap_space *vs, uint64_t val, uint32_t nr,
+cdef swp_desc *range_lock(vswap_space *vs, uint64_t val, uint32_t nr, object nr_arg,
                           vswap_cluster **cluster) except NULL:
     """The first descriptor of an allocated range inside one cluster,
     with the cluster locked (steps 4 and 5), or raise."""
@@ -605,7 +604,7 @@ cdef swp_desc *range_lock(vswap_space *vs, uint64_t val, uint32_t nr,
     cdef int hole
     if nr > vs.cluster_size - index:
         raise ValueError("range [%#x, %#x) crosses a cluster boundary (cluster size %d)"
-                         % (val, val + nr, vs.cluster_size))
+                         % (val, val + nr_arg, vs.cluster_size))
     c = vswap_cluster_lookup_lock(vs, val >> vs.cluster_shift)
     if c == NULL:
         raise_bad_entry(vs, val, "free")
@@ -623,10 +622,10 @@ cdef swp_desc *range_args(vswap_space *vs, object entry, object nr,
     cdef int kind = entry_arg(entry, &val)
     cdef uint32_t n = nr_arg(nr)
     check_entry(vs, entry, kind, val)
-    return range_lock(vs, val, n, cluster)
+    return range_lock(vs, val, n, nr, cluster)
 
 cdef int swap_cache_swap(vswap_space *vs, object entry, int kind, uint64_t val,
-                         uint32_t n, object old, void *new) except -1:
+                         uint32_t n, object nr, object old, void *new) except -1:
     """Swap ``old`` for ``new`` (a folio, an encoded shadow, or NULL) in the
     swap cache of a range, provided every descriptor holds ``old``.
 
@@ -636,7 +635,7 @@ cdef int swap_cache_swap(vswap_space *vs, object entry, int kind, uint64_t val,
     cdef swp_desc *desc
     cdef uint32_t i
     check_entry(vs, entry, kind, val)
-    desc = range_lock(vs, val, n, &c)
+    desc = range_lock(vs, val, n, nr, &c)
     for i in range(n):
         if desc[i].cache.swap_cache != <void *>old:
             vswap_cluster_unlock(c)
@@ -677,6 +676,61 @@ cdef list cluster_entries(vswap_space *vs, uint32_t id):
             out.append(base + (w << 6) + ctz64(bits))
             bits &= bits - 1
     return out
+
+
+# ---------------------------------------------------------------------------
+# Entries owned by a bound zswap pool.
+# ---------------------------------------------------------------------------
+
+cdef inline void zswap_peek(vswap_space *vs, uint64_t val, void *zswap_entry,
+                            zswap_entry_info *info) noexcept nogil:
+    """Describe a pool-owned zswap entry.  Caller holds the cluster lock."""
+    if zswap_entry == <void *>VSWAP_ZSWAP_ZERO:
+        memset(info, 0, sizeof(info[0]))
+        info.swpentry = val
+        info.zero = 1
+    else:
+        vs.zswap_peek(vs.zswap_owner, zswap_entry, info)
+
+
+cdef object zswap_view(zswap_entry_info *info):
+    return ZswapEntryView(info.swpentry, info.length, bool(info.referenced),
+                          bool(info.zero), bool(info.incompressible))
+
+
+cdef uint64_t vswap_check_range(VSwap space, object entry, object nr) except 0:
+    cdef vswap_cluster *c
+    cdef swp_desc *desc = range_args(space.vs, entry, nr, &c)
+    cdef uint64_t val = (<uint64_t>c.id << space.vs.cluster_shift) | <uint32_t>(desc - c.descriptors)
+    vswap_cluster_unlock(c)
+    return val
+
+
+cdef void vswap_zswap_drain(vswap_space *vs) noexcept nogil:
+    cdef void *owned[VSWAP_CLUSTER_MAX]
+    cdef void *z
+    cdef vswap_cluster *c
+    cdef uint32_t id = 0, i, n, k
+    if vs.zswap_release == NULL:
+        return
+    while True:
+        id = next_id(vs, id + 1)
+        if id == 0:
+            return
+        c = vswap_cluster_lookup_lock(vs, id)
+        if c == NULL:
+            continue
+        n = 0
+        for i in range(vs.cluster_size):
+            z = c.descriptors[i].zswap_entry if vswap_desc_allocated(c, i) else NULL
+            if z != NULL and not vswap_zswap_is_object(z):
+                owned[n] = z
+                n += 1
+                c.descriptors[i].zswap_entry = NULL
+                c.nr_zswap -= 1
+        vswap_cluster_unlock(c)
+        for k in range(n):
+            vs.zswap_release(vs.zswap_owner, owned[k])
 
 
 # ---------------------------------------------------------------------------
@@ -749,8 +803,9 @@ cdef class VSwap:
                     if not vswap_desc_allocated(c, i):
                         continue
                     desc = &c.descriptors[i]
-                    Py_XDECREF(<PyObject *>desc.zswap_entry)
-                    if cache_is_folio(desc):
+                    if vswap_zswap_is_object(desc.zswap_entry):
+                        Py_XDECREF(<PyObject *>desc.zswap_entry)
+                    if vswap_cache_is_folio(desc):
                         Py_XDECREF(<PyObject *>desc.cache.swap_cache)
             PyMem_RawFree(c.descriptors)
             pthread_spin_destroy(&c.lock)
@@ -838,14 +893,28 @@ cdef class VSwap:
         cdef uint32_t n = nr, i, id = c.id
         cdef uint32_t start = desc - c.descriptors
         cdef PyObject *objs[2 * VSWAP_CLUSTER_MAX]
-        cdef int nobjs = 0
+        cdef void *owned[VSWAP_CLUSTER_MAX]
+        cdef uint64_t slots[VSWAP_CLUSTER_MAX]
+        cdef int nobjs = 0, nowned = 0, nslots = 0, k
         cdef bint put
+        cdef vswap_space *vs = self.vs
+        # The pool's hooks, read under the cluster lock that its close() waits on.
+        cdef void *owner = vs.zswap_owner
+        cdef zswap_release_fn zswap_release = vs.zswap_release
+        cdef slot_release_fn slot_release = vs.slot_release
         for i in range(n):
-            if desc[i].zswap_entry != NULL:
+            if vswap_zswap_is_object(desc[i].zswap_entry):
                 objs[nobjs] = <PyObject *>desc[i].zswap_entry
                 nobjs += 1
+            elif desc[i].zswap_entry != NULL:
+                owned[nowned] = desc[i].zswap_entry
+                nowned += 1
+            if desc[i].zswap_entry != NULL:
                 c.nr_zswap -= 1
-            if cache_is_folio(&desc[i]):
+            if desc[i].slot.val != 0 and slot_release != NULL:
+                slots[nslots] = desc[i].slot.val
+                nslots += 1
+            if vswap_cache_is_folio(&desc[i]):
                 objs[nobjs] = <PyObject *>desc[i].cache.swap_cache
                 nobjs += 1
         memset(desc, 0, n * sizeof(swp_desc))
@@ -854,7 +923,12 @@ cdef class VSwap:
         put = c.count == 0 or c.full
         vswap_cluster_unlock(c)
         if put:
-            cluster_put(self.vs, c, id)
+            cluster_put(vs, c, id)
+        # The pool frees its entries and slots, with no vswap lock held.
+        for k in range(nowned):
+            zswap_release(owner, owned[k])
+        for k in range(nslots):
+            slot_release(owner, slots[k])
         release_all(objs, nobjs)
 
     # -- zswap entries ------------------------------------------------------
@@ -863,47 +937,69 @@ cdef class VSwap:
         """Store ``zentry`` in the descriptor of ``entry``.
 
         Locks: the entry's cluster.  Returns the old zswap entry (for the
-        caller to free) or None.
+        caller to free) or None; a pool-owned old entry is freed by its pool
+        and returned as a ZswapEntryView.
         """
         cdef vswap_cluster *c
         cdef swp_desc *desc
-        cdef PyObject *old
+        cdef void *old
+        cdef zswap_entry_info info
         cdef uint64_t val = 0
         cdef int kind = entry_arg(entry, &val)
         if zentry is None:
             raise TypeError("zentry must not be None; use zswap_entry_erase")
         check_entry(self.vs, entry, kind, val)
         desc = desc_lock(self.vs, val, &c)
-        old = <PyObject *>desc.zswap_entry
-        Py_INCREF(zentry)
-        desc.zswap_entry = <void *>zentry
+        old = desc.zswap_entry
         if old == NULL:
             c.nr_zswap += 1
+        elif not vswap_zswap_is_object(old):
+            zswap_peek(self.vs, val, old, &info)
+        Py_INCREF(zentry)
+        desc.zswap_entry = <void *>zentry
         vswap_cluster_unlock(c)
-        return steal(old)
+        if old == NULL or vswap_zswap_is_object(old):
+            return steal(<PyObject *>old)
+        self.vs.zswap_release(self.vs.zswap_owner, old)
+        return zswap_view(&info)
 
     def zswap_entry_load(self, entry):
-        """Return the zswap entry of ``entry``, or None.  Locks: its cluster."""
+        """Return the zswap entry of ``entry``, or None (a ZswapEntryView for
+        an entry owned by a zswap pool).  Locks: its cluster."""
         cdef vswap_cluster *c
-        cdef swp_desc *desc = desc_lock(self.vs, entry_val(self.vs, entry), &c)
-        cdef PyObject *z = <PyObject *>desc.zswap_entry
-        Py_XINCREF(z)
+        cdef uint64_t val = entry_val(self.vs, entry)
+        cdef swp_desc *desc = desc_lock(self.vs, val, &c)
+        cdef void *z = desc.zswap_entry
+        cdef zswap_entry_info info
+        if z == NULL or vswap_zswap_is_object(z):
+            Py_XINCREF(<PyObject *>z)
+            vswap_cluster_unlock(c)
+            return steal(<PyObject *>z)
+        zswap_peek(self.vs, val, z, &info)
         vswap_cluster_unlock(c)
-        return steal(z)
+        return zswap_view(&info)
 
     def zswap_entry_erase(self, entry):
         """Clear the zswap entry of ``entry``.
 
-        Locks: its cluster.  Returns the old zswap entry or None.
+        Locks: its cluster.  Returns the old zswap entry or None; a
+        pool-owned entry is freed by its pool and returned as a view.
         """
         cdef vswap_cluster *c
-        cdef swp_desc *desc = desc_lock(self.vs, entry_val(self.vs, entry), &c)
-        cdef PyObject *old = <PyObject *>desc.zswap_entry
+        cdef uint64_t val = entry_val(self.vs, entry)
+        cdef swp_desc *desc = desc_lock(self.vs, val, &c)
+        cdef void *old = desc.zswap_entry
+        cdef zswap_entry_info info
         desc.zswap_entry = NULL
         if old != NULL:
             c.nr_zswap -= 1
+            if not vswap_zswap_is_object(old):
+                zswap_peek(self.vs, val, old, &info)
         vswap_cluster_unlock(c)
-        return steal(old)
+        if old == NULL or vswap_zswap_is_object(old):
+            return steal(<PyObject *>old)
+        self.vs.zswap_release(self.vs.zswap_owner, old)
+        return zswap_view(&info)
 
     def zswap_empty(self, entry=None):
         """True when no descriptor of the space holds a zswap entry.
@@ -933,7 +1029,7 @@ cdef class VSwap:
         cdef vswap_cluster *c
         cdef swp_desc *desc = desc_lock(self.vs, entry_val(self.vs, entry), &c)
         cdef PyObject *folio = NULL
-        if cache_is_folio(desc):
+        if vswap_cache_is_folio(desc):
             folio = <PyObject *>desc.cache.swap_cache
             Py_XINCREF(folio)
         vswap_cluster_unlock(c)
@@ -956,9 +1052,9 @@ cdef class VSwap:
             raise TypeError("folio must not be None")
         n = nr_arg(nr)
         check_entry(self.vs, entry, kind, val)
-        desc = range_lock(self.vs, val, n, &c)
+        desc = range_lock(self.vs, val, n, nr, &c)
         for i in range(n):
-            if cache_is_folio(&desc[i]):
+            if vswap_cache_is_folio(&desc[i]):
                 vswap_cluster_unlock(c)
                 raise SwapCacheError("swap entry %#x already has a folio in the swap cache"
                                      % (val + i))
@@ -986,7 +1082,7 @@ cdef class VSwap:
         int_arg(nr, "nr")
         shadow_type(shadow)
         n = nr_value(nr)
-        swap_cache_swap(self.vs, entry, kind, val, n, folio, <void *>shadow_value(shadow))
+        swap_cache_swap(self.vs, entry, kind, val, n, nr, folio, <void *>shadow_value(shadow))
 
     def swap_cache_replace_folio(self, entry, old, new, nr=1):
         """Replace folio ``old`` by ``new`` in the swap cache of ``nr`` entries
@@ -1001,7 +1097,7 @@ cdef class VSwap:
         if new is None:
             raise TypeError("new must not be None")
         n = nr_arg(nr)
-        swap_cache_swap(self.vs, entry, kind, val, n, old, <void *>new)
+        swap_cache_swap(self.vs, entry, kind, val, n, nr, old, <void *>new)
 
     def swap_cache_get_shadow(self, entry):
         """The shadow in the swap cache of ``entry``, or None.  Locks: its cluster."""
@@ -1107,7 +1203,8 @@ cdef class VSwap:
         cdef uint32_t id
         cdef int order, count, refcnt, nr_zswap
         cdef uint64_t acq, cont
-        int_arg(cluster_id, "cluster_id")
+        if PyBool_Check(cluster_id) or not isinstance(cluster_id, int):
+            raise KeyError(cluster_id)
         if not 1 <= cluster_id <= self.vs.max_clusters:
             raise KeyError(cluster_id)
         pthread_spin_lock(&self.vs.map_lock)
@@ -1152,7 +1249,7 @@ cdef class VSwap:
                 if not vswap_desc_allocated(c, i):
                     continue
                 desc = &c.descriptors[i]
-                folios += cache_is_folio(desc)
+                folios += vswap_cache_is_folio(desc)
                 shadows += cache_is_shadow(desc)
                 slots += desc.slot.val != 0
             acq += c.lock_acquisitions

@@ -9,6 +9,9 @@ __all__ = [
     "InvalidEntryError",
     "SwapFullError",
     "SwapCacheError",
+    "SwapFileFullError",
+    "NoPageError",
+    "ZswapDecompressError",
     "bad_entry_message",
 ]
 
@@ -35,6 +38,22 @@ class SwapCacheError(VSwapError):
 
     For example adding a folio where one is already cached (the kernel's
     ``-EEXIST``), or deleting/replacing a folio that is not the one cached.
+    """
+
+
+class SwapFileFullError(VSwapError):
+    """The swap file has no free slot left."""
+
+
+class NoPageError(VSwapError, LookupError):
+    """An allocated swap entry holds no page: no folio, zswap entry or slot."""
+
+
+class ZswapDecompressError(VSwapError):
+    """A compressed page could not be decompressed to a whole page.
+
+    The pool data is corrupt.  The zswap entry is left in place and the
+    pool's ``decompress_fail`` counter is incremented.
     """
 
 

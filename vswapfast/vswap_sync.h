@@ -15,6 +15,11 @@
 #define vswap_load_relaxed(p)     __atomic_load_n((p), __ATOMIC_RELAXED)
 #define vswap_store_relaxed(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
 
+/* Reference counts and statistics counters. */
+#define vswap_atomic_add(p, v)     __atomic_add_fetch((p), (v), __ATOMIC_RELAXED)
+#define vswap_ref_get(p)           __atomic_add_fetch((p), 1, __ATOMIC_RELAXED)
+#define vswap_ref_put(p)           __atomic_sub_fetch((p), 1, __ATOMIC_ACQ_REL)
+
 static int vswap_thread_counter;
 static __thread int vswap_thread_nr = -1;
 

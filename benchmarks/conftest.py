@@ -1,0 +1,50 @@
+"""Shared fixtures of the benchmarks, and a summary of ratios.
+
+Every figure the summary prints is a ratio of two medians measured in the
+same run, since absolute times on a shared machine drift from run to run.
+"""
+
+import pytest
+
+import vswapfast._vswap
+import vswapfast.pure
+
+CORES = {"compiled": vswapfast._vswap, "pure": vswapfast.pure}
+
+
+@pytest.fixture(params=sorted(CORES))
+def core(request):
+    return CORES[request.param]
+
+
+def _per_op(bench):
+    stats = bench.stats
+    ops = bench.extra_info.get("ops", 1)
+    return stats.median / ops
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    session = getattr(config, "_benchmarksession", None)
+    if session is None or session.disabled or not session.benchmarks:
+        return
+    groups = {}
+    for bench in session.benchmarks:
+        if bench.stats is None or "impl" not in bench.extra_info:
+            continue
+        groups.setdefault(bench.group, {})[bench.extra_info["impl"]] = _per_op(bench)
+    if not groups:
+        return
+    write = terminalreporter.write_line
+    terminalreporter.section("vswapfast: per-operation medians and ratios (one run)")
+    for group in sorted(groups):
+        impls = groups[group]
+        base = impls.get("dict") or impls.get("lz4") or impls.get("floor")
+        parts = []
+        for impl in sorted(impls, key=impls.get):
+            text = "%s %.1f ns" % (impl, impls[impl] * 1e9)
+            if base and impls[impl] is not base:
+                text += " (%.2fx)" % (impls[impl] / base)
+            parts.append(text)
+        if "compiled" in impls and "pure" in impls:
+            parts.append("pure/compiled %.1fx" % (impls["pure"] / impls["compiled"]))
+        write("%-28s %s" % (group, "; ".join(parts)))

@@ -1,0 +1,47 @@
+# Type stubs for the zswap pool.  The compiled core (vswapfast._zswap) and the
+# pure-Python twin (vswapfast.pure.zswap) both implement exactly this.
+import os
+from typing import Any, Dict, Optional, Union
+
+from vswapfast._swapfile import SwapFile
+from vswapfast._vswap import VSwap
+
+PAGE_SIZE: int
+
+class Zswap:
+    """An LZ4-compressed page pool whose entries live in a VSwap's descriptors.
+
+    See docs/semantics.md, section "zswap pool", for the full contract.
+    """
+
+    def __init__(
+        self,
+        space: VSwap,
+        swapfile: Optional[SwapFile] = None,
+        *,
+        max_pool_bytes: Optional[int] = None,
+        max_pool_percent: float = 20.0,
+        memory_bytes: Optional[int] = None,
+        accept_threshold_percent: float = 90.0,
+        writeback: bool = True,
+        exclusive_loads: bool = True,
+    ) -> None: ...
+    @property
+    def space(self) -> VSwap: ...
+    @property
+    def swapfile(self) -> Optional[SwapFile]: ...
+    max_pool_bytes: int
+    accept_threshold_percent: float
+    writeback: bool
+    exclusive_loads: bool
+    @property
+    def writeback_enabled(self) -> bool: ...
+
+    def store(self, entry: int, page: Any) -> bool: ...
+    def load(self, entry: int, out: Any = None) -> Any: ...
+    def read(self, entry: int, out: Any = None) -> Any: ...
+    def invalidate(self, entry: int, nr: int = 1) -> int: ...
+    def shrink(self, nr: int) -> int: ...
+    def stats(self) -> Dict[str, Union[int, float]]: ...
+    def __len__(self) -> int: ...
+    def __repr__(self) -> str: ...

@@ -1,0 +1,1127 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""zswap on the swap descriptors: an LZ4-compressed page pool.
+
+This is mm/zswap.c after the seed patch: a pool entry (``struct
+zswap_entry``) lives in its page's swap descriptor, not in a global tree.
+Pages are compressed with the system's LZ4 with no lock and no GIL held;
+the compressed bytes live in a size-class allocator modelled on zsmalloc
+(geometry in vswapfast.zpool); entries sit on an LRU with second chance and
+are written back to a swap file from its cold end.
+
+Lock ordering:
+    vswap cluster lock  ->  pool lru_lock  ->  size class lock
+The only path that takes lru_lock without the cluster lock is the shrinker
+taking an entry off the LRU; it then checks, under the cluster lock, that
+the descriptor still holds that entry before acting on it.
+
+Lifetime: an entry has a reference count.  Its descriptor holds one
+reference (dropped by whoever erases it from the descriptor, after taking it
+off the LRU); a reader that decompresses outside the cluster lock takes
+another under that lock.  The last put frees the pool object and the entry.
+An entry is only ever put on the LRU under the cluster lock of a descriptor
+that holds it, so once erased it can never go back on.
+"""
+
+from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
+from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
+from cpython.bool cimport PyBool_Check
+from cpython.number cimport PyIndex_Check
+from cpython.mem cimport PyMem_RawCalloc, PyMem_RawMalloc, PyMem_RawFree
+from cpython.ref cimport PyObject, Py_XDECREF
+from libc.stdint cimport uint8_t, uint32_t, int32_t, int64_t, uint64_t, uintptr_t
+from libc.string cimport memcpy, memset
+
+import os
+
+from vswapfast._lz4 cimport LZ4_compress_default, LZ4_decompress_safe, VSWAP_LZ4_PAGE_BOUND
+from vswapfast._swapfile cimport (
+    SwapFile, swap_file, swap_file_alloc_slot, swap_file_free_slot,
+    swap_file_read, swap_file_write, page_buffer,
+)
+from vswapfast._vswap cimport (
+    VSwap, vswap_space, vswap_cluster, swp_desc, zswap_entry_info,
+    vswap_cluster_lookup_lock, vswap_cluster_unlock, vswap_iter, vswap_desc_allocated,
+    vswap_zswap_is_object, vswap_cache_is_folio, vswap_check_range, vswap_zswap_drain,
+    pthread_spinlock_t, pthread_spin_init, pthread_spin_destroy,
+    pthread_spin_lock, pthread_spin_unlock, PTHREAD_PROCESS_PRIVATE,
+    VSWAP_ZSWAP_NATIVE, VSWAP_ZSWAP_ZERO, VSWAP_CLUSTER_MAX,
+)
+from vswapfast.errors import (
+    InvalidEntryError, NoPageError, ZswapDecompressError, bad_entry_message,
+)
+from vswapfast.zpool import ZPOOL_CLASSES, ZPOOL_CLASS_DELTA as _ZPOOL_CLASS_DELTA
+
+cdef extern from "vswap_sync.h" nogil:
+    int64_t load_i64 "vswap_load_relaxed"(int64_t *p)
+    void store_i64 "vswap_store_relaxed"(int64_t *p, int64_t v)
+    uint8_t load_u8 "vswap_load_relaxed"(uint8_t *p)
+    void store_u8 "vswap_store_relaxed"(uint8_t *p, uint8_t v)
+    int64_t atomic_add_i64 "vswap_atomic_add"(int64_t *p, int64_t v)
+    int32_t ref_get "vswap_ref_get"(int32_t *p)
+    int32_t ref_put "vswap_ref_put"(int32_t *p)
+    int vswap_this_thread()
+
+DEF PAGE = 4096
+PAGE_SIZE = PAGE
+DEF NR_CLASSES = 128
+DEF NR_STAT_SLOTS = 64
+
+# The geometry comes from vswapfast.zpool, the one place both cores read it.
+cdef uint32_t CLASS_DELTA = _ZPOOL_CLASS_DELTA
+if len(ZPOOL_CLASSES) != NR_CLASSES or max(ZPOOL_CLASSES)[0] != PAGE:
+    raise ImportError("vswapfast.zpool does not match the compiled pool (%d classes)"
+                      % NR_CLASSES)
+
+# Counters, summed over per-thread slots (the kernel's are atomics or
+# per-CPU); the first ones carry upstream's debugfs names.
+cdef enum:
+    STORED_PAGES
+    STORED_INCOMPRESSIBLE_PAGES
+    POOL_LIMIT_HIT
+    WRITTEN_BACK_PAGES
+    REJECT_RECLAIM_FAIL
+    REJECT_ALLOC_FAIL
+    REJECT_KMEMCACHE_FAIL
+    REJECT_COMPRESS_FAIL
+    REJECT_COMPRESS_POOR
+    DECOMPRESS_FAIL
+    ZERO_PAGES
+    COMPRESSED_BYTES
+    NR_COUNTERS
+
+COUNTER_NAMES = (
+    "stored_pages", "stored_incompressible_pages", "pool_limit_hit",
+    "written_back_pages", "reject_reclaim_fail", "reject_alloc_fail",
+    "reject_kmemcache_fail", "reject_compress_fail", "reject_compress_poor",
+    "decompress_fail", "zero_pages", "compressed_bytes",
+)
+
+cdef enum:
+    STORE_OK
+    STORE_REJECTED
+    STORE_GONE          # an entry of the range was freed meanwhile
+    LOAD_OK
+    LOAD_NONE           # no pool entry
+    LOAD_CORRUPT
+    LOAD_GONE
+    WB_OK
+    WB_FULL             # the swap file has no slot
+    WB_FAIL             # decompression or I/O failed; the entry stays
+    WB_GONE             # the entry left its descriptor meanwhile
+
+
+# ---------------------------------------------------------------------------
+# Data structures
+# ---------------------------------------------------------------------------
+
+ctypedef struct zspage:
+    zspage *prev                 # the class's partial list (class lock)
+    zspage *next
+    char *mem                    # pages * PAGE bytes
+    uint32_t inuse               # class lock
+    uint32_t free_head           # first free object; each free object holds the next
+    uint32_t cls
+    uint8_t on_partial
+
+ctypedef struct size_class:
+    pthread_spinlock_t lock
+    uint32_t size                # object size
+    uint32_t pages               # pages per zspage
+    uint32_t objs                # objects per zspage
+    zspage *partial              # zspages with a free object (lock)
+
+ctypedef struct zswap_entry:
+    uint64_t swpentry
+    uint32_t length              # compressed length; PAGE when stored raw
+    uint8_t referenced           # second-chance bit, read and written racily
+    uint8_t incompressible
+    uint8_t on_lru               # lru_lock
+    int32_t refs
+    zspage *zspage
+    uint32_t obj
+    zswap_entry *lru_prev        # lru_lock
+    zswap_entry *lru_next
+
+ctypedef struct zswap_counters:
+    int64_t v[16]                # NR_COUNTERS, padded to two cache lines
+
+ctypedef struct zswap_pool:
+    zswap_counters stats[NR_STAT_SLOTS]
+    vswap_space *vs
+    swap_file *sf                # NULL: no writeback target
+    pthread_spinlock_t lru_lock
+    zswap_entry *lru_head        # hot end
+    zswap_entry *lru_tail        # cold end
+    int64_t lru_length
+    int64_t pool_pages           # pages of all zspages (atomic)
+    int64_t max_pool_bytes       # settings, read racily like the kernel's
+    int64_t accept_bytes
+    uint8_t reached_full
+    uint8_t writeback
+    uint8_t exclusive_loads
+    size_class classes[NR_CLASSES]
+
+
+cdef inline void count(zswap_pool *p, int counter, int64_t delta) noexcept nogil:
+    atomic_add_i64(&p.stats[vswap_this_thread() & (NR_STAT_SLOTS - 1)].v[counter], delta)
+
+
+cdef int64_t counter_sum(zswap_pool *p, int counter) noexcept nogil:
+    cdef int64_t total = 0
+    cdef int slot
+    for slot in range(NR_STAT_SLOTS):
+        total += load_i64(&p.stats[slot].v[counter])
+    return total
+
+
+cdef inline void *entry_tag(zswap_entry *e) noexcept nogil:
+    return <void *>(<uintptr_t>e | VSWAP_ZSWAP_NATIVE)
+
+
+cdef inline zswap_entry *entry_untag(void *z) noexcept nogil:
+    return <zswap_entry *>(<uintptr_t>z & ~(<uintptr_t>VSWAP_ZSWAP_NATIVE))
+
+
+cdef inline bint is_native(void *z) noexcept nogil:
+    return (<uintptr_t>z & VSWAP_ZSWAP_NATIVE) != 0
+
+
+# ---------------------------------------------------------------------------
+# The size-class allocator (zsmalloc's role)
+# ---------------------------------------------------------------------------
+
+cdef inline char *zs_obj(zswap_pool *p, zspage *zp, uint32_t obj) noexcept nogil:
+    return zp.mem + <size_t>obj * p.classes[zp.cls].size
+
+
+cdef inline void partial_push(size_class *cls, zspage *zp) noexcept nogil:
+    zp.prev = NULL
+    zp.next = cls.partial
+    if cls.partial != NULL:
+        cls.partial.prev = zp
+    cls.partial = zp
+    zp.on_partial = 1
+
+
+cdef inline void partial_unlink(size_class *cls, zspage *zp) noexcept nogil:
+    if zp.prev != NULL:
+        zp.prev.next = zp.next
+    else:
+        cls.partial = zp.next
+    if zp.next != NULL:
+        zp.next.prev = zp.prev
+    zp.prev = zp.next = NULL
+    zp.on_partial = 0
+
+
+cdef zspage *zspage_new(zswap_pool *p, uint32_t ci) noexcept nogil:
+    """A zspage of class ``ci`` with every object free.  No lock held."""
+    cdef size_class *cls = &p.classes[ci]
+    cdef zspage *zp = <zspage *>PyMem_RawCalloc(1, sizeof(zspage))
+    cdef uint32_t i
+    if zp == NULL:
+        return NULL
+    zp.mem = <char *>PyMem_RawMalloc(<size_t>cls.pages * PAGE)
+    if zp.mem == NULL:
+        PyMem_RawFree(zp)
+        return NULL
+    zp.cls = ci
+    for i in range(cls.objs):
+        (<uint32_t *>(zp.mem + <size_t>i * cls.size))[0] = i + 1
+    atomic_add_i64(&p.pool_pages, cls.pages)
+    return zp
+
+
+cdef void zspage_free(zswap_pool *p, zspage *zp) noexcept nogil:
+    atomic_add_i64(&p.pool_pages, -<int64_t>p.classes[zp.cls].pages)
+    PyMem_RawFree(zp.mem)
+    PyMem_RawFree(zp)
+
+
+cdef int zs_malloc(zswap_pool *p, uint32_t length, zspage **zpp, uint32_t *objp) noexcept nogil:
+    """Allocate an object for ``length`` bytes.  Locks: its class.  0 or -1."""
+    cdef uint32_t ci = (length + CLASS_DELTA - 1) // CLASS_DELTA - 1
+    cdef size_class *cls = &p.classes[ci]
+    cdef zspage *zp
+    cdef zspage *fresh = NULL
+    pthread_spin_lock(&cls.lock)
+    if cls.partial == NULL:
+        # Allocate with the lock dropped, then look again.
+        pthread_spin_unlock(&cls.lock)
+        fresh = zspage_new(p, ci)
+        if fresh == NULL:
+            return -1
+        pthread_spin_lock(&cls.lock)
+        partial_push(cls, fresh)
+    zp = cls.partial
+    objp[0] = zp.free_head
+    zp.free_head = (<uint32_t *>zs_obj(p, zp, zp.free_head))[0]
+    zp.inuse += 1
+    if zp.inuse == cls.objs:
+        partial_unlink(cls, zp)
+    pthread_spin_unlock(&cls.lock)
+    zpp[0] = zp
+    return 0
+
+
+cdef void zs_free(zswap_pool *p, zspage *zp, uint32_t obj) noexcept nogil:
+    """Free an object; an emptied zspage goes back to the system.  Locks: its class."""
+    cdef size_class *cls = &p.classes[zp.cls]
+    cdef bint release = False
+    pthread_spin_lock(&cls.lock)
+    (<uint32_t *>zs_obj(p, zp, obj))[0] = zp.free_head
+    zp.free_head = obj
+    zp.inuse -= 1
+    if zp.inuse == 0:
+        if zp.on_partial:
+            partial_unlink(cls, zp)
+        release = True
+    elif not zp.on_partial:
+        partial_push(cls, zp)
+    pthread_spin_unlock(&cls.lock)
+    if release:
+        zspage_free(p, zp)
+
+
+# ---------------------------------------------------------------------------
+# Entries and the LRU
+# ---------------------------------------------------------------------------
+
+cdef void entry_put(zswap_pool *p, zswap_entry *e) noexcept nogil:
+    """Drop a reference; the last one frees the pool object and the entry."""
+    if ref_put(&e.refs) != 0:
+        return
+    zs_free(p, e.zspage, e.obj)
+    count(p, STORED_PAGES, -1)
+    count(p, COMPRESSED_BYTES, -<int64_t>e.length)
+    if e.incompressible:
+        count(p, STORED_INCOMPRESSIBLE_PAGES, -1)
+    PyMem_RawFree(e)
+
+
+cdef inline void lru_link(zswap_pool *p, zswap_entry *e, bint hot) noexcept nogil:
+    """Put ``e`` at the hot (head) or cold (tail) end.  Caller holds lru_lock
+    and the cluster lock of a descriptor that holds ``e``."""
+    e.on_lru = 1
+    p.lru_length += 1
+    if hot:
+        e.lru_prev = NULL
+        e.lru_next = p.lru_head
+        if p.lru_head != NULL:
+            p.lru_head.lru_prev = e
+        else:
+            p.lru_tail = e
+        p.lru_head = e
+    else:
+        e.lru_next = NULL
+        e.lru_prev = p.lru_tail
+        if p.lru_tail != NULL:
+            p.lru_tail.lru_next = e
+        else:
+            p.lru_head = e
+        p.lru_tail = e
+
+
+cdef inline void lru_unlink(zswap_pool *p, zswap_entry *e) noexcept nogil:
+    """Caller holds lru_lock."""
+    if e.lru_prev != NULL:
+        e.lru_prev.lru_next = e.lru_next
+    else:
+        p.lru_head = e.lru_next
+    if e.lru_next != NULL:
+        e.lru_next.lru_prev = e.lru_prev
+    else:
+        p.lru_tail = e.lru_prev
+    e.lru_prev = e.lru_next = NULL
+    e.on_lru = 0
+    p.lru_length -= 1
+
+
+cdef void zswap_drop(zswap_pool *p, void *z) noexcept nogil:
+    """Free a pool entry (or ZERO) just erased from its descriptor.
+
+    Locks: lru_lock, then the class lock via the last put; no vswap lock.
+    """
+    cdef zswap_entry *e
+    if z == <void *>VSWAP_ZSWAP_ZERO:
+        count(p, ZERO_PAGES, -1)
+        return
+    e = entry_untag(z)
+    pthread_spin_lock(&p.lru_lock)
+    if e.on_lru:
+        lru_unlink(p, e)
+    pthread_spin_unlock(&p.lru_lock)
+    entry_put(p, e)
+
+
+cdef void relink(zswap_pool *p, zswap_entry *e, bint hot) noexcept nogil:
+    """Put an entry the shrinker took off the LRU back, if its descriptor
+    still holds it.  Locks: the cluster, then lru_lock."""
+    cdef vswap_cluster *c = NULL
+    cdef swp_desc *desc = vswap_iter(p.vs, &c, e.swpentry)
+    if desc == NULL:
+        return
+    if desc.zswap_entry == entry_tag(e):
+        pthread_spin_lock(&p.lru_lock)
+        lru_link(p, e, hot)
+        pthread_spin_unlock(&p.lru_lock)
+    vswap_cluster_unlock(c)
+
+
+# Hooks called by the VSwap core (see vswap_space in _vswap.pxd).
+
+cdef void hook_release(void *owner, void *z) noexcept nogil:
+    zswap_drop(<zswap_pool *>owner, z)
+
+
+cdef void hook_peek(void *owner, void *z, zswap_entry_info *info) noexcept nogil:
+    cdef zswap_entry *e = entry_untag(z)
+    info.swpentry = e.swpentry
+    info.length = e.length
+    info.referenced = load_u8(&e.referenced)
+    info.zero = 0
+    info.incompressible = e.incompressible
+
+
+cdef void hook_slot_release(void *owner, uint64_t slot) noexcept nogil:
+    cdef zswap_pool *p = <zswap_pool *>owner
+    if p.sf != NULL:
+        swap_file_free_slot(p.sf, slot)
+
+
+# ---------------------------------------------------------------------------
+# Compression
+# ---------------------------------------------------------------------------
+
+cdef inline bint page_is_zero(const char *page) noexcept nogil:
+    cdef const uint64_t *words = <const uint64_t *>page
+    cdef int i
+    for i in range(PAGE // 8):
+        if words[i]:
+            return False
+    return True
+
+
+cdef int decompress_entry(zswap_pool *p, zswap_entry *e, char *out) noexcept nogil:
+    """Decompress a pinned entry into ``out``; 0, or -1 when the data is corrupt."""
+    cdef const char *obj = zs_obj(p, e.zspage, e.obj)
+    if e.incompressible:
+        memcpy(out, obj, PAGE)
+        return 0
+    if LZ4_decompress_safe(obj, out, <int>e.length, PAGE) != PAGE:
+        return -1
+    return 0
+
+
+cdef zswap_entry *compress_page(zswap_pool *p, uint64_t swpentry, const char *page,
+                                char *buf, bint keep_raw, int *reject) noexcept nogil:
+    """Compress a non-zero page into a new entry (refs 1, not yet stored).
+
+    Returns NULL with ``*reject`` set to the counter to bump on refusal.
+    """
+    cdef int length = LZ4_compress_default(page, buf, PAGE, VSWAP_LZ4_PAGE_BOUND)
+    cdef const char *data = buf
+    cdef bint raw = False
+    cdef zswap_entry *e
+    cdef zspage *zp
+    cdef uint32_t obj
+    if length <= 0:
+        reject[0] = REJECT_COMPRESS_FAIL
+        return NULL
+    if length >= PAGE:
+        if not keep_raw:
+            reject[0] = REJECT_COMPRESS_POOR
+            return NULL
+        data, length, raw = page, PAGE, True
+    e = <zswap_entry *>PyMem_RawCalloc(1, sizeof(zswap_entry))
+    if e == NULL:
+        reject[0] = REJECT_KMEMCACHE_FAIL
+        return NULL
+    if zs_malloc(p, length, &zp, &obj) != 0:
+        PyMem_RawFree(e)
+        reject[0] = REJECT_ALLOC_FAIL
+        return NULL
+    memcpy(zs_obj(p, zp, obj), data, length)
+    e.swpentry = swpentry
+    e.length = length
+    e.referenced = 1
+    e.incompressible = raw
+    e.refs = 1
+    e.zspage = zp
+    e.obj = obj
+    count(p, STORED_PAGES, 1)
+    count(p, COMPRESSED_BYTES, length)
+    if raw:
+        count(p, STORED_INCOMPRESSIBLE_PAGES, 1)
+    return e
+
+
+# ---------------------------------------------------------------------------
+# Limits and writeback
+# ---------------------------------------------------------------------------
+
+cdef inline int64_t pool_total_size(zswap_pool *p) noexcept nogil:
+    return load_i64(&p.pool_pages) * PAGE
+
+
+cdef bint check_limits(zswap_pool *p, bint count_hit) noexcept nogil:
+    """zswap_check_limits(): whether the pool is full, with hysteresis."""
+    cdef int64_t cur = pool_total_size(p)
+    if cur >= load_i64(&p.max_pool_bytes):
+        if count_hit:
+            count(p, POOL_LIMIT_HIT, 1)
+        store_u8(&p.reached_full, 1)
+    elif load_u8(&p.reached_full) and cur <= load_i64(&p.accept_bytes):
+        store_u8(&p.reached_full, 0)
+    return load_u8(&p.reached_full)
+
+
+cdef inline bint writeback_enabled(zswap_pool *p) noexcept nogil:
+    return p.sf != NULL and load_u8(&p.writeback)
+
+
+cdef int writeback_entry(zswap_pool *p, zswap_entry *e) noexcept nogil:
+    """Write a pinned entry, taken off the LRU, to a new swap-file slot.
+
+    Locks: the swap-file allocator; then the cluster, to check that the
+    descriptor still holds ``e`` before pointing it at the slot.
+    """
+    cdef char page[PAGE]
+    cdef uint64_t slot = swap_file_alloc_slot(p.sf), old_slot = 0
+    cdef vswap_cluster *c = NULL
+    cdef swp_desc *desc
+    cdef bint done = False
+    if slot == 0:
+        relink(p, e, False)
+        return WB_FULL
+    if decompress_entry(p, e, page) != 0:
+        count(p, DECOMPRESS_FAIL, 1)
+        swap_file_free_slot(p.sf, slot)
+        relink(p, e, True)
+        return WB_FAIL
+    if swap_file_write(p.sf, slot, page) != 0:
+        swap_file_free_slot(p.sf, slot)
+        relink(p, e, True)
+        return WB_FAIL
+    desc = vswap_iter(p.vs, &c, e.swpentry)
+    if desc != NULL:
+        if desc.zswap_entry == entry_tag(e):
+            old_slot = desc.slot.val
+            desc.slot.val = slot
+            desc.zswap_entry = NULL
+            c.nr_zswap -= 1
+            done = True
+        vswap_cluster_unlock(c)
+    if not done:
+        swap_file_free_slot(p.sf, slot)
+        return WB_GONE
+    count(p, WRITTEN_BACK_PAGES, 1)
+    entry_put(p, e)                 # the descriptor's reference
+    if old_slot:
+        swap_file_free_slot(p.sf, old_slot)
+    return WB_OK
+
+
+cdef int64_t pool_shrink(zswap_pool *p, int64_t nr) noexcept nogil:
+    """Write back up to ``nr`` entries from the cold end; returns how many.
+
+    Second chance: a referenced entry is rotated to the hot end with its bit
+    cleared, at most as many times as the LRU was long when the call began.
+    Locks: lru_lock to pick, then as writeback_entry().
+    """
+    cdef int64_t written = 0, rotations = 0, rotation_limit
+    cdef zswap_entry *e
+    cdef int result
+    if not writeback_enabled(p):
+        return 0
+    pthread_spin_lock(&p.lru_lock)
+    rotation_limit = p.lru_length
+    pthread_spin_unlock(&p.lru_lock)
+    while written < nr:
+        pthread_spin_lock(&p.lru_lock)
+        e = p.lru_tail
+        if e == NULL:
+            pthread_spin_unlock(&p.lru_lock)
+            break
+        lru_unlink(p, e)
+        if load_u8(&e.referenced) and rotations < rotation_limit:
+            store_u8(&e.referenced, 0)
+            lru_link(p, e, True)
+            rotations += 1
+            pthread_spin_unlock(&p.lru_lock)
+            continue
+        ref_get(&e.refs)            # pinned: safe to read once unlocked
+        pthread_spin_unlock(&p.lru_lock)
+        result = writeback_entry(p, e)
+        entry_put(p, e)
+        if result == WB_OK:
+            written += 1
+        elif result == WB_FULL:
+            break
+    return written
+
+
+cdef bint make_room(zswap_pool *p) noexcept nogil:
+    """The limit path of a store: whether the pool may take it.
+
+    Locks: as pool_shrink(), when the pool is full and can write back.
+    """
+    if not check_limits(p, True):
+        return True
+    if not writeback_enabled(p):
+        return False
+    while pool_total_size(p) > load_i64(&p.accept_bytes):
+        if pool_shrink(p, 1) == 0:
+            break
+    if check_limits(p, False):
+        count(p, REJECT_RECLAIM_FAIL, 1)
+        return False
+    return True
+
+
+# ---------------------------------------------------------------------------
+# Store, load, invalidate
+# ---------------------------------------------------------------------------
+
+cdef void free_new(zswap_pool *p, void **news, uint32_t n) noexcept nogil:
+    cdef uint32_t i
+    for i in range(n):
+        if is_native(news[i]):
+            entry_put(p, entry_untag(news[i]))
+
+
+cdef int erase_range(zswap_pool *p, uint64_t val, uint32_t nr, void **olds) noexcept nogil:
+    """Erase the zswap entries of a range into ``olds``; returns how many,
+    or -1 if a descriptor of the range is no longer allocated.
+    Locks: the cluster."""
+    cdef vswap_space *vs = p.vs
+    cdef uint32_t index = val & (vs.cluster_size - 1), i
+    cdef vswap_cluster *c = vswap_cluster_lookup_lock(vs, val >> vs.cluster_shift)
+    cdef int n = 0
+    cdef swp_desc *desc
+    if c == NULL:
+        return -1
+    for i in range(nr):
+        if not vswap_desc_allocated(c, index + i):
+            vswap_cluster_unlock(c)
+            return -1
+    for i in range(nr):
+        desc = &c.descriptors[index + i]
+        if desc.zswap_entry != NULL:
+            olds[n] = desc.zswap_entry
+            n += 1
+            desc.zswap_entry = NULL
+            c.nr_zswap -= 1
+    vswap_cluster_unlock(c)
+    return n
+
+
+cdef int drop_pool_entries(zswap_pool *p, void **olds, int n) noexcept nogil:
+    """Free the pool-owned ones of erased entries, packing the Python objects
+    to the front of ``olds``; returns how many objects remain there."""
+    cdef int i, nobj = 0
+    for i in range(n):
+        if vswap_zswap_is_object(olds[i]):
+            olds[nobj] = olds[i]
+            nobj += 1
+        else:
+            zswap_drop(p, olds[i])
+    return nobj
+
+
+cdef int pool_store(zswap_pool *p, uint64_t val, uint32_t nr, const char *src,
+                    void **olds, int *nolds) noexcept nogil:
+    """zswap_store() of ``nr`` pages at ``nr`` entries (one cluster).
+
+    Compresses with no lock held, then installs every entry under one hold
+    of the cluster lock (taking lru_lock inside it).  Displaced Python
+    objects are left in ``olds`` for the caller to release with the GIL.
+    """
+    cdef char buf[VSWAP_LZ4_PAGE_BOUND]
+    cdef void *news[VSWAP_CLUSTER_MAX]
+    cdef vswap_space *vs = p.vs
+    cdef uint32_t index = val & (vs.cluster_size - 1), i, made = 0
+    cdef vswap_cluster *c
+    cdef swp_desc *desc
+    cdef zswap_entry *e
+    cdef int reject = -1, n
+    nolds[0] = 0
+    if not make_room(p):
+        n = erase_range(p, val, nr, olds)
+        if n < 0:
+            return STORE_GONE
+        nolds[0] = drop_pool_entries(p, olds, n)
+        return STORE_REJECTED
+    for i in range(nr):
+        if page_is_zero(src + <size_t>i * PAGE):
+            news[i] = <void *>VSWAP_ZSWAP_ZERO
+        else:
+            e = compress_page(p, val + i, src + <size_t>i * PAGE, buf,
+                              writeback_enabled(p), &reject)
+            if e == NULL:
+                count(p, reject, 1)
+                free_new(p, news, made)
+                n = erase_range(p, val, nr, olds)
+                if n < 0:
+                    return STORE_GONE
+                nolds[0] = drop_pool_entries(p, olds, n)
+                return STORE_REJECTED
+            news[i] = entry_tag(e)
+        made += 1
+    c = vswap_cluster_lookup_lock(vs, val >> vs.cluster_shift)
+    if c != NULL:
+        for i in range(nr):
+            if not vswap_desc_allocated(c, index + i):
+                vswap_cluster_unlock(c)
+                c = NULL
+                break
+    if c == NULL:
+        free_new(p, news, made)
+        return STORE_GONE
+    pthread_spin_lock(&p.lru_lock)
+    for i in range(nr):
+        desc = &c.descriptors[index + i]
+        if desc.zswap_entry != NULL:
+            olds[nolds[0]] = desc.zswap_entry
+            nolds[0] += 1
+        else:
+            c.nr_zswap += 1
+        desc.zswap_entry = news[i]
+        if is_native(news[i]):
+            lru_link(p, entry_untag(news[i]), True)
+    pthread_spin_unlock(&p.lru_lock)
+    vswap_cluster_unlock(c)
+    for i in range(nr):
+        if news[i] == <void *>VSWAP_ZSWAP_ZERO:
+            count(p, ZERO_PAGES, 1)
+    nolds[0] = drop_pool_entries(p, olds, nolds[0])
+    return STORE_OK
+
+
+cdef int pool_load(zswap_pool *p, uint64_t val, char *out, bint exclusive) noexcept nogil:
+    """zswap_load(): decompress the page of ``val`` into ``out``.
+
+    Locks: the cluster, to find and pin the entry (and, when exclusive, to
+    erase it afterwards if it is still there); none while decompressing.
+    """
+    cdef vswap_cluster *c = NULL
+    cdef swp_desc *desc = vswap_iter(p.vs, &c, val)
+    cdef void *z
+    cdef zswap_entry *e
+    cdef bint erased = False
+    if desc == NULL:
+        return LOAD_GONE
+    z = desc.zswap_entry
+    if z == NULL or vswap_zswap_is_object(z):
+        vswap_cluster_unlock(c)
+        return LOAD_NONE
+    if z == <void *>VSWAP_ZSWAP_ZERO:
+        if exclusive:
+            desc.zswap_entry = NULL
+            c.nr_zswap -= 1
+        vswap_cluster_unlock(c)
+        memset(out, 0, PAGE)
+        if exclusive:
+            zswap_drop(p, z)
+        return LOAD_OK
+    e = entry_untag(z)
+    ref_get(&e.refs)
+    vswap_cluster_unlock(c)
+    if decompress_entry(p, e, out) != 0:
+        count(p, DECOMPRESS_FAIL, 1)
+        entry_put(p, e)
+        return LOAD_CORRUPT
+    if exclusive:
+        c = NULL
+        desc = vswap_iter(p.vs, &c, val)
+        if desc != NULL:
+            if desc.zswap_entry == z:
+                desc.zswap_entry = NULL
+                c.nr_zswap -= 1
+                erased = True
+            vswap_cluster_unlock(c)
+        if erased:
+            zswap_drop(p, z)
+    else:
+        store_u8(&e.referenced, 1)
+    entry_put(p, e)
+    return LOAD_OK
+
+
+cdef void release_objects(void **objs, int n) noexcept:
+    """Drop Python objects displaced from descriptors (GIL held, no lock)."""
+    cdef int i
+    for i in range(n):
+        Py_XDECREF(<PyObject *>objs[i])
+
+
+# ---------------------------------------------------------------------------
+# The pool
+# ---------------------------------------------------------------------------
+
+def _physical_memory():
+    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+cdef class Zswap:
+    """An LZ4-compressed page pool whose entries live in a VSwap's descriptors.
+
+    ``Zswap(space, swapfile=None, *, max_pool_bytes=None, max_pool_percent=20,
+    memory_bytes=None, accept_threshold_percent=90, writeback=True,
+    exclusive_loads=True)``.  See docs/semantics.md ("zswap pool").
+    Thread-safe: store, load, read, invalidate and shrink may run on several
+    threads at once, with compression and I/O outside the GIL.
+    """
+
+    cdef zswap_pool *p
+    cdef readonly VSwap space
+    cdef readonly SwapFile swapfile
+    cdef double _accept_percent
+
+    def __cinit__(self, space, swapfile=None, *, max_pool_bytes=None,
+                  max_pool_percent=20.0, memory_bytes=None,
+                  accept_threshold_percent=90.0, writeback=True, exclusive_loads=True):
+        cdef zswap_pool *p
+        cdef size_class *cls
+        cdef int ci
+        if not isinstance(space, VSwap):
+            raise TypeError("space must be a vswapfast._vswap.VSwap, not %s"
+                            % type(space).__name__)
+        if swapfile is not None and not isinstance(swapfile, SwapFile):
+            raise TypeError("swapfile must be a vswapfast._swapfile.SwapFile or None, not %s"
+                            % type(swapfile).__name__)
+        if (<VSwap>space).vs.zswap_owner != NULL:
+            raise ValueError("space already has a zswap pool")
+        if swapfile is not None and (<SwapFile>swapfile).sf == NULL:
+            raise ValueError("I/O on a closed swap file")
+        if max_pool_bytes is None:
+            if memory_bytes is None:
+                memory_bytes = _physical_memory()
+            max_pool_bytes = int(memory_bytes * float(max_pool_percent) / 100)
+        p = <zswap_pool *>PyMem_RawCalloc(1, sizeof(zswap_pool))
+        if p == NULL:
+            raise MemoryError()
+        self.p = p
+        p.vs = (<VSwap>space).vs
+        pthread_spin_init(&p.lru_lock, PTHREAD_PROCESS_PRIVATE)
+        for ci in range(NR_CLASSES):
+            cls = &p.classes[ci]
+            cls.size, cls.pages, cls.objs = ZPOOL_CLASSES[ci]
+            pthread_spin_init(&cls.lock, PTHREAD_PROCESS_PRIVATE)
+        self.space = space
+        self._accept_percent = 90.0
+        self.max_pool_bytes = max_pool_bytes
+        self.accept_threshold_percent = accept_threshold_percent
+        self.writeback = writeback
+        self.exclusive_loads = exclusive_loads
+        if swapfile is not None:
+            self.swapfile = swapfile
+            p.sf = (<SwapFile>swapfile).sf
+            (<SwapFile>swapfile).nr_users += 1
+        p.vs.zswap_peek = hook_peek
+        p.vs.zswap_release = hook_release
+        p.vs.slot_release = hook_slot_release
+        p.vs.zswap_owner = p
+
+    def __dealloc__(self):
+        self._close()
+
+    cdef void _close(self) noexcept:
+        """Drop every entry of the pool from the space and unbind it."""
+        cdef zswap_pool *p = self.p
+        cdef int ci
+        if p == NULL:
+            return
+        vswap_zswap_drain(p.vs)
+        p.vs.zswap_peek = NULL
+        p.vs.zswap_release = NULL
+        p.vs.slot_release = NULL
+        p.vs.zswap_owner = NULL
+        self.p = NULL
+        if self.swapfile is not None:
+            self.swapfile.nr_users -= 1
+        for ci in range(NR_CLASSES):
+            pthread_spin_destroy(&p.classes[ci].lock)
+        pthread_spin_destroy(&p.lru_lock)
+        PyMem_RawFree(p)
+
+    cdef zswap_pool *_pool(self) except NULL:
+        if self.p == NULL:
+            raise ValueError("zswap pool is closed")
+        return self.p
+
+    def close(self):
+        """Drop every entry of the pool from the space and unbind it.
+
+        Must not run while other threads use the pool or free its entries.
+        """
+        self._close()
+
+    # -- settings -----------------------------------------------------------
+
+    @property
+    def max_pool_bytes(self):
+        """The pool size limit in bytes (max_pool_percent of memory)."""
+        return load_i64(&self._pool().max_pool_bytes)
+
+    @max_pool_bytes.setter
+    def max_pool_bytes(self, value):
+        cdef zswap_pool *p = self._pool()
+        if PyBool_Check(value) or not isinstance(value, int):
+            raise TypeError("max_pool_bytes must be an int, not %s" % type(value).__name__)
+        if value < 0:
+            raise ValueError("max_pool_bytes must be at least 0, not %d" % value)
+        store_i64(&p.max_pool_bytes, min(value, (1 << 62)))
+        store_i64(&p.accept_bytes, int(p.max_pool_bytes * self._accept_percent / 100))
+
+    @property
+    def accept_threshold_percent(self):
+        """Below this share of the limit a full pool takes stores again."""
+        return self._accept_percent
+
+    @accept_threshold_percent.setter
+    def accept_threshold_percent(self, value):
+        cdef zswap_pool *p = self._pool()
+        if PyBool_Check(value) or not isinstance(value, (int, float)):
+            raise TypeError("accept_threshold_percent must be a number, not %s"
+                            % type(value).__name__)
+        if not 0 < value <= 100:
+            raise ValueError("accept_threshold_percent must be in (0, 100], not %r" % (value,))
+        self._accept_percent = value
+        store_i64(&p.accept_bytes, int(p.max_pool_bytes * self._accept_percent / 100))
+
+    @property
+    def writeback(self):
+        """Whether the pool may write pages back to its swap file."""
+        return bool(self._pool().writeback)
+
+    @writeback.setter
+    def writeback(self, value):
+        store_u8(&self._pool().writeback, bool(value))
+
+    @property
+    def exclusive_loads(self):
+        """Whether a successful load erases the entry (upstream's behaviour)."""
+        return bool(self._pool().exclusive_loads)
+
+    @exclusive_loads.setter
+    def exclusive_loads(self, value):
+        store_u8(&self._pool().exclusive_loads, bool(value))
+
+    @property
+    def writeback_enabled(self):
+        """writeback is on and there is a swap file to write to."""
+        return writeback_enabled(self._pool())
+
+    # -- operations ---------------------------------------------------------
+
+    def store(self, entry, page):
+        """zswap_store(): compress ``page`` (``nr * 4096`` bytes) into the
+        ``nr`` entries from ``entry``.
+
+        Locks: none while compressing; then the cluster and lru_lock once.
+        The GIL is released for the whole page work.  Returns True, or False
+        when the pool refused the pages (limit, poor compression, no memory);
+        a refused store leaves none of the entries with a zswap entry.
+        """
+        cdef zswap_pool *p = self._pool()
+        cdef Py_buffer view
+        cdef void *olds[VSWAP_CLUSTER_MAX]
+        cdef int nolds = 0, result
+        cdef Py_ssize_t nr
+        cdef uint64_t val
+        if PyBool_Check(entry) or not PyIndex_Check(entry):
+            raise TypeError("swap entry must be an int, not %s" % type(entry).__name__)
+        nr = page_buffer(page, &view, False, "page", 0)
+        try:
+            val = vswap_check_range(self.space, entry, nr)
+            with nogil:
+                result = pool_store(p, val, <uint32_t>nr, <const char *>view.buf, olds, &nolds)
+        finally:
+            PyBuffer_Release(&view)
+        release_objects(olds, nolds)
+        if result == STORE_GONE:
+            raise InvalidEntryError("swap entry %#x was freed during the store" % val)
+        return result == STORE_OK
+
+    cdef uint64_t _one_entry(self, object entry) except 0:
+        return vswap_check_range(self.space, entry, 1)
+
+    def load(self, entry, out=None):
+        """zswap_load(): the page of ``entry`` into ``out`` (a writable buffer
+        of 4096 bytes, returned) or into new bytes; None when the entry has no
+        pool entry.  Exclusive unless ``exclusive_loads`` is off.
+
+        Locks: the cluster, briefly; decompression runs with no lock and no
+        GIL.  Raises ZswapDecompressError on corrupt data (entry kept).
+        """
+        cdef zswap_pool *p = self._pool()
+        cdef uint64_t val = self._one_entry(entry)
+        cdef int result
+        cdef bint exclusive = p.exclusive_loads
+        cdef Py_buffer view
+        cdef char *buf
+        if out is None:
+            target = PyBytes_FromStringAndSize(NULL, PAGE)
+            buf = PyBytes_AS_STRING(target)
+            with nogil:
+                result = pool_load(p, val, buf, exclusive)
+        else:
+            page_buffer(out, &view, True, "out", 1)
+            try:
+                with nogil:
+                    result = pool_load(p, val, <char *>view.buf, exclusive)
+            finally:
+                PyBuffer_Release(&view)
+            target = out
+        return self._loaded(result, val, target)
+
+    cdef object _loaded(self, int result, uint64_t val, object target):
+        if result == LOAD_OK:
+            return target
+        if result == LOAD_NONE:
+            return None
+        if result == LOAD_CORRUPT:
+            raise ZswapDecompressError("swap entry %#x: compressed data is corrupt" % val)
+        raise InvalidEntryError(bad_entry_message(val, self.space.cluster_shift,
+                                                  self.space.max_clusters, "free"))
+
+    def read(self, entry, out=None):
+        """The page of ``entry`` wherever it lives, without moving it: its
+        swap-cache folio (a 4096-byte buffer), its zswap entry, or its slot
+        in the swap file.  Raises NoPageError when there is none.
+
+        Locks: the cluster, briefly, for each place looked at.
+        """
+        cdef zswap_pool *p = self._pool()
+        cdef uint64_t val = self._one_entry(entry)
+        cdef Py_buffer view
+        cdef int result, err = 0
+        cdef uint64_t slot
+        cdef char *buf
+        folio = self.space.swap_cache_get_folio(val)
+        if out is None:
+            target = PyBytes_FromStringAndSize(NULL, PAGE)
+            buf = PyBytes_AS_STRING(target)
+        else:
+            page_buffer(out, &view, True, "out", 1)
+            buf = <char *>view.buf
+            target = out
+        try:
+            if folio is not None and self._copy_folio(folio, buf):
+                return target
+            with nogil:
+                result = pool_load(p, val, buf, False)
+            if result != LOAD_NONE:
+                return self._loaded(result, val, target)
+            slot = self.space.get_slot(val)
+            if slot == 0 or p.sf == NULL:
+                raise NoPageError("swap entry %#x holds no page: no folio, zswap "
+                                  "entry or swap slot" % val)
+            with nogil:
+                err = swap_file_read(p.sf, slot, buf)
+            if err:
+                raise OSError(err, os.strerror(err), self.swapfile.path)
+            return target
+        finally:
+            if out is not None:
+                PyBuffer_Release(&view)
+
+    cdef bint _copy_folio(self, object folio, char *out) except -1:
+        """Copy a folio that is a buffer of exactly one page."""
+        cdef Py_buffer fview
+        try:
+            PyObject_GetBuffer(folio, &fview, PyBUF_SIMPLE)
+        except (TypeError, BufferError):
+            return False
+        try:
+            if fview.len != PAGE:
+                return False
+            memcpy(out, fview.buf, PAGE)
+            return True
+        finally:
+            PyBuffer_Release(&fview)
+
+    def invalidate(self, entry, nr=1):
+        """zswap_invalidate(): erase and free the zswap entries of ``nr``
+        entries from ``entry``.  Locks: the cluster, then lru_lock per pool
+        entry.  Returns how many entries there were."""
+        cdef zswap_pool *p = self._pool()
+        cdef void *olds[VSWAP_CLUSTER_MAX]
+        cdef uint64_t val = vswap_check_range(self.space, entry, nr)
+        cdef uint32_t n = nr
+        cdef int found, nobj
+        with nogil:
+            found = erase_range(p, val, n, olds)
+            nobj = drop_pool_entries(p, olds, found) if found > 0 else 0
+        if found < 0:
+            raise InvalidEntryError("swap entry %#x was freed during the invalidate" % val)
+        release_objects(olds, nobj)
+        return found
+
+    def shrink(self, nr):
+        """Write back up to ``nr`` entries from the cold end of the LRU, with
+        second chance; returns how many were written.  0 when writeback is
+        disabled.  Locks: lru_lock, then one cluster at a time."""
+        cdef zswap_pool *p = self._pool()
+        cdef int64_t n, written
+        if PyBool_Check(nr) or not isinstance(nr, int):
+            raise TypeError("nr must be an int, not %s" % type(nr).__name__)
+        if nr < 0:
+            raise ValueError("nr must be at least 0, not %d" % nr)
+        n = min(nr, 1 << 62)
+        with nogil:
+            written = pool_shrink(p, n)
+        return written
+
+    # -- introspection ------------------------------------------------------
+
+    def stats(self):
+        """Counters with upstream's debugfs names, plus pool geometry."""
+        cdef zswap_pool *p = self._pool()
+        cdef int i
+        cdef int64_t lru_length
+        out = {name: counter_sum(p, i) for i, name in enumerate(COUNTER_NAMES)}
+        pthread_spin_lock(&p.lru_lock)
+        lru_length = p.lru_length
+        pthread_spin_unlock(&p.lru_lock)
+        total = pool_total_size(p)
+        out["pool_total_size"] = total
+        out["lru_length"] = lru_length
+        out["max_pool_bytes"] = load_i64(&p.max_pool_bytes)
+        out["compression_ratio"] = (out["stored_pages"] * PAGE / total) if total else 0.0
+        return out
+
+    def __len__(self):
+        """Pages held: stored_pages + zero_pages."""
+        cdef zswap_pool *p = self._pool()
+        return counter_sum(p, STORED_PAGES) + counter_sum(p, ZERO_PAGES)
+
+    def __repr__(self):
+        if self.p == NULL:
+            return "<Zswap core=compiled closed>"
+        s = self.stats()
+        return ("<Zswap core=compiled stored_pages=%d zero_pages=%d pool_total_size=%d "
+                "written_back_pages=%d>" % (s["stored_pages"], s["zero_pages"],
+                                            s["pool_total_size"], s["written_back_pages"]))
+
+    def _corrupt(self, entry):
+        """Test hook: overwrite the stored bytes of ``entry``'s pool entry so
+        that decompression fails.  Returns False if it has none, or holds the
+        page raw (nothing could tell the bytes are wrong)."""
+        cdef zswap_pool *p = self._pool()
+        cdef uint64_t val = self._one_entry(entry)
+        cdef vswap_cluster *c = NULL
+        cdef swp_desc *desc = vswap_iter(p.vs, &c, val)
+        cdef zswap_entry *e
+        cdef bint done = False
+        if desc == NULL:
+            return False
+        if desc.zswap_entry != NULL and is_native(desc.zswap_entry) \
+                and not entry_untag(desc.zswap_entry).incompressible:
+            e = entry_untag(desc.zswap_entry)
+            # A literal run longer than the block: LZ4 must refuse it.
+            memset(zs_obj(p, e.zspage, e.obj), 0xff, e.length)
+            done = True
+        vswap_cluster_unlock(c)
+        return done
