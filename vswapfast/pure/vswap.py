@@ -1,0 +1,1106 @@
+"""Virtual swap space in pure Python: the twin of the compiled core.
+
+This module follows ``mm/vswap.c`` of the virtual swap space series, with the
+zswap entry kept in the swap descriptor as the seed patch does.  It has the
+same API and behaviour as ``vswapfast._vswap`` (see ``docs/semantics.md``)
+and serves as the reference the compiled core is tested against, so it is
+written to be read first and to be fast second.
+
+Layout
+------
+A swap entry is ``cluster_id << cluster_shift | index``.  Each cluster
+(``_Cluster``) owns ``1 << cluster_shift`` descriptors, kept as three
+parallel lists that mirror the fields of ``struct swp_desc``:
+
+    slot          physical swap slot, 0 = none
+    zswap_entry   the zswap entry object, or None
+    swap_cache    the union: a folio (any object), a ``_Shadow``, or None
+
+plus an allocation bitmap (a Python int, bit ``i`` set = descriptor ``i``
+allocated).
+
+Locking
+-------
+    VSwap._map_lock  ->  _Cluster.lock
+
+The map lock guards the cluster map, cluster id allocation, the per-order
+partial lists, the per-thread allocation caches, every cluster's
+``refcount`` and the lock statistics of released clusters.  A cluster's lock
+guards its bitmap, count, descriptors and ``nr_zswap``.  ``full`` changes
+only with both locks held, and so does the final drop of ``refcount`` to 0
+that marks a released cluster, so either lock is enough to read them.
+
+A thread holds at most one cluster lock at a time and never takes the map
+lock while holding a cluster lock.  Lookups of a single entry read the
+cluster map without the map lock (a dict read is atomic, as an RCU lookup of
+the xarray is in the kernel) and then validate under the cluster lock: a
+released cluster has an empty bitmap, so a stale lookup finds nothing
+allocated.
+
+No user code runs under a cluster lock: descriptors are compared by
+identity only, and objects displaced from descriptors are dropped after the
+lock is released (dropping the last reference may run a ``__del__``).
+
+The zswap pool
+--------------
+A ``Zswap`` pool (``vswapfast.pure.zswap``) binds itself to at most one
+space by setting ``_zswap_pool`` to a weak reference to itself under the map
+lock (weak, so that a pool nobody holds is closed and gives its entries
+back, rather than living on in its space), and puts its own objects in the
+descriptors' zswap field: pool entries and the ZERO marker.  This class
+never looks inside them.  The zswap calls here and ``free`` take a strong
+reference to the pool under the cluster lock and, once that lock is
+dropped, hand the pool what they read or displaced:
+
+    pool._view(obj, entry)     the ZswapEntryView that stands for a pool
+                               object stored at ``entry``; any other object
+                               is returned unchanged
+    pool._release_entry(obj)   free a pool object displaced from a
+                               descriptor; any other object is ignored
+    pool._release_slot(slot)   free ``slot`` in the pool's swap file if it
+                               is allocated there
+
+Reading ``_zswap_pool`` under the cluster lock matters when the pool is
+closed: it takes its objects out of every cluster, under each cluster's
+lock, before it unbinds, so whoever displaced one of them first still sees
+the pool.  The pool in turn works on the clusters directly, in the lock
+order cluster lock -> its own locks.
+"""
+
+import ctypes
+import heapq
+import operator
+import threading
+
+from ..errors import (
+    InvalidEntryError,
+    SwapCacheError,
+    SwapFullError,
+    bad_entry_message,
+)
+
+__all__ = [
+    "SWP_DESC_SIZE",
+    "VSWAP_CLUSTER_SHIFT",
+    "VSWAP_CLUSTER_SIZE",
+    "VSWAP_MAX_CLUSTERS",
+    "VSwap",
+]
+
+
+class _SwpDescCache(ctypes.Union):
+    """The swap-cache half of ``struct swp_desc``: a folio or a shadow."""
+
+    _fields_ = [
+        ("swap_cache", ctypes.c_void_p),
+        ("shadow", ctypes.c_void_p),
+    ]
+
+
+class _SwpDesc(ctypes.Structure):
+    """``struct swp_desc`` as laid out by the seed patch (24 bytes)."""
+
+    _anonymous_ = ("cache",)
+    _fields_ = [
+        ("slot", ctypes.c_uint64),
+        ("zswap_entry", ctypes.c_void_p),
+        ("cache", _SwpDescCache),
+    ]
+
+
+#: sizeof(struct swp_desc): the per-entry descriptor, as in the kernel.
+SWP_DESC_SIZE = ctypes.sizeof(_SwpDesc)
+#: Default log2 of the cluster size (VSWAP_CLUSTER_SHIFT).
+VSWAP_CLUSTER_SHIFT = 9
+#: Default number of descriptors in a cluster (1 << VSWAP_CLUSTER_SHIFT).
+VSWAP_CLUSTER_SIZE = 1 << VSWAP_CLUSTER_SHIFT
+#: Default number of cluster ids the map can hand out.
+VSWAP_MAX_CLUSTERS = 1 << 20
+
+# Bounds of the constructor arguments and of the values a descriptor holds.
+_MAX_CLUSTER_SHIFT = 9
+_MAX_CLUSTERS_LIMIT = 1 << 24
+_SLOT_LIMIT = 1 << 64
+_SHADOW_LIMIT = 1 << 62
+
+
+class _Shadow:
+    """A shadow value in the swap-cache union.
+
+    The kernel tells a shadow from a folio pointer by a tag bit
+    (``xa_is_value``); here the wrapper type is the tag, so that any object,
+    an int included, can be a folio.
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self, value):
+        self.value = value
+
+
+class _Cluster:
+    """``struct vswap_cluster``: one lock, one bitmap, one descriptor array.
+
+    ``refcount`` is 1 for the cluster map plus 1 per thread allocation cache
+    that points here; it is 0 once the cluster has been released.
+    """
+
+    __slots__ = (
+        "lock",
+        "id",
+        "count",
+        "order",
+        "refcount",
+        "full",
+        "bitmap",
+        "slot",
+        "zswap_entry",
+        "swap_cache",
+        "nr_zswap",
+        "lock_acquisitions",
+        "lock_contended",
+    )
+
+    def __init__(self, cluster_id, order, size):
+        self.lock = threading.Lock()
+        self.id = cluster_id
+        self.count = 0
+        self.order = order
+        self.refcount = 1
+        self.full = False
+        self.bitmap = 0
+        self.slot = [0] * size
+        self.zswap_entry = [None] * size
+        self.swap_cache = [None] * size
+        self.nr_zswap = 0
+        self.lock_acquisitions = 0
+        self.lock_contended = 0
+
+
+def _lock_cluster(cluster):
+    """Take ``cluster.lock``, counting the acquisition and any contention.
+
+    Every cluster-lock acquisition goes through here.  "Contended" means the
+    first, non-blocking try failed.  The counters are written once the lock
+    is held, so the cluster lock guards them like the rest of the cluster.
+    """
+    lock = cluster.lock
+    if lock.acquire(False):
+        cluster.lock_acquisitions += 1
+        return
+    lock.acquire()
+    cluster.lock_acquisitions += 1
+    cluster.lock_contended += 1
+
+
+def _as_entry(x):
+    """Convert a swap entry argument that is not an exact int."""
+    # bool has __index__ but True/False as swap entries are always a bug.
+    if not isinstance(x, bool):
+        try:
+            return operator.index(x)
+        except TypeError:
+            pass
+    raise TypeError("swap entry must be an int, not %s" % type(x).__name__)
+
+
+def _as_int(x, name):
+    """Check that ``x`` is an int (not a bool) and return it as an exact int."""
+    if type(x) is int:
+        return x
+    if isinstance(x, int) and not isinstance(x, bool):
+        return operator.index(x)
+    raise TypeError("%s must be an int, not %s" % (name, type(x).__name__))
+
+
+def _as_shadow(x):
+    """Check that ``x`` is an int or None (not a bool)."""
+    if x is None or type(x) is int:
+        return x
+    if isinstance(x, int) and not isinstance(x, bool):
+        return operator.index(x)
+    raise TypeError("shadow must be an int or None, not %s" % type(x).__name__)
+
+
+def _check_nr(nr):
+    if nr < 1:
+        raise ValueError("nr must be at least 1, not %d" % nr)
+
+
+def _lowest_bit(x):
+    """Index of the lowest set bit of ``x`` (which must not be 0)."""
+    return (x & -x).bit_length() - 1
+
+
+class VSwap:
+    """A virtual swap space: clusters of swap descriptors behind a cluster map.
+
+    Swap entries are ints: ``cluster_id << cluster_shift | index``.  Cluster
+    ids start at 1, so entry 0 is never handed out.  Every descriptor holds a
+    physical ``slot`` (0 = none), a zswap entry (any object, or None) and a
+    swap-cache folio (any object) or a shadow (an int), as ``struct swp_desc``.
+
+    Ranges (``entry, nr``) must lie inside one cluster; every entry in a range
+    must be allocated, otherwise the call raises and changes nothing.
+    Objects stored in descriptors are held by strong references and released
+    when erased, replaced, freed, or when the space is destroyed.
+
+    Locking: the map lock, then at most one cluster lock.  Operations on one
+    entry or range take only that entry's cluster lock.
+    """
+
+    __slots__ = (
+        "_shift",
+        "_size",
+        "_mask",
+        "_max_clusters",
+        "_chunk_masks",
+        "_map_lock",
+        "_clusters",
+        "_free_ids",
+        "_next_id",
+        "_partial",
+        "_alloc_cache",
+        "_released_acquisitions",
+        "_released_contended",
+        "_zswap_pool",
+    )
+
+    def __init__(self, cluster_shift=VSWAP_CLUSTER_SHIFT,
+                 max_clusters=VSWAP_MAX_CLUSTERS):
+        """Create an empty space with clusters of ``1 << cluster_shift``.
+
+        ``cluster_shift`` is 1..9 and ``max_clusters`` 1..2**24 (both ints,
+        not bools): ``TypeError`` or ``ValueError`` otherwise.
+        """
+        cluster_shift = _as_int(cluster_shift, "cluster_shift")
+        max_clusters = _as_int(max_clusters, "max_clusters")
+        if not 1 <= cluster_shift <= _MAX_CLUSTER_SHIFT:
+            raise ValueError("cluster_shift must be in [1, %d], not %d"
+                             % (_MAX_CLUSTER_SHIFT, cluster_shift))
+        if not 1 <= max_clusters <= _MAX_CLUSTERS_LIMIT:
+            raise ValueError("max_clusters must be in [1, %d], not %d"
+                             % (_MAX_CLUSTERS_LIMIT, max_clusters))
+        size = 1 << cluster_shift
+        self._shift = cluster_shift
+        self._size = size
+        self._mask = size - 1
+        self._max_clusters = max_clusters
+        # For each order, the bits at the start of every aligned chunk:
+        # bitmap_find_next_zero_area() with align_mask = nr - 1.
+        self._chunk_masks = [
+            sum(1 << i for i in range(0, size, 1 << order))
+            for order in range(cluster_shift + 1)
+        ]
+        self._map_lock = threading.Lock()
+        # Cluster id -> _Cluster: the vswap_cluster_map xarray.
+        self._clusters = {}
+        # Ids below _next_id that were released, as a min-heap, so that the
+        # lowest free id is either its head or _next_id (xa_alloc's choice).
+        self._free_ids = []
+        self._next_id = 1
+        # Per order, the partial clusters in list order: id -> _Cluster.
+        # Dicts keep insertion order, so the first key is the list head.
+        self._partial = [{} for _ in range(cluster_shift + 1)]
+        # (thread ident, order) -> _Cluster: the per-CPU cluster caches.
+        # Kept in the space rather than in threading.local() so that a
+        # release can drop every cache that points at the cluster, and so
+        # that refcount can count them.  Written under the map lock, read
+        # without it by the allocation fast path (the hint is validated
+        # under the cluster lock).  A cache outlives its thread until the
+        # cluster is released, as a per-CPU cache outlives a task.
+        self._alloc_cache = {}
+        self._released_acquisitions = 0
+        self._released_contended = 0
+        # A weak reference to the bound Zswap pool, or None (see the
+        # module comment).
+        self._zswap_pool = None
+
+    # -- geometry -------------------------------------------------------
+
+    @property
+    def cluster_shift(self):
+        """log2 of the number of descriptors in a cluster."""
+        return self._shift
+
+    @property
+    def cluster_size(self):
+        """Number of descriptors in a cluster (``1 << cluster_shift``)."""
+        return self._size
+
+    @property
+    def max_clusters(self):
+        """Highest cluster id the map can hand out (ids start at 1)."""
+        return self._max_clusters
+
+    @property
+    def nr_clusters(self):
+        """Number of live clusters.  Takes the map lock."""
+        with self._map_lock:
+            return len(self._clusters)
+
+    # -- argument checking ----------------------------------------------
+
+    def _bad_entry(self, entry):
+        """The InvalidEntryError for an entry that fails step 3 of the checks."""
+        if entry == 0:
+            why = "zero"
+        elif entry < 0:
+            why = "negative"
+        else:
+            why = "range"
+        return InvalidEntryError(
+            bad_entry_message(entry, self._shift, self._max_clusters, why))
+
+    def _not_allocated(self, entry):
+        return InvalidEntryError(
+            bad_entry_message(entry, self._shift, self._max_clusters, "free"))
+
+    def _lookup_range(self, entry, nr):
+        """Checks 3 to 5 up to the lock: return the cluster and the index.
+
+        Raises for a bad entry, a range that crosses a cluster boundary, or
+        an entry whose cluster does not exist.  Takes no lock.
+        """
+        cluster_id = entry >> self._shift
+        if entry <= 0 or cluster_id > self._max_clusters:
+            raise self._bad_entry(entry)
+        index = entry & self._mask
+        if index + nr > self._size:
+            raise ValueError(
+                "range [%#x, %#x) crosses a cluster boundary (cluster size %d)"
+                % (entry, entry + nr, self._size))
+        cluster = self._clusters.get(cluster_id)
+        if cluster is None:
+            raise self._not_allocated(entry)
+        return cluster, index
+
+    def _check_allocated(self, cluster, index, nr):
+        """Check 5: raise for the first unallocated entry of the range.
+
+        Caller holds the cluster lock.
+        """
+        bits = ((1 << nr) - 1) << index
+        missing = bits & ~cluster.bitmap
+        if missing:
+            raise self._not_allocated(
+                (cluster.id << self._shift) | _lowest_bit(missing))
+
+    # -- allocation -----------------------------------------------------
+
+    def _find_chunk(self, cluster, nr):
+        """Index of the lowest free aligned run of ``nr`` descriptors, or -1.
+
+        Caller holds the cluster lock or owns an unpublished cluster.
+        """
+        if cluster.count + nr > self._size:
+            return -1
+        free = ~cluster.bitmap & ((1 << self._size) - 1)
+        # Fold the free map onto itself: after the step with shift s, bit i
+        # is set iff descriptors i .. i + 2s - 1 are all free.
+        shift = 1
+        while shift < nr:
+            free &= free >> shift
+            shift <<= 1
+        free &= self._chunk_masks[cluster.order]
+        return _lowest_bit(free) if free else -1
+
+    def _take_chunk(self, cluster, nr, folio):
+        """Allocate the lowest free chunk of ``cluster``: the entry, or 0.
+
+        Caller holds the cluster lock or owns an unpublished cluster.
+        New descriptors have no slot, no zswap entry and ``folio`` (or
+        nothing) in the swap cache; freed descriptors were left that way.
+        """
+        index = self._find_chunk(cluster, nr)
+        if index < 0:
+            return 0
+        end = index + nr
+        cluster.bitmap |= ((1 << nr) - 1) << index
+        cluster.count += nr
+        if folio is not None:
+            cluster.swap_cache[index:end] = [folio] * nr
+        return (cluster.id << self._shift) | index
+
+    def _alloc_from(self, cluster, nr, folio, order):
+        """Lock ``cluster`` and allocate from it if it can serve: entry or 0."""
+        _lock_cluster(cluster)
+        try:
+            # A cached cluster is only a hint: it may have been released
+            # (refcount 0) or filled since.
+            if cluster.refcount == 0 or cluster.order != order:
+                return 0
+            return self._take_chunk(cluster, nr, folio)
+        finally:
+            cluster.lock.release()
+
+    def _new_cluster_id(self):
+        """The lowest free cluster id.  Caller holds the map lock."""
+        if self._free_ids:
+            return heapq.heappop(self._free_ids)
+        cluster_id = self._next_id
+        if cluster_id > self._max_clusters:
+            raise SwapFullError("no cluster id left: all %d clusters are in use"
+                                % self._max_clusters)
+        self._next_id = cluster_id + 1
+        return cluster_id
+
+    def alloc(self, nr=1, folio=None):
+        """Allocate ``nr`` (a power of two) contiguous, aligned swap entries.
+
+        Tries the calling thread's cached cluster for that order, then the
+        partial clusters of that order from the head, then a new cluster
+        with the lowest free id.  The cluster used becomes the thread's
+        cached cluster for that order.  The new descriptors have slot 0, no
+        zswap entry and ``folio`` in the swap cache (None: empty).
+
+        Context: takes the cached cluster's lock; if that cluster cannot
+        serve, the map lock and, under it, the lock of each partial cluster
+        tried.  A new cluster is filled before it is published, unlocked.
+
+        Return: the first entry.  Raises ``SwapFullError`` when a new
+        cluster is needed and every cluster id is in use.
+        """
+        if type(nr) is not int:
+            nr = _as_int(nr, "nr")
+        _check_nr(nr)
+        if nr & (nr - 1) or nr > self._size:
+            raise ValueError("nr must be a power of two from 1 to %d, not %d"
+                             % (self._size, nr))
+        order = nr.bit_length() - 1
+        key = (threading.get_ident(), order)
+
+        # Fast path: the thread's own cluster, without the map lock.
+        cluster = self._alloc_cache.get(key)
+        if cluster is not None:
+            entry = self._alloc_from(cluster, nr, folio, order)
+            if entry:
+                return entry
+
+        with self._map_lock:
+            partial = self._partial[order]
+            entry = 0
+            while partial:
+                cluster = next(iter(partial.values()))
+                _lock_cluster(cluster)
+                try:
+                    entry = self._take_chunk(cluster, nr, folio)
+                    if not entry:
+                        # Found full: off the list until a free gives room
+                        # back (both locks held, see the module comment).
+                        cluster.full = True
+                        del partial[cluster.id]
+                finally:
+                    cluster.lock.release()
+                if entry:
+                    break
+            if not entry:
+                cluster = _Cluster(self._new_cluster_id(), order, self._size)
+                entry = self._take_chunk(cluster, nr, folio)
+                self._clusters[cluster.id] = cluster
+                partial[cluster.id] = cluster
+
+            cached = self._alloc_cache.get(key)
+            if cached is not cluster:
+                if cached is not None:
+                    cached.refcount -= 1
+                self._alloc_cache[key] = cluster
+                cluster.refcount += 1
+        return entry
+
+    def _release(self, cluster):
+        """Take an empty cluster out of the space and recycle its id.
+
+        Caller holds the map lock and the cluster lock.  The cluster object
+        may still be reached by lookups that raced with the release; its
+        empty bitmap and zero refcount make them fail validation.
+        """
+        del self._clusters[cluster.id]
+        self._partial[cluster.order].pop(cluster.id, None)
+        for key in [k for k, c in self._alloc_cache.items() if c is cluster]:
+            del self._alloc_cache[key]
+        cluster.refcount = 0
+        cluster.full = False
+        # Lookups that raced with the release may still lock the dead
+        # cluster afterwards; those few acquisitions go uncounted.
+        self._released_acquisitions += cluster.lock_acquisitions
+        self._released_contended += cluster.lock_contended
+        heapq.heappush(self._free_ids, cluster.id)
+
+    def _after_free(self, cluster):
+        """Release an emptied cluster or put a full one back on its list.
+
+        The decision was made under the cluster lock alone, but both
+        actions need the map lock, which must come first: so relock in
+        order and decide again, since allocations may have run in between.
+        """
+        with self._map_lock:
+            _lock_cluster(cluster)
+            try:
+                if cluster.refcount == 0:
+                    return
+                if cluster.count == 0:
+                    self._release(cluster)
+                elif cluster.full and self._find_chunk(cluster, 1 << cluster.order) >= 0:
+                    cluster.full = False
+                    self._partial[cluster.order][cluster.id] = cluster
+            finally:
+                cluster.lock.release()
+
+    def free(self, entry, nr=1):
+        """Free the ``nr`` entries from ``entry``.
+
+        Drops their zswap entries, folios and shadows and clears their
+        slots.  A cluster left with no entries is released (it leaves the
+        map, the partial list and every thread cache; its id can be reused).
+        A cluster that allocation had found full rejoins the tail of its
+        partial list once a chunk of its order is free again.  With a zswap
+        pool bound, the pool frees the dropped pool entries and releases the
+        dropped slots in its swap file.
+
+        Context: takes the cluster lock; to release or relist the cluster,
+        then the map lock and the cluster lock again.  The dropped objects
+        are released after the cluster lock.
+        """
+        if type(entry) is not int:
+            entry = _as_entry(entry)
+        if type(nr) is not int:
+            nr = _as_int(nr, "nr")
+        _check_nr(nr)
+        cluster, index = self._lookup_range(entry, nr)
+        end = index + nr
+        _lock_cluster(cluster)
+        try:
+            self._check_allocated(cluster, index, nr)
+            zswap = cluster.zswap_entry
+            cache = cluster.swap_cache
+            # Keep the displaced objects alive until the lock is dropped.
+            dropped = zswap[index:end] + cache[index:end]
+            # Not list.count(None): that compares with ==, i.e. user code.
+            nr_zswap = sum(1 for z in dropped[:nr] if z is not None)
+            # Under the lock: see "The zswap pool" above.
+            pool = self._zswap_pool
+            if pool is not None:
+                pool = pool()
+            slots = cluster.slot
+            if pool is not None:
+                dropped_slots = [slot for slot in slots[index:end] if slot]
+            zswap[index:end] = [None] * nr
+            cache[index:end] = [None] * nr
+            slots[index:end] = [0] * nr
+            cluster.nr_zswap -= nr_zswap
+            cluster.bitmap &= ~(((1 << nr) - 1) << index)
+            cluster.count -= nr
+            settle = cluster.count == 0 or (
+                cluster.full and self._find_chunk(cluster, 1 << cluster.order) >= 0)
+        finally:
+            cluster.lock.release()
+        if settle:
+            self._after_free(cluster)
+        if pool is not None:
+            for obj in dropped[:nr]:
+                if obj is not None:
+                    pool._release_entry(obj)
+            for slot in dropped_slots:
+                pool._release_slot(slot)
+        # Last: a __del__ run by this sees the free complete, cluster
+        # release included.
+        del dropped
+
+    # -- zswap entries (seed patch) ---------------------------------------
+
+    def zswap_entry_store(self, entry, zentry):
+        """Store ``zentry`` as the zswap entry of ``entry``.
+
+        Context: takes the entry's cluster lock.
+
+        Return: the previous zswap entry (the caller frees it), or None.  A
+        zswap pool's entry is freed by its pool, and what is returned is a
+        ``ZswapEntryView`` of it.
+        """
+        if type(entry) is not int:
+            entry = _as_entry(entry)
+        if zentry is None:
+            raise TypeError("zentry must not be None; use zswap_entry_erase")
+        cluster_id = entry >> self._shift
+        if entry <= 0 or cluster_id > self._max_clusters:
+            raise self._bad_entry(entry)
+        cluster = self._clusters.get(cluster_id)
+        if cluster is not None:
+            index = entry & self._mask
+            _lock_cluster(cluster)
+            try:
+                allocated = cluster.bitmap >> index & 1
+                if allocated:
+                    zswap = cluster.zswap_entry
+                    old = zswap[index]
+                    zswap[index] = zentry
+                    if old is None:
+                        cluster.nr_zswap += 1
+                    # Under the lock: see "The zswap pool" above.
+                    pool = self._zswap_pool
+                    if pool is not None:
+                        pool = pool()
+            finally:
+                cluster.lock.release()
+            if allocated:
+                if pool is not None and old is not None:
+                    view = pool._view(old, entry)
+                    pool._release_entry(old)
+                    return view
+                return old
+        raise self._not_allocated(entry)
+
+    def zswap_entry_load(self, entry):
+        """Look up the zswap entry of ``entry``.
+
+        Context: takes the entry's cluster lock.
+
+        Return: the zswap entry, or None.  A zswap pool's entry reads as a
+        ``ZswapEntryView`` snapshot.
+        """
+        if type(entry) is not int:
+            entry = _as_entry(entry)
+        cluster_id = entry >> self._shift
+        if entry <= 0 or cluster_id > self._max_clusters:
+            raise self._bad_entry(entry)
+        cluster = self._clusters.get(cluster_id)
+        if cluster is not None:
+            index = entry & self._mask
+            _lock_cluster(cluster)
+            try:
+                allocated = cluster.bitmap >> index & 1
+                if allocated:
+                    value = cluster.zswap_entry[index]
+                    # Under the lock: see "The zswap pool" above.
+                    pool = self._zswap_pool
+                    if pool is not None:
+                        pool = pool()
+            finally:
+                cluster.lock.release()
+            if allocated:
+                if pool is not None and value is not None:
+                    return pool._view(value, entry)
+                return value
+        raise self._not_allocated(entry)
+
+    def zswap_entry_erase(self, entry):
+        """Clear the zswap entry of ``entry``.
+
+        Context: takes the entry's cluster lock.
+
+        Return: the zswap entry that was erased, or None.  A zswap pool's
+        entry is freed by its pool, and what is returned is a
+        ``ZswapEntryView`` of it.
+        """
+        if type(entry) is not int:
+            entry = _as_entry(entry)
+        cluster_id = entry >> self._shift
+        if entry <= 0 or cluster_id > self._max_clusters:
+            raise self._bad_entry(entry)
+        cluster = self._clusters.get(cluster_id)
+        if cluster is not None:
+            index = entry & self._mask
+            _lock_cluster(cluster)
+            try:
+                allocated = cluster.bitmap >> index & 1
+                if allocated:
+                    zswap = cluster.zswap_entry
+                    old = zswap[index]
+                    if old is not None:
+                        zswap[index] = None
+                        cluster.nr_zswap -= 1
+                    # Under the lock: see "The zswap pool" above.
+                    pool = self._zswap_pool
+                    if pool is not None:
+                        pool = pool()
+            finally:
+                cluster.lock.release()
+            if allocated:
+                if pool is not None and old is not None:
+                    view = pool._view(old, entry)
+                    pool._release_entry(old)
+                    return view
+                return old
+        raise self._not_allocated(entry)
+
+    def zswap_empty(self, entry=None):
+        """Tell whether no descriptor of the space holds a zswap entry.
+
+        ``entry`` is accepted for the kernel's signature and not used.
+        Sums the per-cluster counts: a concurrent store may or may not be
+        seen, but an entry stored before the call and still stored is.
+
+        Context: takes the map lock; reads each count without its lock.
+
+        Return: True or False.
+        """
+        with self._map_lock:
+            for cluster in self._clusters.values():
+                if cluster.nr_zswap:
+                    return False
+        return True
+
+    # -- swap cache and shadows -------------------------------------------
+
+    def swap_cache_get_folio(self, entry):
+        """Look up the swap-cache folio of ``entry``.
+
+        Context: takes the entry's cluster lock.
+
+        Return: the folio, or None (no folio, or a shadow).
+        """
+        if type(entry) is not int:
+            entry = _as_entry(entry)
+        cluster, index = self._lookup_range(entry, 1)
+        _lock_cluster(cluster)
+        try:
+            self._check_allocated(cluster, index, 1)
+            value = cluster.swap_cache[index]
+        finally:
+            cluster.lock.release()
+        return None if type(value) is _Shadow else value
+
+    def swap_cache_add_folio(self, entry, folio, nr=1):
+        """Put ``folio`` in the swap cache of the ``nr`` entries from ``entry``.
+
+        No descriptor of the range may hold a folio (``SwapCacheError``, the
+        kernel's -EEXIST); shadows are replaced.
+
+        Context: takes the cluster lock.
+
+        Return: the shadow ``entry`` held, or None.
+        """
+        if type(entry) is not int:
+            entry = _as_entry(entry)
+        if folio is None:
+            raise TypeError("folio must not be None")
+        if type(nr) is not int:
+            nr = _as_int(nr, "nr")
+        _check_nr(nr)
+        cluster, index = self._lookup_range(entry, nr)
+        end = index + nr
+        _lock_cluster(cluster)
+        try:
+            self._check_allocated(cluster, index, nr)
+            cache = cluster.swap_cache
+            for i in range(index, end):
+                value = cache[i]
+                if value is not None and type(value) is not _Shadow:
+                    raise SwapCacheError(
+                        "swap entry %#x already has a folio in the swap cache"
+                        % ((cluster.id << self._shift) | i))
+            old = cache[index]
+            cache[index:end] = [folio] * nr
+        finally:
+            cluster.lock.release()
+        return old.value if old is not None else None
+
+    def swap_cache_del_folio(self, entry, folio, nr=1, shadow=None):
+        """Take ``folio`` out of the swap cache of the ``nr`` entries.
+
+        Every descriptor of the range must hold ``folio`` itself
+        (``SwapCacheError`` otherwise).  Each then holds ``shadow``, or
+        nothing when ``shadow`` is None.
+
+        Context: takes the cluster lock.
+
+        Return: None.
+        """
+        if type(entry) is not int:
+            entry = _as_entry(entry)
+        if folio is None:
+            raise TypeError("folio must not be None")
+        if type(nr) is not int:
+            nr = _as_int(nr, "nr")
+        shadow = _as_shadow(shadow)
+        _check_nr(nr)
+        if shadow is not None and not 0 <= shadow < _SHADOW_LIMIT:
+            raise ValueError("shadow must be in [0, 2**62), not %d" % shadow)
+        cluster, index = self._lookup_range(entry, nr)
+        end = index + nr
+        # One shared wrapper: a shadow is a value, never mutated.
+        value = None if shadow is None else _Shadow(shadow)
+        _lock_cluster(cluster)
+        try:
+            self._check_allocated(cluster, index, nr)
+            self._check_holds(cluster, index, end, folio)
+            # The caller still holds folio, so no last reference drops here.
+            cluster.swap_cache[index:end] = [value] * nr
+        finally:
+            cluster.lock.release()
+
+    def _check_holds(self, cluster, index, end, folio):
+        """Raise unless descriptors index..end-1 all hold ``folio``.
+
+        Identity only: comparing with == could run user code under the
+        cluster lock.  Caller holds the cluster lock.
+        """
+        cache = cluster.swap_cache
+        for i in range(index, end):
+            if cache[i] is not folio or folio is None:
+                raise SwapCacheError(
+                    "swap entry %#x does not hold that folio in the swap cache"
+                    % ((cluster.id << self._shift) | i))
+
+    def swap_cache_replace_folio(self, entry, old, new, nr=1):
+        """Replace ``old`` by ``new`` in the swap cache of the ``nr`` entries.
+
+        Every descriptor of the range must hold ``old`` itself
+        (``SwapCacheError`` otherwise; None is never a cached folio).  As
+        ``__swap_cache_replace_folio``.
+
+        Context: takes the cluster lock.
+
+        Return: None.
+        """
+        if type(entry) is not int:
+            entry = _as_entry(entry)
+        if new is None:
+            raise TypeError("new must not be None")
+        if type(nr) is not int:
+            nr = _as_int(nr, "nr")
+        _check_nr(nr)
+        cluster, index = self._lookup_range(entry, nr)
+        end = index + nr
+        _lock_cluster(cluster)
+        try:
+            self._check_allocated(cluster, index, nr)
+            self._check_holds(cluster, index, end, old)
+            # The caller still holds old, so no last reference drops here.
+            cluster.swap_cache[index:end] = [new] * nr
+        finally:
+            cluster.lock.release()
+
+    def swap_cache_get_shadow(self, entry):
+        """Look up the shadow of ``entry``.
+
+        Context: takes the entry's cluster lock.
+
+        Return: the shadow (an int), or None (no shadow, or a folio).
+        """
+        if type(entry) is not int:
+            entry = _as_entry(entry)
+        cluster, index = self._lookup_range(entry, 1)
+        _lock_cluster(cluster)
+        try:
+            self._check_allocated(cluster, index, 1)
+            value = cluster.swap_cache[index]
+        finally:
+            cluster.lock.release()
+        return value.value if type(value) is _Shadow else None
+
+    def swap_cache_clear_shadow(self, entry, nr=1):
+        """Drop the shadows of the ``nr`` entries from ``entry``.
+
+        Folios are left alone.
+
+        Context: takes the cluster lock.
+
+        Return: None.
+        """
+        if type(entry) is not int:
+            entry = _as_entry(entry)
+        if type(nr) is not int:
+            nr = _as_int(nr, "nr")
+        _check_nr(nr)
+        cluster, index = self._lookup_range(entry, nr)
+        _lock_cluster(cluster)
+        try:
+            self._check_allocated(cluster, index, nr)
+            cache = cluster.swap_cache
+            for i in range(index, index + nr):
+                if type(cache[i]) is _Shadow:
+                    cache[i] = None
+        finally:
+            cluster.lock.release()
+
+    # -- physical backing slot ----------------------------------------------
+
+    def get_slot(self, entry):
+        """Look up the physical swap slot of ``entry``.
+
+        Context: takes the entry's cluster lock.
+
+        Return: the slot, 0 when there is none.
+        """
+        if type(entry) is not int:
+            entry = _as_entry(entry)
+        cluster, index = self._lookup_range(entry, 1)
+        _lock_cluster(cluster)
+        try:
+            self._check_allocated(cluster, index, 1)
+            return cluster.slot[index]
+        finally:
+            cluster.lock.release()
+
+    def set_slot(self, entry, slot):
+        """Set the physical swap slot of ``entry`` (0: none).
+
+        Context: takes the entry's cluster lock.
+
+        Return: the previous slot.
+        """
+        if type(entry) is not int:
+            entry = _as_entry(entry)
+        if type(slot) is not int:
+            slot = _as_int(slot, "slot")
+        if not 0 <= slot < _SLOT_LIMIT:
+            raise ValueError("slot must be in [0, 2**64), not %d" % slot)
+        cluster, index = self._lookup_range(entry, 1)
+        _lock_cluster(cluster)
+        try:
+            self._check_allocated(cluster, index, 1)
+            slots = cluster.slot
+            old = slots[index]
+            slots[index] = slot
+            return old
+        finally:
+            cluster.lock.release()
+
+    # -- introspection --------------------------------------------------------
+
+    def __len__(self):
+        """Number of allocated entries.
+
+        Context: takes the map lock; reads each count without its lock.
+        """
+        with self._map_lock:
+            return sum(cluster.count for cluster in self._clusters.values())
+
+    def __contains__(self, entry):
+        """Tell whether ``entry`` is an int with an allocated descriptor.
+
+        Anything else is not in the space: never raises.
+
+        Context: takes the entry's cluster lock if its cluster exists.
+        """
+        if type(entry) is not int:
+            try:
+                entry = _as_entry(entry)
+            except TypeError:
+                return False
+        cluster_id = entry >> self._shift
+        if entry <= 0 or cluster_id > self._max_clusters:
+            return False
+        cluster = self._clusters.get(cluster_id)
+        if cluster is None:
+            return False
+        _lock_cluster(cluster)
+        try:
+            return bool(cluster.bitmap >> (entry & self._mask) & 1)
+        finally:
+            cluster.lock.release()
+
+    def entries(self):
+        """Iterate over the allocated entries in ascending order.
+
+        Context: takes the map lock once to list the clusters, then each
+        cluster's lock while reading its bitmap; no lock is held between
+        items.  Entries allocated or freed during the walk may or may not
+        appear.
+
+        Return: an iterator of ints.
+        """
+        with self._map_lock:
+            clusters = sorted(self._clusters.items())
+        shift = self._shift
+        for cluster_id, cluster in clusters:
+            _lock_cluster(cluster)
+            try:
+                bitmap = cluster.bitmap if cluster.refcount else 0
+            finally:
+                cluster.lock.release()
+            base = cluster_id << shift
+            while bitmap:
+                low = bitmap & -bitmap
+                yield base | (low.bit_length() - 1)
+                bitmap ^= low
+
+    def cluster_info(self, cluster_id):
+        """Describe the live cluster ``cluster_id``.
+
+        Context: takes the map lock, then the cluster's lock (which is
+        counted in the returned ``lock_acquisitions``).
+
+        Return: a dict with ``id``, ``order``, ``count``, ``refcount``,
+        ``zswap_entries``, ``lock_acquisitions`` and ``lock_contended``.
+        Raises ``KeyError(cluster_id)`` when no live cluster has that id.
+        """
+        key = cluster_id
+        if type(key) is not int:
+            try:
+                key = _as_entry(key)
+            except TypeError:
+                raise KeyError(cluster_id) from None
+        with self._map_lock:
+            cluster = self._clusters.get(key)
+            if cluster is None:
+                raise KeyError(cluster_id)
+            _lock_cluster(cluster)
+            try:
+                return {
+                    "id": cluster.id,
+                    "order": cluster.order,
+                    "count": cluster.count,
+                    "refcount": cluster.refcount,
+                    "zswap_entries": cluster.nr_zswap,
+                    "lock_acquisitions": cluster.lock_acquisitions,
+                    "lock_contended": cluster.lock_contended,
+                }
+            finally:
+                cluster.lock.release()
+
+    def stats(self):
+        """Summarise the space.
+
+        Context: takes the map lock, then each cluster's lock in turn (those
+        acquisitions are included in ``lock_acquisitions``).
+
+        Return: a dict with ``entries``, ``clusters``, ``zswap_entries``,
+        ``swap_cache_folios``, ``shadows``, ``slots``, ``lock_acquisitions``,
+        ``lock_contended`` (over the life of the space, released clusters
+        included), ``cluster_size`` and ``max_clusters``.
+        """
+        entries = zswap_entries = folios = shadows = slots = 0
+        with self._map_lock:
+            acquisitions = self._released_acquisitions
+            contended = self._released_contended
+            nr_clusters = len(self._clusters)
+            for cluster in self._clusters.values():
+                _lock_cluster(cluster)
+                try:
+                    entries += cluster.count
+                    zswap_entries += cluster.nr_zswap
+                    for value in cluster.swap_cache:
+                        if value is not None:
+                            if type(value) is _Shadow:
+                                shadows += 1
+                            else:
+                                folios += 1
+                    slots += len(cluster.slot) - cluster.slot.count(0)
+                    acquisitions += cluster.lock_acquisitions
+                    contended += cluster.lock_contended
+                finally:
+                    cluster.lock.release()
+        return {
+            "entries": entries,
+            "clusters": nr_clusters,
+            "zswap_entries": zswap_entries,
+            "swap_cache_folios": folios,
+            "shadows": shadows,
+            "slots": slots,
+            "lock_acquisitions": acquisitions,
+            "lock_contended": contended,
+            "cluster_size": self._size,
+            "max_clusters": self._max_clusters,
+        }
+
+    def __repr__(self):
+        """Context: takes the map lock; reads the counts without cluster locks."""
+        with self._map_lock:
+            entries = sum(c.count for c in self._clusters.values())
+            nr_zswap = sum(c.nr_zswap for c in self._clusters.values())
+            nr_clusters = len(self._clusters)
+        return ("<VSwap core=pure entries=%d clusters=%d zswap_entries=%d "
+                "cluster_size=%d>" % (entries, nr_clusters, nr_zswap, self._size))

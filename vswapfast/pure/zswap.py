@@ -1,0 +1,1301 @@
+"""The zswap pool in pure Python: the twin of ``vswapfast._zswap``.
+
+This module follows upstream ``mm/zswap.c`` with the zswap entry kept in the
+virtual swap descriptor, as the seed patch does.  It has the same API and
+behaviour as the compiled core (see ``docs/semantics.md``, "zswap pool") and
+is the reference the compiled core is tested against.
+
+Objects in a descriptor's zswap field
+-------------------------------------
+    _ZswapEntry   ``struct zswap_entry``: the swap entry, the compressed
+                  ``length``, the ``referenced`` bit, the pool object
+                  (``handle``: a zspage and an object index) and the LRU
+                  state.  A page that LZ4 does not shrink is stored raw
+                  (``incompressible``, ``length`` 4096).
+    _ZERO         the one ZERO marker, for a zero-filled page: no pool
+                  memory, not on the LRU, counted in ``zero_pages``.
+
+Any other object in the field was put there through the ``VSwap`` API; the
+pool never reads it, and only drops it (invalidate, rejected stores).
+
+Pool memory
+-----------
+``_ZPool`` is a size-class allocator in the manner of zsmalloc, on the
+geometry of ``vswapfast.zpool``.  Each class carves objects out of zspages
+(a ``bytearray`` of ``pages_per_zspage`` pages each), and the compressed
+bytes really live there.  Both lists below are stacks, as in the compiled
+core, so that both put the same objects in the same zspages:
+
+- a class keeps the zspages that have a free object on a list and
+  allocates from its head; a new zspage is pushed on the head, a zspage
+  leaves the list when it fills up and is pushed back on the head when an
+  object of it is freed; a zspage whose objects are all free is released
+  at once;
+- a zspage hands out its free objects last-freed first (at first in index
+  order, 0, 1, 2, ...).
+
+``pool_total_size`` is the bytes of all zspages.
+
+Lifetime of an entry
+--------------------
+``refs`` counts the descriptor's reference (from the store that creates the
+entry until it is erased from the descriptor) plus one pin per reader that
+uses the entry's data with no lock held (load, read, writeback).  Whoever
+drops the last reference frees the pool object, so a concurrent invalidate
+never frees data under a reader.  ``linked`` is True while a descriptor
+holds the entry; ``on_lru`` while it is on the LRU.  Writeback takes an
+entry off the LRU while it works on it (as the kernel isolates it), so
+concurrent shrinkers do not pick the same one.
+
+The LRU is an ``OrderedDict`` of entries: the first key is the cold end.
+
+A pool binds itself to its space with a weak reference (see
+``vswapfast/pure/vswap.py``), and a pool that is dropped without ``close()``
+is closed by its finalizer, as the compiled pool is when it is deallocated.
+
+Locking
+-------
+    cluster lock  ->  _lru_lock  ->  size-class lock  ->  _ZPool.total_lock
+                                                          _stats_lock
+    cluster lock  ->  the swap file's lock
+
+``_lru_lock`` guards the LRU and, of every entry, ``referenced``, ``refs``,
+``on_lru`` and ``linked``.  A size class's lock guards its zspages.  The two
+locks on the right are leaves: nothing is taken while either is held.
+``_stats_lock`` guards the counters and the "pool is full" state.  Compression
+and decompression run with no lock held (python-lz4 also drops the GIL for
+them), and so do writeback's swap-file transfers; ``read`` holds the
+cluster lock while it reads a slot, so that the slot cannot change hands
+under it.  The swap file's lock is a leaf too.
+
+The pool works on the space's clusters directly, through the same lookups
+``VSwap`` uses, and keeps to the ``VSwap`` rule that no user code runs under
+a cluster lock: displaced objects are released after it is dropped.
+"""
+
+import os
+import threading
+import weakref
+from collections import OrderedDict
+
+import lz4.block
+
+from ..errors import NoPageError, SwapFileFullError, ZswapDecompressError
+from ..zpool import PAGE_SIZE, ZPOOL_CLASSES, size_class
+from ..zswap_entry import ZswapEntryView
+from .swapfile import SwapFile, _as_out, _buffer
+from .vswap import VSwap, _Shadow, _as_entry, _as_int, _check_nr, _lock_cluster
+
+__all__ = ["PAGE_SIZE", "Zswap"]
+
+#: A zero-filled page, compared against and handed out as the page of ZERO.
+_ZERO_PAGE = bytes(PAGE_SIZE)
+# A larger max_pool_bytes is taken as this (the compiled core keeps it in a
+# signed 64-bit int); no pool gets anywhere near it.
+_MAX_POOL_BYTES_CAP = 1 << 62
+
+# What writing back one entry came to.
+_WRITTEN = "written"    # the page is in the swap file, the entry is freed
+_RACED = "raced"        # the descriptor no longer held the entry: nothing done
+_STOP = "stop"          # the swap file is full or the data is corrupt: end the walk
+
+
+class _ZeroMarker:
+    """The type of ``_ZERO``, the marker of a zero-filled page."""
+
+    __slots__ = ()
+
+    def __repr__(self):
+        return "<zswap ZERO>"
+
+
+#: The one ZERO marker that every pool puts in descriptors.
+_ZERO = _ZeroMarker()
+
+
+# -- pool memory ----------------------------------------------------------------
+
+class _ZsPage:
+    """A zspage: ``pages`` contiguous pages carved into objects of one class.
+
+    ``free`` is the stack of free object indices (its top is the last
+    item) and ``inuse`` counts the others.  Guarded by the class lock.
+    """
+
+    __slots__ = ("size_class", "data", "free", "inuse")
+
+    def __init__(self, cls):
+        self.size_class = cls
+        self.data = bytearray(cls.pages * PAGE_SIZE)
+        self.free = list(range(cls.objs - 1, -1, -1))
+        self.inuse = 0
+
+
+class _SizeClass:
+    """One size class of the pool: objects of ``size`` bytes.
+
+    ``partial`` holds the zspages with a free object, as a stack: a dict
+    keeps insertion order, so its last key is the head, and a zspage can
+    leave it from anywhere.
+    """
+
+    __slots__ = ("lock", "size", "pages", "objs", "partial")
+
+    def __init__(self, size, pages, objs):
+        self.lock = threading.Lock()
+        self.size = size
+        self.pages = pages
+        self.objs = objs
+        self.partial = {}
+
+
+class _ZPool:
+    """The size-class allocator behind a pool (a zs_pool).
+
+    An object is named by its handle, a zspage and an object index.
+    """
+
+    __slots__ = ("classes", "total_lock", "total_size")
+
+    def __init__(self):
+        self.classes = [_SizeClass(*geometry) for geometry in ZPOOL_CLASSES]
+        self.total_lock = threading.Lock()
+        # Bytes of all zspages.  Written under total_lock, read without it.
+        self.total_size = 0
+
+    def malloc(self, length):
+        """Allocate an object for ``length`` (1..4096) bytes.
+
+        Context: takes the class lock, and ``total_lock`` when a zspage is
+        created.
+
+        Return: the handle ``(zspage, index)``.  ``MemoryError`` when a new
+        zspage is needed and cannot be allocated.
+        """
+        cls = self.classes[size_class(length)]
+        with cls.lock:
+            if cls.partial:
+                zspage = next(reversed(cls.partial))
+            else:
+                zspage = _ZsPage(cls)
+                cls.partial[zspage] = None
+                with self.total_lock:
+                    self.total_size += cls.pages * PAGE_SIZE
+            index = zspage.free.pop()
+            zspage.inuse += 1
+            if zspage.inuse == cls.objs:
+                del cls.partial[zspage]
+        return zspage, index
+
+    def free(self, zspage, index):
+        """Free object ``index`` of ``zspage``; release the zspage if it is
+        left empty.
+
+        Context: takes the class lock, and ``total_lock`` to release.
+        """
+        cls = zspage.size_class
+        with cls.lock:
+            zspage.free.append(index)
+            zspage.inuse -= 1
+            if zspage.inuse == 0:
+                cls.partial.pop(zspage, None)
+                with self.total_lock:
+                    self.total_size -= cls.pages * PAGE_SIZE
+            elif zspage not in cls.partial:
+                # It was full: back on the head of the list.
+                cls.partial[zspage] = None
+
+
+class _ZswapEntry:
+    """``struct zswap_entry``: one page in the pool.
+
+    ``swpentry``, ``length``, ``incompressible`` and the handle
+    (``zspage``, ``index``) are set before the entry is published and never
+    change; the rest is guarded by the pool's LRU lock.
+    """
+
+    __slots__ = (
+        "swpentry",
+        "length",
+        "incompressible",
+        "zspage",
+        "index",
+        "referenced",
+        "refs",
+        "linked",
+        "on_lru",
+    )
+
+    def __init__(self, swpentry, length, incompressible, zspage, index):
+        self.swpentry = swpentry
+        self.length = length
+        self.incompressible = incompressible
+        self.zspage = zspage
+        self.index = index
+        self.referenced = False
+        # The creator's reference, which becomes the descriptor's.
+        self.refs = 1
+        self.linked = False
+        self.on_lru = False
+
+    def data(self):
+        """A view of the stored bytes.  Caller holds a reference."""
+        zspage = self.zspage
+        offset = self.index * zspage.size_class.size
+        return memoryview(zspage.data)[offset:offset + self.length]
+
+
+# -- argument checks ------------------------------------------------------------
+
+def _qualified_type(obj):
+    cls = type(obj)
+    return "%s.%s" % (cls.__module__, cls.__qualname__)
+
+
+def _check_real(x, name):
+    """Check that ``x`` is an int or a float (not a bool)."""
+    if not isinstance(x, (int, float)) or isinstance(x, bool):
+        raise TypeError("%s must be a number, not %s" % (name, type(x).__name__))
+
+
+def _check_at_least_0(value, name):
+    if value < 0:
+        raise ValueError("%s must be at least 0, not %d" % (name, value))
+
+
+def _check_threshold(value):
+    # Written so that NaN fails too.
+    if not 0 < value <= 100:
+        raise ValueError("accept_threshold_percent must be in (0, 100], not %r"
+                         % (value,))
+
+
+def _physical_memory():
+    """The machine's physical memory in bytes."""
+    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def _lock_range(space, entry, nr):
+    """Checks 3 to 5 of the ``VSwap`` contract for ``[entry, entry + nr)``.
+
+    Return: ``(cluster, index)`` with the cluster lock held; raises, with no
+    lock held, for a bad entry, a range that crosses a cluster boundary or
+    an entry that is not allocated.
+    """
+    cluster, index = space._lookup_range(entry, nr)
+    _lock_cluster(cluster)
+    try:
+        space._check_allocated(cluster, index, nr)
+    except BaseException:
+        cluster.lock.release()
+        raise
+    return cluster, index
+
+
+class Zswap:
+    """An LZ4-compressed page pool whose entries live in a VSwap's descriptors.
+
+    See ``docs/semantics.md``, section "zswap pool", for the full contract.
+    A space has at most one pool.  Thread-safe: stores, loads, reads,
+    invalidations and shrinking may run concurrently, with each other and
+    with the ``VSwap`` API.  After ``close()`` every method call and
+    setting raises ``ValueError("zswap pool is closed")``; ``close()``
+    itself may be repeated, and ``space``, ``swapfile`` and ``repr`` keep
+    working.  A pool that is dropped without ``close()`` is closed when it
+    is collected.
+    """
+
+    __slots__ = (
+        "_space",
+        "_swapfile",
+        "_max_pool_bytes",
+        "_accept_threshold_percent",
+        "_writeback",
+        "_exclusive_loads",
+        "_closed",
+        "_zpool",
+        "_lru_lock",
+        "_lru",
+        "_stats_lock",
+        "_reached_full",
+        "_stored_pages",
+        "_stored_incompressible_pages",
+        "_compressed_bytes",
+        "_zero_pages",
+        "_pool_limit_hit",
+        "_written_back_pages",
+        "_reject_reclaim_fail",
+        "_reject_alloc_fail",
+        "_reject_kmemcache_fail",
+        "_reject_compress_fail",
+        "_reject_compress_poor",
+        "_decompress_fail",
+        "__weakref__",
+    )
+
+    def __init__(self, space, swapfile=None, *, max_pool_bytes=None,
+                 max_pool_percent=20.0, memory_bytes=None,
+                 accept_threshold_percent=90.0, writeback=True,
+                 exclusive_loads=True):
+        """Create a pool for ``space``, writing back to ``swapfile`` if given.
+
+        ``max_pool_bytes`` defaults to ``memory_bytes * max_pool_percent /
+        100`` and ``memory_bytes`` to the machine's physical memory; a
+        ``max_pool_bytes`` above 2**62 is taken as 2**62.  ``TypeError`` for
+        a space or swap file of another core (or not one at all) and for
+        settings of the wrong type; ``ValueError`` for negative byte counts,
+        a ``max_pool_percent`` outside ``[0, 100]``, an
+        ``accept_threshold_percent`` outside ``(0, 100]``, a space that
+        already has a pool, and a closed swap file.
+
+        Context: takes the space's map lock and, under it, the swap file's
+        lock to bind to them.
+        """
+        # Until bound, close() and the finalizer have nothing to undo.
+        self._closed = True
+        # Types first, then values, then state, as everywhere else.
+        if not isinstance(space, VSwap):
+            raise TypeError("space must be a VSwap of the pure core, not %s"
+                            % _qualified_type(space))
+        if swapfile is not None and not isinstance(swapfile, SwapFile):
+            raise TypeError("swapfile must be a SwapFile of the pure core or None, not %s"
+                            % _qualified_type(swapfile))
+        if max_pool_bytes is not None:
+            max_pool_bytes = _as_int(max_pool_bytes, "max_pool_bytes")
+        _check_real(max_pool_percent, "max_pool_percent")
+        if memory_bytes is not None:
+            memory_bytes = _as_int(memory_bytes, "memory_bytes")
+        _check_real(accept_threshold_percent, "accept_threshold_percent")
+        if max_pool_bytes is not None:
+            _check_at_least_0(max_pool_bytes, "max_pool_bytes")
+        # Written so that NaN fails too.
+        if not 0 <= max_pool_percent <= 100:
+            raise ValueError("max_pool_percent must be in [0, 100], not %r"
+                             % (max_pool_percent,))
+        if memory_bytes is not None:
+            _check_at_least_0(memory_bytes, "memory_bytes")
+        _check_threshold(accept_threshold_percent)
+        if max_pool_bytes is None:
+            if memory_bytes is None:
+                memory_bytes = _physical_memory()
+            # A float product, truncated, as the compiled core computes it.
+            max_pool_bytes = int(memory_bytes * float(max_pool_percent) / 100)
+
+        self._space = space
+        self._swapfile = swapfile
+        self._max_pool_bytes = min(max_pool_bytes, _MAX_POOL_BYTES_CAP)
+        self._accept_threshold_percent = float(accept_threshold_percent)
+        self._writeback = bool(writeback)
+        self._exclusive_loads = bool(exclusive_loads)
+        self._zpool = _ZPool()
+        self._lru_lock = threading.Lock()
+        self._lru = OrderedDict()
+        self._stats_lock = threading.Lock()
+        # zswap_pool_reached_full: set when the limit is hit, cleared once
+        # the pool is back under the acceptance threshold.
+        self._reached_full = False
+        self._stored_pages = 0
+        self._stored_incompressible_pages = 0
+        self._compressed_bytes = 0
+        self._zero_pages = 0
+        self._pool_limit_hit = 0
+        self._written_back_pages = 0
+        self._reject_reclaim_fail = 0
+        self._reject_alloc_fail = 0
+        # Kept for upstream's set of names: allocating an entry object
+        # does not fail here.
+        self._reject_kmemcache_fail = 0
+        self._reject_compress_fail = 0
+        self._reject_compress_poor = 0
+        self._decompress_fail = 0
+
+        # Last, once the pool is ready for the space's calls into it.
+        with space._map_lock:
+            if space._zswap_pool is not None:
+                raise ValueError("space already has a zswap pool")
+            if swapfile is not None:
+                swapfile._bind()        # ValueError if it is closed
+            space._zswap_pool = weakref.ref(self)
+            self._closed = False
+
+    def __del__(self):
+        # A pool nobody holds any more gives its entries back to its space,
+        # which may then take another pool.  (getattr: __init__ may not
+        # have run at all.)
+        if not getattr(self, "_closed", True):
+            self.close()
+
+    # -- properties and settings ------------------------------------------------
+
+    @property
+    def space(self):
+        """The ``VSwap`` whose descriptors hold this pool's entries."""
+        return self._space
+
+    @property
+    def swapfile(self):
+        """The ``SwapFile`` written back to, or None."""
+        return self._swapfile
+
+    @property
+    def max_pool_bytes(self):
+        """The pool limit in bytes of zspages.  Settable: an int of at
+        least 0 (above 2**62 taken as 2**62); takes effect at the next
+        store."""
+        self._check_open()
+        return self._max_pool_bytes
+
+    @max_pool_bytes.setter
+    def max_pool_bytes(self, value):
+        self._check_open()
+        value = _as_int(value, "max_pool_bytes")
+        _check_at_least_0(value, "max_pool_bytes")
+        self._max_pool_bytes = min(value, _MAX_POOL_BYTES_CAP)
+
+    @property
+    def accept_threshold_percent(self):
+        """How far (in percent of ``max_pool_bytes``) a full pool must
+        shrink before it accepts stores again.  Settable: a number in
+        ``(0, 100]``, read back as a float."""
+        self._check_open()
+        return self._accept_threshold_percent
+
+    @accept_threshold_percent.setter
+    def accept_threshold_percent(self, value):
+        self._check_open()
+        _check_real(value, "accept_threshold_percent")
+        _check_threshold(value)
+        self._accept_threshold_percent = float(value)
+
+    @property
+    def writeback(self):
+        """Whether writeback is wanted (settable; any value, taken as a bool)."""
+        self._check_open()
+        return self._writeback
+
+    @writeback.setter
+    def writeback(self, value):
+        self._check_open()
+        self._writeback = bool(value)
+
+    @property
+    def exclusive_loads(self):
+        """Whether a successful load frees the entry (settable, as a bool)."""
+        self._check_open()
+        return self._exclusive_loads
+
+    @exclusive_loads.setter
+    def exclusive_loads(self, value):
+        self._check_open()
+        self._exclusive_loads = bool(value)
+
+    @property
+    def writeback_enabled(self):
+        """True when ``writeback`` is set and there is a swap file (which
+        cannot be closed while the pool is open)."""
+        self._check_open()
+        return self._writeback and self._swapfile is not None
+
+    def _check_open(self):
+        if self._closed:
+            raise ValueError("zswap pool is closed")
+
+    def _accept_bytes(self):
+        """The acceptance threshold in bytes (a float, as the kernel's
+        ``zswap_accept_thr_pages()`` in bytes)."""
+        return self._max_pool_bytes * self._accept_threshold_percent / 100
+
+    # -- entry lifetime ---------------------------------------------------------------
+
+    def _free_entry(self, entry):
+        """Free the pool object of an entry nobody references any more.
+
+        Context: takes the size-class lock, then the stats lock.
+        """
+        self._zpool.free(entry.zspage, entry.index)
+        with self._stats_lock:
+            self._stored_pages -= 1
+            self._compressed_bytes -= entry.length
+            if entry.incompressible:
+                self._stored_incompressible_pages -= 1
+
+    def _put(self, entry):
+        """Drop a pin (or an uninstalled entry's only reference).
+
+        Context: takes the LRU lock; frees the entry if that was the last
+        reference.
+        """
+        with self._lru_lock:
+            entry.refs -= 1
+            if entry.refs:
+                return
+        self._free_entry(entry)
+
+    def _pin(self, entry):
+        """Take a reference for reading the data with no lock held.
+
+        Caller holds the cluster lock of the descriptor that holds
+        ``entry``, which keeps the descriptor's reference alive meanwhile.
+        Context: takes the LRU lock.
+        """
+        with self._lru_lock:
+            entry.refs += 1
+
+    def _unpin_referenced(self, entry):
+        """Set ``referenced`` and drop a pin, in one LRU-lock section."""
+        with self._lru_lock:
+            entry.referenced = True
+            entry.refs -= 1
+            if entry.refs:
+                return
+        self._free_entry(entry)
+
+    # -- hooks called by VSwap (see vswapfast/pure/vswap.py) --------------------------
+
+    def _view(self, obj, entry):
+        """The ``ZswapEntryView`` for a pool object stored at ``entry``, or
+        ``obj`` itself if it is not one.  Takes no lock: only ``referenced``
+        can change, and it is read once."""
+        if type(obj) is _ZswapEntry:
+            return ZswapEntryView(obj.swpentry, obj.length, obj.referenced,
+                                  False, obj.incompressible)
+        if obj is _ZERO:
+            return ZswapEntryView(entry, 0, False, True, False)
+        return obj
+
+    def _release_entry(self, obj):
+        """Free a pool object that was just erased from its descriptor.
+
+        Objects that are not the pool's are ignored.  Called with no lock
+        held, by the ``VSwap`` API and by the pool itself; works on a closed
+        pool too.
+
+        Context: the stats lock for ZERO; for an entry, the LRU lock, and
+        if that was the last reference, the size-class lock.
+        """
+        if type(obj) is _ZswapEntry:
+            with self._lru_lock:
+                if obj.on_lru:
+                    del self._lru[obj]
+                    obj.on_lru = False
+                obj.linked = False
+                obj.refs -= 1
+                if obj.refs:
+                    return
+            self._free_entry(obj)
+        elif obj is _ZERO:
+            with self._stats_lock:
+                self._zero_pages -= 1
+
+    def _release_slot(self, slot):
+        """Free ``slot`` in the swap file if it is allocated there (a
+        descriptor that ``VSwap.free`` dropped held it).  Never raises.
+
+        Context: takes the swap file's lock.
+        """
+        swapfile = self._swapfile
+        if swapfile is not None:
+            swapfile._release(slot)
+
+    # -- store --------------------------------------------------------------------------
+
+    def store(self, entry, page):
+        """Store ``page`` (``nr * 4096`` bytes) at the ``nr`` entries from ``entry``.
+
+        Checks the pool limit once (writing back first if the pool is full
+        and writeback is enabled), then turns each page into ZERO or an LZ4
+        entry.  On success each descriptor's old zswap entry is freed and
+        the new entries go to the hot end of the LRU, ``referenced`` set.
+        On rejection none of the ``nr`` entries is left with a zswap entry.
+
+        Context: takes the cluster lock to check the range; no lock while
+        compressing; then the cluster lock, under it the LRU lock, to put
+        the entries in.  Writeback, if any, as ``shrink``.
+
+        Return: True if stored, False if rejected (the reason is counted).
+        """
+        self._check_open()
+        if type(entry) is not int:
+            entry = _as_entry(entry)
+        view = _buffer(page, "page")
+        if view is None:
+            raise TypeError("page must be a buffer, not %s" % type(page).__name__)
+        size = view.nbytes
+        if size == 0 or size % PAGE_SIZE:
+            raise ValueError("page must be a positive multiple of %d bytes, not %d"
+                             % (PAGE_SIZE, size))
+        nr = size // PAGE_SIZE
+        # The range checks now, so that a bad call changes nothing; the
+        # range is checked again when the entries go in.
+        cluster, _ = _lock_range(self._space, entry, nr)
+        cluster.lock.release()
+
+        writeback = self.writeback_enabled
+        if not self._check_limits(writeback):
+            self._drop_stale(entry, nr)
+            return False
+
+        new = []
+        try:
+            for i in range(nr):
+                obj = self._compress(view[i * PAGE_SIZE:(i + 1) * PAGE_SIZE],
+                                     entry + i, writeback)
+                if obj is None:
+                    break
+                new.append(obj)
+            stored = len(new) == nr
+            if stored:
+                old = self._install(entry, nr, new)
+        except BaseException:
+            self._discard(new)
+            raise
+        if not stored:
+            # As upstream: the pages compressed so far are freed, and the
+            # stale entries of the whole range are dropped, so that nothing
+            # older can be mistaken for the page that was not stored.
+            self._discard(new)
+            self._drop_stale(entry, nr)
+            return False
+        for obj in old:
+            self._release_entry(obj)
+        return True
+
+    def _check_limits(self, writeback):
+        """The limit check of a store, as ``zswap_check_limits()``.
+
+        Counts ``pool_limit_hit`` when the pool is at or over its limit.  A
+        full pool stays full until it is at or under the acceptance
+        threshold; with writeback enabled it first writes back from the
+        cold end until it gets there (or the LRU or swap file runs out) and
+        is checked again, without counting the limit a second time.
+
+        Context: the stats lock; writeback as ``shrink``.
+
+        Return: True if the store may go on.
+        """
+        with self._stats_lock:
+            total = self._zpool.total_size
+            if total >= self._max_pool_bytes:
+                self._pool_limit_hit += 1
+                self._reached_full = True
+            elif self._reached_full and total <= self._accept_bytes():
+                self._reached_full = False
+            if not self._reached_full:
+                return True
+        if not writeback:
+            return False
+        self._writeback_walk(None, self._accept_bytes())
+        with self._stats_lock:
+            total = self._zpool.total_size
+            if total < self._max_pool_bytes and total <= self._accept_bytes():
+                self._reached_full = False
+            if not self._reached_full:
+                return True
+            self._reject_reclaim_fail += 1
+            return False
+
+    def _compress(self, page, swpentry, writeback):
+        """Make the pool object for one page (a 4096-byte view).
+
+        Context: no lock while compressing; the size-class lock to allocate,
+        the stats lock to count.
+
+        Return: ``_ZERO``, a new unpublished ``_ZswapEntry`` (holding one
+        reference), or None when the page is rejected (counted).
+        """
+        raw = page.tobytes()
+        if raw == _ZERO_PAGE:
+            return _ZERO
+        try:
+            data = lz4.block.compress(raw, mode="default", store_size=False)
+        except lz4.block.LZ4BlockError:
+            with self._stats_lock:
+                self._reject_compress_fail += 1
+            return None
+        incompressible = len(data) >= PAGE_SIZE
+        if incompressible:
+            if not writeback:
+                # Without writeback a raw copy only adds overhead: the page
+                # stays in memory instead.
+                with self._stats_lock:
+                    self._reject_compress_poor += 1
+                return None
+            data = raw
+        length = len(data)
+        try:
+            zspage, index = self._zpool.malloc(length)
+        except MemoryError:
+            with self._stats_lock:
+                self._reject_alloc_fail += 1
+            return None
+        offset = index * zspage.size_class.size
+        # The object is ours alone until it is published: no lock needed.
+        zspage.data[offset:offset + length] = data
+        with self._stats_lock:
+            self._stored_pages += 1
+            self._compressed_bytes += length
+            if incompressible:
+                self._stored_incompressible_pages += 1
+        return _ZswapEntry(swpentry, length, incompressible, zspage, index)
+
+    def _discard(self, new):
+        """Free objects made by ``_compress`` that were never published."""
+        for obj in new:
+            if obj is not _ZERO:
+                self._put(obj)
+
+    def _install(self, entry, nr, new):
+        """Put the new objects in the ``nr`` descriptors from ``entry``.
+
+        Raises (publishing nothing) if the range is no longer allocated or
+        the pool was closed meanwhile; checking ``_closed`` under the cluster
+        lock is what lets ``close()`` find every entry it must take out.
+
+        Context: takes the cluster lock, under it the LRU lock and the stats
+        lock.
+
+        Return: the objects the descriptors held before (None left out).
+        """
+        cluster, index = _lock_range(self._space, entry, nr)
+        try:
+            self._check_open()
+            end = index + nr
+            zswap = cluster.zswap_entry
+            old = zswap[index:end]
+            zswap[index:end] = new
+            cluster.nr_zswap += sum(1 for obj in old if obj is None)
+            zeros = 0
+            with self._lru_lock:
+                for obj in new:
+                    if obj is _ZERO:
+                        zeros += 1
+                    else:
+                        obj.linked = True
+                        obj.referenced = True
+                        obj.on_lru = True
+                        self._lru[obj] = None
+            if zeros:
+                with self._stats_lock:
+                    self._zero_pages += zeros
+        finally:
+            cluster.lock.release()
+        return [obj for obj in old if obj is not None]
+
+    def _drop_stale(self, entry, nr):
+        """Erase and free the zswap entries of a range a store gave up on.
+
+        Entries freed since the call's checks are skipped (a freed
+        descriptor has no zswap entry).
+
+        Context: takes the cluster lock, then releases outside it.
+        """
+        space = self._space
+        cluster = space._clusters.get(entry >> space._shift)
+        if cluster is None:
+            return
+        index = entry & space._mask
+        end = index + nr
+        _lock_cluster(cluster)
+        try:
+            zswap = cluster.zswap_entry
+            dropped = zswap[index:end]
+            zswap[index:end] = [None] * nr
+            cluster.nr_zswap -= sum(1 for obj in dropped if obj is not None)
+        finally:
+            cluster.lock.release()
+        for obj in dropped:
+            if obj is not None:
+                self._release_entry(obj)
+
+    # -- load and read -------------------------------------------------------------------
+
+    def _decompress(self, entry):
+        """The page of a pinned entry, as new bytes.
+
+        Context: no lock.  Counts ``decompress_fail`` (stats lock) and
+        raises ``ZswapDecompressError`` when the data does not decompress to
+        exactly one page.
+        """
+        data = entry.data()
+        if entry.incompressible:
+            return data.tobytes()
+        try:
+            page = lz4.block.decompress(data, uncompressed_size=PAGE_SIZE)
+        except lz4.block.LZ4BlockError:
+            page = None
+        # python-lz4 returns a shorter page rather than failing when the
+        # block decodes to less than uncompressed_size.
+        if page is None or len(page) != PAGE_SIZE:
+            with self._stats_lock:
+                self._decompress_fail += 1
+            raise ZswapDecompressError("swap entry %#x: compressed data is corrupt"
+                                       % entry.swpentry)
+        return page
+
+    def _erase_if_same(self, entry, obj):
+        """Erase ``obj`` from the descriptor of ``entry`` if it still holds it,
+        and free it.
+
+        A descriptor that was freed holds no zswap entry, so identity alone
+        decides.  Context: the cluster lock, then the release outside it.
+        """
+        space = self._space
+        cluster = space._clusters.get(entry >> space._shift)
+        if cluster is None:
+            return
+        index = entry & space._mask
+        _lock_cluster(cluster)
+        try:
+            zswap = cluster.zswap_entry
+            if zswap[index] is not obj:
+                return
+            zswap[index] = None
+            cluster.nr_zswap -= 1
+        finally:
+            cluster.lock.release()
+        self._release_entry(obj)
+
+    def load(self, entry, out=None):
+        """Load the page that this pool holds for ``entry``.
+
+        ``out``, when given, is a writable 4096-byte buffer for the page.
+        With ``exclusive_loads`` (the default) a successful load erases and
+        frees the entry; otherwise the entry stays and is marked referenced.
+        A failed decompression leaves the entry in place.
+
+        Context: the cluster lock and, under it, the LRU lock to pin the
+        entry; no lock while decompressing; then the cluster lock again to
+        erase (or the LRU lock to mark it referenced).
+
+        Return: ``out`` or new bytes with the page; None when the entry has
+        no pool entry.  ``ZswapDecompressError`` for corrupt data.
+        """
+        self._check_open()
+        if type(entry) is not int:
+            entry = _as_entry(entry)
+        out_view = _as_out(out)
+        cluster, index = _lock_range(self._space, entry, 1)
+        try:
+            obj = cluster.zswap_entry[index]
+            if type(obj) is _ZswapEntry:
+                self._pin(obj)
+            elif obj is not _ZERO:
+                obj = None
+        finally:
+            cluster.lock.release()
+        if obj is None:
+            return None
+        if obj is _ZERO:
+            page = _ZERO_PAGE
+        else:
+            try:
+                page = self._decompress(obj)
+            except BaseException:
+                self._put(obj)
+                raise
+        if self._exclusive_loads:
+            self._erase_if_same(entry, obj)
+            if obj is not _ZERO:
+                self._put(obj)
+        elif obj is not _ZERO:
+            self._unpin_referenced(obj)
+        if out_view is None:
+            return page
+        out_view[:] = page
+        return out
+
+    def read(self, entry, out=None):
+        """Read the page of ``entry`` wherever it lives, without moving it.
+
+        In order: a swap-cache folio that is a buffer of exactly 4096 bytes;
+        this pool's entry (marked referenced); the descriptor's slot in the
+        swap file.
+
+        Context: the cluster lock and, under it, the LRU lock to pin a pool
+        entry; then no lock while copying or decompressing.  For the slot,
+        the cluster lock again and, under it, the swap file's lock.
+
+        Return: ``out`` or new bytes with the page.  ``NoPageError`` when
+        there is none; ``ZswapDecompressError`` for corrupt pool data.
+        """
+        self._check_open()
+        if type(entry) is not int:
+            entry = _as_entry(entry)
+        out_view = _as_out(out)
+        cluster, index = _lock_range(self._space, entry, 1)
+        try:
+            folio = cluster.swap_cache[index]
+            obj = cluster.zswap_entry[index]
+            if type(obj) is _ZswapEntry:
+                self._pin(obj)
+        finally:
+            cluster.lock.release()
+
+        page = None
+        if folio is not None and type(folio) is not _Shadow:
+            try:
+                folio_view = _buffer(folio, "folio")
+            except ValueError:          # not contiguous: not a page to copy
+                folio_view = None
+            if folio_view is not None and folio_view.nbytes == PAGE_SIZE:
+                page = folio_view.tobytes()
+        if type(obj) is _ZswapEntry:
+            if page is not None:
+                self._put(obj)
+            else:
+                try:
+                    page = self._decompress(obj)
+                except BaseException:
+                    self._put(obj)
+                    raise
+                self._unpin_referenced(obj)
+        elif obj is _ZERO and page is None:
+            page = _ZERO_PAGE
+        if page is None:
+            page = self._read_slot(entry, out_view)
+            if page is None:
+                raise NoPageError("swap entry %#x holds no page: no folio, zswap "
+                                  "entry or swap slot" % entry)
+            # Read straight into out, or as new bytes.
+            return page if out_view is None else out
+        if out_view is None:
+            return page
+        out_view[:] = page
+        return out
+
+    def _read_slot(self, entry, out_view):
+        """Read the page in the swap-file slot of ``entry``.
+
+        The slot is read with the cluster lock held: a slot can only leave
+        its descriptor under that lock (and is freed in the file after), so
+        it cannot be freed and handed to another page under the read.  A
+        slot that is not allocated in the swap file holds no page.
+
+        Context: the cluster lock, then under it the swap file's lock.
+
+        Return: ``out_view`` filled, new bytes, or None when there is no
+        slot (or no swap file).
+        """
+        swapfile = self._swapfile
+        cluster, index = _lock_range(self._space, entry, 1)
+        try:
+            slot = cluster.slot[index]
+            if not slot or swapfile is None:
+                return None
+            return swapfile._read_allocated(slot, out_view)
+        finally:
+            cluster.lock.release()
+
+    # -- invalidate ------------------------------------------------------------------------
+
+    def invalidate(self, entry, nr=1):
+        """Erase and free the zswap entries of the ``nr`` entries from ``entry``.
+
+        Pool entries, ZERO markers and any other object in the field alike.
+
+        Context: takes the cluster lock; frees outside it.
+
+        Return: how many descriptors held a zswap entry.
+        """
+        self._check_open()
+        if type(entry) is not int:
+            entry = _as_entry(entry)
+        if type(nr) is not int:
+            nr = _as_int(nr, "nr")
+        _check_nr(nr)
+        cluster, index = _lock_range(self._space, entry, nr)
+        try:
+            end = index + nr
+            zswap = cluster.zswap_entry
+            dropped = zswap[index:end]
+            zswap[index:end] = [None] * nr
+            count = sum(1 for obj in dropped if obj is not None)
+            cluster.nr_zswap -= count
+        finally:
+            cluster.lock.release()
+        for obj in dropped:
+            if obj is not None:
+                self._release_entry(obj)
+        return count
+
+    # -- writeback -------------------------------------------------------------------------
+
+    def shrink(self, nr):
+        """Write back up to ``nr`` entries from the cold end of the LRU.
+
+        Second chance: an entry with ``referenced`` set has the bit cleared
+        and moves to the hot end instead, at most once per entry per call.
+        A full swap file ends the call with the entry left where it was.
+
+        Context: as ``_writeback_walk``.
+
+        Return: how many entries were written back; 0 when writeback is
+        disabled or ``nr`` is 0.
+        """
+        self._check_open()
+        if type(nr) is not int:
+            nr = _as_int(nr, "nr")
+        if nr < 0:
+            raise ValueError("nr must be at least 0, not %d" % nr)
+        if not self.writeback_enabled or nr == 0:
+            return 0
+        return self._writeback_walk(nr, None)
+
+    def _writeback_walk(self, nr, target):
+        """Walk the LRU from the cold end, writing entries back.
+
+        Stops after ``nr`` entries written (None: no count limit), once
+        ``pool_total_size`` is at or below ``target`` (None: no target),
+        when the LRU is empty, or when an entry cannot be written (a full
+        swap file, or corrupt data).
+
+        Context: the LRU lock to pick each entry; none while writing it.
+
+        Return: how many entries were written back.
+        """
+        swapfile = self._swapfile
+        written = 0
+        rotated = set()
+        lru = self._lru
+        while nr is None or written < nr:
+            if target is not None and self._zpool.total_size <= target:
+                break
+            with self._lru_lock:
+                if not lru:
+                    break
+                entry = next(iter(lru))
+                if entry.referenced and entry not in rotated:
+                    entry.referenced = False
+                    lru.move_to_end(entry)
+                    rotated.add(entry)
+                    continue
+                # Isolate and pin: off the LRU while it is written back.
+                del lru[entry]
+                entry.on_lru = False
+                entry.refs += 1
+            try:
+                result = self._writeback_entry(entry, swapfile)
+            finally:
+                self._put(entry)
+            if result is _WRITTEN:
+                written += 1
+            elif result is _STOP:
+                break
+        return written
+
+    def _return_to_lru(self, entry, hot):
+        """Put an isolated entry back on the LRU, at the hot or the cold end,
+        unless it was erased meanwhile.  Context: takes the LRU lock."""
+        with self._lru_lock:
+            if entry.linked and not entry.on_lru:
+                self._lru[entry] = None
+                entry.on_lru = True
+                if not hot:
+                    self._lru.move_to_end(entry, last=False)
+
+    def _writeback_entry(self, entry, swapfile):
+        """Write one isolated, pinned entry to a new slot of the swap file.
+
+        Takes a slot, decompresses into it, then checks under the cluster
+        lock that the descriptor still holds the entry: if so the descriptor
+        gets the slot (an older slot is freed in the file) and loses the
+        entry, which is freed; if not the slot is given back.  A full swap
+        file puts the entry back at the cold end; corrupt data (counted in
+        ``decompress_fail``) puts it at the hot end, so that the next walk
+        gets past it.  An I/O error puts it back at the cold end and
+        raises.
+
+        Context: the swap file's lock, no lock while decompressing, then the
+        cluster lock; the LRU lock to put the entry back or free it.
+
+        Return: ``_WRITTEN``, ``_RACED`` or ``_STOP``.
+        """
+        try:
+            slot = swapfile.alloc_slot()
+        except SwapFileFullError:
+            self._return_to_lru(entry, hot=False)
+            return _STOP
+        try:
+            try:
+                page = self._decompress(entry)
+            except ZswapDecompressError:
+                swapfile._release(slot)
+                self._return_to_lru(entry, hot=True)
+                return _STOP
+            swapfile.write(slot, page)
+            old_slot = self._commit_writeback(entry, slot)
+        except BaseException:
+            swapfile._release(slot)
+            self._return_to_lru(entry, hot=False)
+            raise
+        if old_slot is None:
+            swapfile._release(slot)
+            return _RACED
+        if old_slot and old_slot != slot:
+            swapfile._release(old_slot)
+        self._release_entry(entry)
+        with self._stats_lock:
+            self._written_back_pages += 1
+        return _WRITTEN
+
+    def _commit_writeback(self, entry, slot):
+        """Move the descriptor of ``entry`` from the pool entry to ``slot``.
+
+        Context: takes the cluster lock.
+
+        Return: the descriptor's previous slot (0 for none), or None if the
+        descriptor no longer holds ``entry``.
+        """
+        space = self._space
+        swpentry = entry.swpentry
+        cluster = space._clusters.get(swpentry >> space._shift)
+        if cluster is None:
+            return None
+        index = swpentry & space._mask
+        _lock_cluster(cluster)
+        try:
+            zswap = cluster.zswap_entry
+            if zswap[index] is not entry:
+                return None
+            zswap[index] = None
+            cluster.nr_zswap -= 1
+            old_slot = cluster.slot[index]
+            cluster.slot[index] = slot
+        finally:
+            cluster.lock.release()
+        return old_slot
+
+    # -- lifetime ----------------------------------------------------------------------------
+
+    def close(self):
+        """Drop every entry of the pool from the space and unbind from it.
+
+        Later calls raise ``ValueError``; closing again does nothing.  Slots
+        already written back stay in their descriptors, and the swap file
+        stays open (and can now be closed).
+
+        Context: the map lock to mark the pool closed and list the clusters;
+        each cluster's lock in turn to take the pool's objects out; the map
+        lock to unbind; frees with no lock held.
+        """
+        if self._closed:
+            return
+        space = self._space
+        with space._map_lock:
+            if self._closed:
+                return
+            # From here on no store publishes an entry (_install checks this
+            # under the cluster lock), so the walk below misses none.
+            self._closed = True
+            clusters = list(space._clusters.values())
+        taken = []
+        for cluster in clusters:
+            _lock_cluster(cluster)
+            try:
+                if cluster.nr_zswap:
+                    zswap = cluster.zswap_entry
+                    for i, obj in enumerate(zswap):
+                        if type(obj) is _ZswapEntry or obj is _ZERO:
+                            zswap[i] = None
+                            cluster.nr_zswap -= 1
+                            taken.append(obj)
+            finally:
+                cluster.lock.release()
+        # After the walk: a VSwap call that displaced one of our objects
+        # before the walk got to its cluster still finds the pool bound.
+        with space._map_lock:
+            space._zswap_pool = None
+        if self._swapfile is not None:
+            self._swapfile._unbind()
+        for obj in taken:
+            self._release_entry(obj)
+
+    # -- test hook ---------------------------------------------------------------------------
+
+    def _corrupt(self, entry):
+        """Test hook: make the compressed data of ``entry`` undecodable.
+
+        Overwrites the entry's pool object with 0xFF bytes: a literal run
+        longer than the block, which no LZ4 decoder accepts, so loading or
+        reading the entry afterwards fails with ``ZswapDecompressError``.
+        Nothing is done for an entry without compressed data (no zswap
+        entry, ZERO, an object that is not the pool's, or a page stored raw,
+        whose wrong bytes nothing could detect, as in the kernel).
+
+        Context: the cluster lock and the LRU lock to pin the entry; no lock
+        while writing.
+
+        Return: True if the data was overwritten, False if there was none.
+        """
+        self._check_open()
+        if type(entry) is not int:
+            entry = _as_entry(entry)
+        cluster, index = _lock_range(self._space, entry, 1)
+        try:
+            obj = cluster.zswap_entry[index]
+            if type(obj) is not _ZswapEntry or obj.incompressible:
+                return False
+            self._pin(obj)
+        finally:
+            cluster.lock.release()
+        try:
+            obj.data()[:] = b"\xff" * obj.length
+        finally:
+            self._put(obj)
+        return True
+
+    # -- introspection -----------------------------------------------------------------------
+
+    def stats(self):
+        """Summarise the pool, with upstream's debugfs names.
+
+        Context: the LRU lock for its length, then the stats lock.
+
+        Return: a dict with ``stored_pages``, ``stored_incompressible_pages``,
+        ``pool_total_size``, ``pool_limit_hit``, ``written_back_pages``,
+        ``reject_reclaim_fail``, ``reject_alloc_fail``,
+        ``reject_kmemcache_fail``, ``reject_compress_fail``,
+        ``reject_compress_poor``, ``decompress_fail``, ``zero_pages``,
+        ``compressed_bytes``, ``lru_length``, ``max_pool_bytes`` and
+        ``compression_ratio`` (``stored_pages * 4096 / pool_total_size``,
+        0.0 for an empty pool).
+        """
+        self._check_open()
+        with self._lru_lock:
+            lru_length = len(self._lru)
+        with self._stats_lock:
+            stored = self._stored_pages
+            total = self._zpool.total_size
+            return {
+                "stored_pages": stored,
+                "stored_incompressible_pages": self._stored_incompressible_pages,
+                "pool_total_size": total,
+                "pool_limit_hit": self._pool_limit_hit,
+                "written_back_pages": self._written_back_pages,
+                "reject_reclaim_fail": self._reject_reclaim_fail,
+                "reject_alloc_fail": self._reject_alloc_fail,
+                "reject_kmemcache_fail": self._reject_kmemcache_fail,
+                "reject_compress_fail": self._reject_compress_fail,
+                "reject_compress_poor": self._reject_compress_poor,
+                "decompress_fail": self._decompress_fail,
+                "zero_pages": self._zero_pages,
+                "compressed_bytes": self._compressed_bytes,
+                "lru_length": lru_length,
+                "max_pool_bytes": self._max_pool_bytes,
+                "compression_ratio": stored * PAGE_SIZE / total if total else 0.0,
+            }
+
+    def __len__(self):
+        """``stored_pages + zero_pages``.  Context: takes the stats lock."""
+        self._check_open()
+        with self._stats_lock:
+            return self._stored_pages + self._zero_pages
+
+    def __repr__(self):
+        """Works on a closed pool too; reads the counters without a lock."""
+        if self._closed:
+            return "<Zswap core=pure closed>"
+        return ("<Zswap core=pure stored_pages=%d zero_pages=%d pool_total_size=%d "
+                "written_back_pages=%d>" % (self._stored_pages, self._zero_pages,
+                                            self._zpool.total_size,
+                                            self._written_back_pages))
