@@ -8,20 +8,28 @@ import os as _os
 
 from vswapfast.errors import (
     InvalidEntryError,
+    NoPageError,
     SwapCacheError,
+    SwapFileFullError,
     SwapFullError,
     VSwapError,
+    ZswapDecompressError,
 )
+from vswapfast.zswap_entry import ZswapEntryView
 
 if _os.environ.get("VSWAPFAST_PURE", "") not in ("", "0"):
     from vswapfast.pure.vswap import (
         SWP_DESC_SIZE, VSWAP_CLUSTER_SHIFT, VSWAP_CLUSTER_SIZE, VSWAP_MAX_CLUSTERS, VSwap,
     )
+    from vswapfast.pure.swapfile import PAGE_SIZE, SwapFile
+    from vswapfast.pure.zswap import Zswap
     CORE = "pure"
 else:
     from vswapfast._vswap import (
         SWP_DESC_SIZE, VSWAP_CLUSTER_SHIFT, VSWAP_CLUSTER_SIZE, VSWAP_MAX_CLUSTERS, VSwap,
     )
+    from vswapfast._swapfile import PAGE_SIZE, SwapFile
+    from vswapfast._zswap import Zswap
     CORE = "compiled"
 
 __version__ = "0.1.0"
@@ -29,12 +37,19 @@ __version__ = "0.1.0"
 __all__ = [
     "CORE",
     "InvalidEntryError",
+    "NoPageError",
+    "PAGE_SIZE",
     "SWP_DESC_SIZE",
     "SwapCacheError",
+    "SwapFile",
+    "SwapFileFullError",
     "SwapFullError",
     "VSWAP_CLUSTER_SHIFT",
     "VSWAP_CLUSTER_SIZE",
     "VSWAP_MAX_CLUSTERS",
     "VSwap",
     "VSwapError",
+    "Zswap",
+    "ZswapDecompressError",
+    "ZswapEntryView",
 ]

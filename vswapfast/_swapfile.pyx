@@ -5,7 +5,7 @@ Writeback moves pages here from the zswap pool; a descriptor's ``slot`` names
 the page's slot.  Slot I/O is pread/pwrite with the GIL released.
 """
 
-from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE, PyBUF_WRITABLE
+from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
 from cpython.bool cimport PyBool_Check
 from cpython.mem cimport PyMem_RawCalloc, PyMem_RawFree
@@ -98,14 +98,16 @@ cdef int swap_file_read(swap_file *sf, uint64_t slot, void *page) noexcept nogil
 cdef Py_ssize_t page_buffer(object obj, Py_buffer *view, bint writable, str name,
                             Py_ssize_t pages) except -1:
     try:
-        PyObject_GetBuffer(obj, view, PyBUF_SIMPLE | (PyBUF_WRITABLE if writable else 0))
+        PyObject_GetBuffer(obj, view, PyBUF_SIMPLE)
     except BufferError:
-        raise ValueError("%s must be a C-contiguous%s buffer"
-                         % (name, " writable" if writable else ""))
+        raise ValueError("%s must be a C-contiguous buffer" % name)
     except TypeError:
         if writable:
             raise TypeError("%s must be a writable buffer, not %s" % (name, type(obj).__name__))
         raise TypeError("%s must be a buffer, not %s" % (name, type(obj).__name__))
+    if writable and view.readonly:
+        PyBuffer_Release(view)
+        raise TypeError("%s must be a writable buffer, not %s" % (name, type(obj).__name__))
     if pages and view.len != pages * PAGE:
         PyBuffer_Release(view)
         raise ValueError("%s must be %d bytes, not %d" % (name, pages * PAGE, view.len))
@@ -151,6 +153,8 @@ cdef class SwapFile:
         sf.fd = fd
         sf.nr_slots = size // PAGE - 1
         sf.bitmap[0] = 1            # the header page
+        # Slots past the end of the file, in the last word, are never free.
+        sf.bitmap[nwords - 1] |= ~((<uint64_t>2 << (sf.nr_slots & 63)) - 1)
         sf.hint = 1
         pthread_spin_init(&sf.lock, PTHREAD_PROCESS_PRIVATE)
         self.sf = sf

@@ -27,8 +27,10 @@ cdef enum:
     VSWAP_CLUSTER_MAX = 512
     # Allocation orders 0..VSWAP_MAX_SHIFT.
     VSWAP_NR_ORDERS = 10
-    # Per-thread allocation caches: a thread uses slot (thread number % this).
-    VSWAP_NR_CACHES = 64
+    # Per-thread allocation caches, in chunks of this many threads, for up to
+    # VSWAP_MAX_THREAD_NR (vswap_sync.h) threads alive at once.
+    VSWAP_CACHE_CHUNK_THREADS = 64
+    VSWAP_CACHE_CHUNKS = 1024
     # The cluster map is a directory of leaves of this many cluster pointers.
     VSWAP_LEAF_SHIFT = 10
     VSWAP_LEAF_SIZE = 1024
@@ -100,7 +102,10 @@ ctypedef struct vswap_space:
     uint32_t nr_clusters         # live clusters (map lock)
     vswap_cluster *partial_head[VSWAP_NR_ORDERS]
     vswap_cluster *partial_tail[VSWAP_NR_ORDERS]
-    vswap_cluster *cache[VSWAP_NR_CACHES][VSWAP_NR_ORDERS]  # written under map lock
+    # Thread n's cached cluster of order o is cache[n // 64][n % 64 * 10 + o];
+    # chunks are published once and read without a lock, entries written
+    # under map_lock.
+    vswap_cluster **cache[VSWAP_CACHE_CHUNKS]
     vswap_cluster *spare         # released structs kept for reuse (type-stable)
     vswap_cluster *all_clusters
     uint64_t released_lock_acquisitions   # folded in when a cluster is released

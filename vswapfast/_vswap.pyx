@@ -246,15 +246,41 @@ cdef void partial_remove(vswap_space *vs, vswap_cluster *c) noexcept nogil:
     c.on_partial = 0
 
 
-cdef void cache_set(vswap_space *vs, int slot, int order, vswap_cluster *c) noexcept nogil:
-    """Make ``c`` this thread slot's cached cluster.  Caller holds map_lock."""
-    cdef vswap_cluster *old = vs.cache[slot][order]
+cdef inline vswap_cluster **cache_slot(vswap_space *vs, int thread, int order) noexcept nogil:
+    """Where thread ``thread`` caches its cluster of ``order``, or NULL if its
+    chunk of the cache table does not exist yet."""
+    cdef vswap_cluster **chunk = load_leaf(&vs.cache[thread // VSWAP_CACHE_CHUNK_THREADS])
+    if chunk == NULL:
+        return NULL
+    return &chunk[(thread % VSWAP_CACHE_CHUNK_THREADS) * VSWAP_NR_ORDERS + order]
+
+
+cdef void cache_set(vswap_space *vs, int thread, int order, vswap_cluster *c) noexcept nogil:
+    """Make ``c`` the thread's cached cluster of ``order``.  Caller holds map_lock."""
+    cdef vswap_cluster **slot = cache_slot(vs, thread, order)
+    cdef vswap_cluster *old
+    if slot == NULL:
+        return
+    old = slot[0]
     if old == c:
         return
     if old != NULL:
         old.refcnt -= 1
     c.refcnt += 1
-    store_cluster(&vs.cache[slot][order], c)
+    store_cluster(slot, c)
+
+
+cdef void cache_forget(vswap_space *vs, vswap_cluster *c) noexcept nogil:
+    """Drop every thread's cached reference to ``c``.  Caller holds map_lock."""
+    cdef int chunk, thread
+    cdef vswap_cluster **slots
+    for chunk in range(VSWAP_CACHE_CHUNKS):
+        slots = vs.cache[chunk]
+        if slots == NULL:
+            continue
+        for thread in range(VSWAP_CACHE_CHUNK_THREADS):
+            if slots[thread * VSWAP_NR_ORDERS + c.order] == c:
+                store_cluster(&slots[thread * VSWAP_NR_ORDERS + c.order], NULL)
 
 
 cdef void take_chunk(vswap_space *vs, vswap_cluster *c, uint32_t start, uint32_t nr,
@@ -271,10 +297,11 @@ cdef void take_chunk(vswap_space *vs, vswap_cluster *c, uint32_t start, uint32_t
     c.count += nr
 
 
-cdef int alloc_from_cached(vswap_space *vs, int slot, int order, void *folio,
+cdef int alloc_from_cached(vswap_space *vs, int thread, int order, void *folio,
                            uint64_t *entry) noexcept nogil:
     """Try the thread's cached cluster.  Locks: that cluster only."""
-    cdef vswap_cluster *c = load_cluster(&vs.cache[slot][order])
+    cdef vswap_cluster **slot = cache_slot(vs, thread, order)
+    cdef vswap_cluster *c = load_cluster(slot) if slot != NULL else NULL
     cdef int start
     if c == NULL:
         return 0
@@ -290,7 +317,7 @@ cdef int alloc_from_cached(vswap_space *vs, int slot, int order, void *folio,
     return 0
 
 
-cdef int alloc_from_partial(vswap_space *vs, int slot, int order, void *folio,
+cdef int alloc_from_partial(vswap_space *vs, int thread, int order, void *folio,
                             uint64_t *entry) noexcept nogil:
     """Try the partial clusters of ``order``, oldest first.  Caller holds map_lock."""
     cdef vswap_cluster *c
@@ -303,7 +330,7 @@ cdef int alloc_from_partial(vswap_space *vs, int slot, int order, void *folio,
             take_chunk(vs, c, start, 1u << order, folio)
             entry[0] = (<uint64_t>c.id << vs.cluster_shift) | <uint32_t>start
             vswap_cluster_unlock(c)
-            cache_set(vs, slot, order, c)
+            cache_set(vs, thread, order, c)
             return 1
         c.full = 1
         partial_remove(vs, c)
@@ -348,7 +375,9 @@ cdef int vswap_alloc(vswap_space *vs, int order, void *folio, uint64_t *entry) n
     looked at again afterwards.  Returns ALLOC_OK with ``*entry`` set,
     ALLOC_NO_ID or ALLOC_NO_MEMORY.
     """
-    cdef int slot = vswap_this_thread() & (VSWAP_NR_CACHES - 1)
+    cdef int thread = vswap_this_thread()
+    cdef vswap_cluster ***chunkp = &vs.cache[thread // VSWAP_CACHE_CHUNK_THREADS]
+    cdef vswap_cluster **new_chunk = NULL
     cdef vswap_cluster *c = NULL
     cdef vswap_cluster *new_struct = NULL
     cdef vswap_cluster **new_leaf = NULL
@@ -357,11 +386,19 @@ cdef int vswap_alloc(vswap_space *vs, int order, void *folio, uint64_t *entry) n
     cdef int result = ALLOC_OK
     cdef vswap_cluster ***leafp
 
-    if alloc_from_cached(vs, slot, order, folio, entry):
+    if alloc_from_cached(vs, thread, order, folio, entry):
         return ALLOC_OK
+    if load_leaf(chunkp) == NULL:
+        # The thread's first allocation: its cache chunk is made unlocked.
+        # Without memory for it the thread simply allocates uncached.
+        new_chunk = <vswap_cluster **>PyMem_RawCalloc(
+            VSWAP_CACHE_CHUNK_THREADS * VSWAP_NR_ORDERS, sizeof(vswap_cluster *))
     while True:
         pthread_spin_lock(&vs.map_lock)
-        if alloc_from_partial(vs, slot, order, folio, entry):
+        if new_chunk != NULL and chunkp[0] == NULL:
+            store_leaf(chunkp, new_chunk)
+            new_chunk = NULL
+        if alloc_from_partial(vs, thread, order, folio, entry):
             break
         id = lowest_free_id(vs)
         if id == 0 or id > vs.max_clusters:
@@ -383,7 +420,7 @@ cdef int vswap_alloc(vswap_space *vs, int order, void *folio, uint64_t *entry) n
             cluster_install(vs, c, id, order, new_descs, folio)
             new_descs = NULL
             entry[0] = <uint64_t>id << vs.cluster_shift
-            cache_set(vs, slot, order, c)
+            cache_set(vs, thread, order, c)
             break
         # Something is missing: allocate it unlocked, then look again.
         pthread_spin_unlock(&vs.map_lock)
@@ -410,6 +447,7 @@ cdef int vswap_alloc(vswap_space *vs, int order, void *folio, uint64_t *entry) n
     PyMem_RawFree(new_struct)
     PyMem_RawFree(new_leaf)
     PyMem_RawFree(new_descs)
+    PyMem_RawFree(new_chunk)
     return result
 
 
@@ -422,7 +460,6 @@ cdef swp_desc *cluster_release(vswap_space *vs, vswap_cluster *c) noexcept nogil
     """
     cdef swp_desc *descriptors = c.descriptors
     cdef uint32_t id = c.id
-    cdef int slot
     c.live = 0
     c.descriptors = NULL
     vs.released_lock_acquisitions += c.lock_acquisitions
@@ -434,9 +471,7 @@ cdef swp_desc *cluster_release(vswap_space *vs, vswap_cluster *c) noexcept nogil
         vs.id_hint = id
     if c.on_partial:
         partial_remove(vs, c)
-    for slot in range(VSWAP_NR_CACHES):
-        if vs.cache[slot][c.order] == c:
-            store_cluster(&vs.cache[slot][c.order], NULL)
+    cache_forget(vs, c)
     c.refcnt = 0
     c.full = 0
     c.free_next = vs.spare
@@ -813,6 +848,8 @@ cdef class VSwap:
             c = next_c
         for leaf in range(vs.dir_size):
             PyMem_RawFree(vs.dir[leaf])
+        for leaf in range(VSWAP_CACHE_CHUNKS):
+            PyMem_RawFree(vs.cache[leaf])
         PyMem_RawFree(vs.dir)
         PyMem_RawFree(vs.id_bitmap)
         pthread_spin_destroy(&vs.map_lock)

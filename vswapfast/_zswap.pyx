@@ -36,7 +36,7 @@ import os
 from vswapfast._lz4 cimport LZ4_compress_default, LZ4_decompress_safe, VSWAP_LZ4_PAGE_BOUND
 from vswapfast._swapfile cimport (
     SwapFile, swap_file, swap_file_alloc_slot, swap_file_free_slot,
-    swap_file_read, swap_file_write, page_buffer,
+    swap_file_slot_allocated, swap_file_read, swap_file_write, page_buffer,
 )
 from vswapfast._vswap cimport (
     VSwap, vswap_space, vswap_cluster, swp_desc, zswap_entry_info,
@@ -527,6 +527,7 @@ cdef int64_t pool_shrink(zswap_pool *p, int64_t nr) noexcept nogil:
 
     Second chance: a referenced entry is rotated to the hot end with its bit
     cleared, at most as many times as the LRU was long when the call began.
+    A full swap file or an entry that fails to decompress ends the call.
     Locks: lru_lock to pick, then as writeback_entry().
     """
     cdef int64_t written = 0, rotations = 0, rotation_limit
@@ -556,7 +557,9 @@ cdef int64_t pool_shrink(zswap_pool *p, int64_t nr) noexcept nogil:
         entry_put(p, e)
         if result == WB_OK:
             written += 1
-        elif result == WB_FULL:
+        elif result != WB_GONE:
+            # A full file, or a page that cannot be written: looping on would
+            # only meet it again.
             break
     return written
 
@@ -748,6 +751,46 @@ cdef int pool_load(zswap_pool *p, uint64_t val, char *out, bint exclusive) noexc
     return LOAD_OK
 
 
+cdef enum:
+    READ_NO_SLOT = -1
+    READ_GONE = -2
+
+
+cdef int read_slot(zswap_pool *p, uint64_t val, char *out) noexcept nogil:
+    """Read the page in the swap-file slot of ``val``: 0, an errno, READ_NO_SLOT
+    or READ_GONE.
+
+    Locks: the cluster, to read the slot, and again after the read to check
+    that the descriptor still names that slot; a slot that changed meanwhile
+    (written back anew, or freed and given to another page) is read again.
+    The file is never read under a spinlock.
+    """
+    cdef vswap_cluster *c
+    cdef swp_desc *desc
+    cdef uint64_t slot, again
+    cdef int err
+    while True:
+        c = NULL
+        desc = vswap_iter(p.vs, &c, val)
+        if desc == NULL:
+            return READ_GONE
+        slot = desc.slot.val
+        vswap_cluster_unlock(c)
+        if slot == 0 or p.sf == NULL or not swap_file_slot_allocated(p.sf, slot):
+            return READ_NO_SLOT
+        err = swap_file_read(p.sf, slot, out)
+        if err:
+            return err
+        c = NULL
+        desc = vswap_iter(p.vs, &c, val)
+        if desc == NULL:
+            return READ_GONE
+        again = desc.slot.val
+        vswap_cluster_unlock(c)
+        if again == slot:
+            return 0
+
+
 cdef void release_objects(void **objs, int n) noexcept:
     """Drop Python objects displaced from descriptors (GIL held, no lock)."""
     cdef int i
@@ -758,6 +801,22 @@ cdef void release_objects(void **objs, int n) noexcept:
 # ---------------------------------------------------------------------------
 # The pool
 # ---------------------------------------------------------------------------
+
+def qualified_type(obj):
+    return "%s.%s" % (type(obj).__module__, type(obj).__qualname__)
+
+
+cdef int int_type(object x, str name) except -1:
+    if PyBool_Check(x) or not isinstance(x, int):
+        raise TypeError("%s must be an int, not %s" % (name, type(x).__name__))
+    return 0
+
+
+cdef int number_type(object x, str name) except -1:
+    if PyBool_Check(x) or not isinstance(x, (int, float)):
+        raise TypeError("%s must be a number, not %s" % (name, type(x).__name__))
+    return 0
+
 
 def _physical_memory():
     return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
@@ -784,12 +843,28 @@ cdef class Zswap:
         cdef zswap_pool *p
         cdef size_class *cls
         cdef int ci
+        # Types first, then values, then state, as everywhere else.
         if not isinstance(space, VSwap):
-            raise TypeError("space must be a vswapfast._vswap.VSwap, not %s"
-                            % type(space).__name__)
+            raise TypeError("space must be a VSwap of the compiled core, not %s"
+                            % qualified_type(space))
         if swapfile is not None and not isinstance(swapfile, SwapFile):
-            raise TypeError("swapfile must be a vswapfast._swapfile.SwapFile or None, not %s"
-                            % type(swapfile).__name__)
+            raise TypeError("swapfile must be a SwapFile of the compiled core or None, not %s"
+                            % qualified_type(swapfile))
+        if max_pool_bytes is not None:
+            int_type(max_pool_bytes, "max_pool_bytes")
+        number_type(max_pool_percent, "max_pool_percent")
+        if memory_bytes is not None:
+            int_type(memory_bytes, "memory_bytes")
+        number_type(accept_threshold_percent, "accept_threshold_percent")
+        if max_pool_bytes is not None and max_pool_bytes < 0:
+            raise ValueError("max_pool_bytes must be at least 0, not %d" % max_pool_bytes)
+        if not 0 <= max_pool_percent <= 100:
+            raise ValueError("max_pool_percent must be in [0, 100], not %r" % (max_pool_percent,))
+        if memory_bytes is not None and memory_bytes < 0:
+            raise ValueError("memory_bytes must be at least 0, not %d" % memory_bytes)
+        if not 0 < accept_threshold_percent <= 100:
+            raise ValueError("accept_threshold_percent must be in (0, 100], not %r"
+                             % (accept_threshold_percent,))
         if (<VSwap>space).vs.zswap_owner != NULL:
             raise ValueError("space already has a zswap pool")
         if swapfile is not None and (<SwapFile>swapfile).sf == NULL:
@@ -867,8 +942,7 @@ cdef class Zswap:
     @max_pool_bytes.setter
     def max_pool_bytes(self, value):
         cdef zswap_pool *p = self._pool()
-        if PyBool_Check(value) or not isinstance(value, int):
-            raise TypeError("max_pool_bytes must be an int, not %s" % type(value).__name__)
+        int_type(value, "max_pool_bytes")
         if value < 0:
             raise ValueError("max_pool_bytes must be at least 0, not %d" % value)
         store_i64(&p.max_pool_bytes, min(value, (1 << 62)))
@@ -882,12 +956,10 @@ cdef class Zswap:
     @accept_threshold_percent.setter
     def accept_threshold_percent(self, value):
         cdef zswap_pool *p = self._pool()
-        if PyBool_Check(value) or not isinstance(value, (int, float)):
-            raise TypeError("accept_threshold_percent must be a number, not %s"
-                            % type(value).__name__)
+        number_type(value, "accept_threshold_percent")
         if not 0 < value <= 100:
             raise ValueError("accept_threshold_percent must be in (0, 100], not %r" % (value,))
-        self._accept_percent = value
+        self._accept_percent = float(value)
         store_i64(&p.accept_bytes, int(p.max_pool_bytes * self._accept_percent / 100))
 
     @property
@@ -997,7 +1069,6 @@ cdef class Zswap:
         cdef uint64_t val = self._one_entry(entry)
         cdef Py_buffer view
         cdef int result, err = 0
-        cdef uint64_t slot
         cdef char *buf
         folio = self.space.swap_cache_get_folio(val)
         if out is None:
@@ -1014,12 +1085,14 @@ cdef class Zswap:
                 result = pool_load(p, val, buf, False)
             if result != LOAD_NONE:
                 return self._loaded(result, val, target)
-            slot = self.space.get_slot(val)
-            if slot == 0 or p.sf == NULL:
+            with nogil:
+                err = read_slot(p, val, buf)
+            if err == READ_NO_SLOT:
                 raise NoPageError("swap entry %#x holds no page: no folio, zswap "
                                   "entry or swap slot" % val)
-            with nogil:
-                err = swap_file_read(p.sf, slot, buf)
+            if err == READ_GONE:
+                raise InvalidEntryError(bad_entry_message(
+                    val, self.space.cluster_shift, self.space.max_clusters, "free"))
             if err:
                 raise OSError(err, os.strerror(err), self.swapfile.path)
             return target
@@ -1065,8 +1138,7 @@ cdef class Zswap:
         disabled.  Locks: lru_lock, then one cluster at a time."""
         cdef zswap_pool *p = self._pool()
         cdef int64_t n, written
-        if PyBool_Check(nr) or not isinstance(nr, int):
-            raise TypeError("nr must be an int, not %s" % type(nr).__name__)
+        int_type(nr, "nr")
         if nr < 0:
             raise ValueError("nr must be at least 0, not %d" % nr)
         n = min(nr, 1 << 62)

@@ -20,16 +20,56 @@
 #define vswap_ref_get(p)           __atomic_add_fetch((p), 1, __ATOMIC_RELAXED)
 #define vswap_ref_put(p)           __atomic_sub_fetch((p), 1, __ATOMIC_ACQ_REL)
 
-static int vswap_thread_counter;
+/*
+ * A small number per live thread: the user-space stand-in for the kernel's
+ * smp_processor_id() when choosing a per-CPU cache.  A thread takes the
+ * lowest free number on first use and gives it back when it exits, so the
+ * numbers stay as small as the number of threads alive at once.
+ */
+#define VSWAP_MAX_THREAD_NR 65536
+
+static pthread_mutex_t vswap_thread_nr_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t vswap_thread_nr_once = PTHREAD_ONCE_INIT;
+static pthread_key_t vswap_thread_nr_key;
+static unsigned long long vswap_thread_nr_used[VSWAP_MAX_THREAD_NR / 64];
 static __thread int vswap_thread_nr = -1;
 
-/* A per-thread number, handed out on first use: the user-space stand-in for
- * the kernel's smp_processor_id() when choosing a per-CPU cache. */
+static void vswap_thread_nr_put(void *value)
+{
+    int nr = (int)(long)value - 1;
+    pthread_mutex_lock(&vswap_thread_nr_lock);
+    vswap_thread_nr_used[nr >> 6] &= ~(1ULL << (nr & 63));
+    pthread_mutex_unlock(&vswap_thread_nr_lock);
+}
+
+static void vswap_thread_nr_init(void)
+{
+    pthread_key_create(&vswap_thread_nr_key, vswap_thread_nr_put);
+}
+
+static int vswap_thread_nr_get(void)
+{
+    int w, nr = 0;
+    pthread_once(&vswap_thread_nr_once, vswap_thread_nr_init);
+    pthread_mutex_lock(&vswap_thread_nr_lock);
+    for (w = 0; w < VSWAP_MAX_THREAD_NR / 64; w++) {
+        if (~vswap_thread_nr_used[w]) {
+            nr = w * 64 + __builtin_ctzll(~vswap_thread_nr_used[w]);
+            vswap_thread_nr_used[w] |= 1ULL << (nr & 63);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&vswap_thread_nr_lock);
+    if (w == VSWAP_MAX_THREAD_NR / 64)
+        return 0;    /* more live threads than numbers: share number 0 */
+    pthread_setspecific(vswap_thread_nr_key, (void *)(long)(nr + 1));
+    return nr;
+}
+
 static inline int vswap_this_thread(void)
 {
     if (vswap_thread_nr < 0)
-        vswap_thread_nr = __atomic_fetch_add(&vswap_thread_counter, 1,
-                                             __ATOMIC_RELAXED) & 0x7fffffff;
+        vswap_thread_nr = vswap_thread_nr_get();
     return vswap_thread_nr;
 }
 
