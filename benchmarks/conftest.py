@@ -31,7 +31,10 @@ def pytest_terminal_summary(terminalreporter, config):
     for bench in session.benchmarks:
         if bench.stats is None or "impl" not in bench.extra_info:
             continue
-        groups.setdefault(bench.group, {})[bench.extra_info["impl"]] = _per_op(bench)
+        impl = bench.extra_info["impl"]
+        if "threads" in bench.extra_info:
+            impl = "%s x%d" % (impl, bench.extra_info["threads"])
+        groups.setdefault(bench.group, {})[impl] = _per_op(bench)
     if not groups:
         return
     write = terminalreporter.write_line
@@ -47,4 +50,10 @@ def pytest_terminal_summary(terminalreporter, config):
             parts.append(text)
         if "compiled" in impls and "pure" in impls:
             parts.append("pure/compiled %.1fx" % (impls["pure"] / impls["compiled"]))
+        one = [k for k in impls if k.endswith(" x1")]
+        for k in one:
+            for other in impls:
+                if other.startswith(k[:-1]) and other != k:
+                    threads = int(other.rsplit("x", 1)[1])
+                    parts.append("%s throughput %.2fx of x1" % (other, impls[k] / impls[other]))
         write("%-28s %s" % (group, "; ".join(parts)))
