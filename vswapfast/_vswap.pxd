@@ -70,10 +70,13 @@ ctypedef struct vswap_cluster:
 
 # The zswap_entry field holds one of: NULL; a Python object stored through
 # the VSwap API (an aligned PyObject *, low bits 00); a zswap pool's native
-# entry (its address | VSWAP_ZSWAP_NATIVE); or VSWAP_ZSWAP_ZERO, the marker
-# of a zero-filled page (the ZERO backing, no pool memory).
+# entry (its address | VSWAP_ZSWAP_NATIVE); a handle stored by a batch call
+# (handle << 2 | VSWAP_ZSWAP_HANDLE, handle >= 1); or VSWAP_ZSWAP_ZERO, the
+# marker of a zero-filled page (the ZERO backing, no pool memory), which is
+# "handle 0".
 cdef enum:
     VSWAP_ZSWAP_NATIVE = 1
+    VSWAP_ZSWAP_HANDLE = 2
     VSWAP_ZSWAP_ZERO = 2
     VSWAP_ZSWAP_TAGS = 3
 
@@ -89,9 +92,11 @@ ctypedef struct zswap_entry_info:
 ctypedef void (*zswap_release_fn)(void *owner, void *zswap_entry) noexcept nogil
 ctypedef void (*zswap_peek_fn)(void *owner, void *zswap_entry, zswap_entry_info *info) noexcept nogil
 ctypedef void (*slot_release_fn)(void *owner, uint64_t slot) noexcept nogil
+ctypedef void (*range_freed_fn)(void *owner, uint64_t val, uint32_t nr) noexcept nogil
 
 ctypedef struct vswap_space:
     pthread_spinlock_t map_lock
+    uint64_t serial              # unique per space, keys the thread lookup cache
     int cluster_shift
     uint32_t cluster_size
     uint32_t max_clusters        # cluster ids are 1..max_clusters
@@ -116,6 +121,7 @@ ctypedef struct vswap_space:
     zswap_release_fn zswap_release
     zswap_peek_fn zswap_peek
     slot_release_fn slot_release
+    range_freed_fn range_freed   # after a free, for pools that index entries elsewhere
 
 cdef inline void vswap_cluster_lock(vswap_cluster *cluster) noexcept nogil:
     """Take a cluster's spinlock, counting a failed first try as contention.
@@ -148,6 +154,19 @@ cdef inline bint vswap_zswap_is_object(void *zswap_entry) noexcept nogil:
     return zswap_entry != NULL and not (<uintptr_t>zswap_entry & VSWAP_ZSWAP_TAGS)
 
 
+cdef inline bint vswap_zswap_is_handle(void *zswap_entry) noexcept nogil:
+    """Whether a zswap_entry field holds a batch handle."""
+    return (<uintptr_t>zswap_entry & VSWAP_ZSWAP_TAGS) == VSWAP_ZSWAP_HANDLE \
+        and zswap_entry != <void *>VSWAP_ZSWAP_ZERO
+
+
+cdef inline bint vswap_zswap_is_pool(void *zswap_entry) noexcept nogil:
+    """Whether a zswap_entry field holds what a zswap pool owns: a native
+    entry or the ZERO marker."""
+    return (<uintptr_t>zswap_entry & VSWAP_ZSWAP_NATIVE) != 0 \
+        or zswap_entry == <void *>VSWAP_ZSWAP_ZERO
+
+
 # Lookup, usable from other Cython code without the GIL.
 cdef vswap_cluster *vswap_cluster_lookup_lock(vswap_space *vs, uint64_t id) noexcept nogil
 cdef swp_desc *vswap_iter(vswap_space *vs, vswap_cluster **cluster, uint64_t val) noexcept nogil
@@ -161,3 +180,32 @@ cdef uint64_t vswap_check_range(VSwap space, object entry, object nr) except 0
 # Drop every pool-owned zswap entry (native and ZERO) of the space, handing
 # each to zswap_release.  Locks: map_lock briefly, then one cluster at a time.
 cdef void vswap_zswap_drain(vswap_space *vs) noexcept nogil
+
+# Statuses of the batch calls (the same numbers as vswapfast.batch).
+cdef enum:
+    BATCH_OK = 0
+    BATCH_EMPTY = 1
+    BATCH_FOREIGN = 2
+    BATCH_REJECTED = 3
+    BATCH_INVALID = -1
+    BATCH_BAD_HANDLE = -2
+    BATCH_CORRUPT = -3
+
+# An integer buffer seen as uint64 values: the buffer itself when its items
+# are 8-byte integers, else a converted copy.  Negative values wrap to huge
+# ones, which no swap entry is.
+ctypedef struct u64_array:
+    uint64_t *values
+    Py_ssize_t n
+    void *copy
+    Py_buffer view
+    bint has_view
+
+# Get ``obj`` as values (n < 0: any length; else exactly n items).  A
+# writable array must have 8-byte integer items.  Raises TypeError or
+# ValueError naming ``name``.
+cdef Py_ssize_t u64_array_get(u64_array *a, object obj, str name, bint writable,
+                              Py_ssize_t n) except -1
+cdef void u64_array_release(u64_array *a) noexcept
+# A new array('b') of n statuses and its data.
+cdef object status_array(Py_ssize_t n, signed char **data)

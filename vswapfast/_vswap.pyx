@@ -27,7 +27,11 @@ while holding a spinlock.
 
 from cpython.ref cimport PyObject, Py_INCREF, Py_DECREF, Py_XINCREF, Py_XDECREF
 from cpython.bool cimport PyBool_Check
-from cpython.mem cimport PyMem_RawCalloc, PyMem_RawFree
+from cpython.mem cimport PyMem_RawCalloc, PyMem_RawMalloc, PyMem_RawFree
+from cpython.buffer cimport (
+    PyObject_GetBuffer, PyBuffer_Release, PyBUF_FORMAT, PyBUF_C_CONTIGUOUS, PyBUF_WRITABLE,
+)
+from cpython cimport array
 from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_AsUnsignedLongLong
 from cpython.number cimport PyIndex_Check
 from libc.stdint cimport uint8_t, uint32_t, int32_t, uint64_t, uintptr_t
@@ -39,6 +43,16 @@ from vswapfast.errors import (
     InvalidEntryError, SwapCacheError, SwapFullError, bad_entry_message,
 )
 from vswapfast.zswap_entry import ZswapEntryView
+import array as _array_module
+import vswapfast.batch as _batch
+
+cdef array.array _STATUS_TEMPLATE = _array_module.array("b")
+cdef array.array _ENTRY_TEMPLATE = _array_module.array("Q")
+if (_batch.BATCH_OK, _batch.BATCH_EMPTY, _batch.BATCH_FOREIGN, _batch.BATCH_REJECTED,
+        _batch.BATCH_INVALID, _batch.BATCH_BAD_HANDLE, _batch.BATCH_CORRUPT) != (
+        BATCH_OK, BATCH_EMPTY, BATCH_FOREIGN, BATCH_REJECTED,
+        BATCH_INVALID, BATCH_BAD_HANDLE, BATCH_CORRUPT):
+    raise ImportError("vswapfast.batch does not match the compiled statuses")
 
 cdef extern from "vswap_sync.h" nogil:
     vswap_cluster **load_leaf "vswap_load_acquire"(vswap_cluster ***p)
@@ -47,6 +61,10 @@ cdef extern from "vswap_sync.h" nogil:
     void store_cluster "vswap_store_release"(vswap_cluster **p, vswap_cluster *v)
     int32_t load_relaxed_i32 "vswap_load_relaxed"(int32_t *p)
     int vswap_this_thread()
+    # The thread's cluster lookup cache (vswap_sync.h).
+    uint64_t vswap_lookup_serial
+    void *vswap_lookup_cluster
+    uint64_t vswap_new_serial()
 
 cdef extern from *:
     int popcount64 "__builtin_popcountll"(unsigned long long x) nogil
@@ -143,10 +161,18 @@ cdef vswap_cluster *vswap_cluster_lookup_lock(vswap_space *vs, uint64_t id) noex
     may have been released and reused meanwhile; it is only trusted once
     ``live`` and ``id`` have been checked under its lock.
     """
+    global vswap_lookup_serial, vswap_lookup_cluster
     cdef vswap_cluster **leaf
     cdef vswap_cluster *c
     if id == 0 or id > vs.max_clusters:
         return NULL
+    if vswap_lookup_serial == vs.serial:
+        # The thread's last cluster; a stale one fails the same checks.
+        c = <vswap_cluster *>vswap_lookup_cluster
+        vswap_cluster_lock(c)
+        if c.live and c.id == id:
+            return c
+        vswap_cluster_unlock(c)
     leaf = load_leaf(&vs.dir[id >> VSWAP_LEAF_SHIFT])
     if leaf == NULL:
         return NULL
@@ -157,6 +183,8 @@ cdef vswap_cluster *vswap_cluster_lookup_lock(vswap_space *vs, uint64_t id) noex
     if not c.live or c.id != id:
         vswap_cluster_unlock(c)
         return NULL
+    vswap_lookup_serial = vs.serial
+    vswap_lookup_cluster = c
     return c
 
 
@@ -507,6 +535,241 @@ cdef void cluster_put(vswap_space *vs, vswap_cluster *c, uint32_t id) noexcept n
     PyMem_RawFree(descriptors)
 
 
+cdef int free_locked(vswap_space *vs, vswap_cluster *c, swp_desc *desc, uint32_t n,
+                     PyObject **objs) noexcept nogil:
+    """Free ``n`` allocated descriptors from ``desc`` of locked cluster ``c``.
+
+    Drops the cluster lock; releases the cluster or puts it back on its
+    partial list if need be (map_lock, then the cluster); hands pool entries
+    and slots to the bound pool with no lock held.  The Python objects the
+    descriptors held (at most 2 * n) are left in ``objs`` for the caller to
+    release with the GIL; returns how many.
+    """
+    cdef void *owned[VSWAP_CLUSTER_MAX]
+    cdef uint64_t slots[VSWAP_CLUSTER_MAX]
+    cdef uint32_t i, id = c.id, start = desc - c.descriptors
+    cdef uint64_t val = (<uint64_t>id << vs.cluster_shift) | start
+    cdef int nobjs = 0, nowned = 0, nslots = 0, k
+    cdef bint put
+    # The pool's hooks, read under the cluster lock that its close() waits on.
+    cdef void *owner = vs.zswap_owner
+    cdef zswap_release_fn zswap_release = vs.zswap_release
+    cdef slot_release_fn slot_release = vs.slot_release
+    cdef range_freed_fn range_freed = vs.range_freed
+    for i in range(n):
+        if vswap_zswap_is_object(desc[i].zswap_entry):
+            objs[nobjs] = <PyObject *>desc[i].zswap_entry
+            nobjs += 1
+        elif vswap_zswap_is_pool(desc[i].zswap_entry):
+            owned[nowned] = desc[i].zswap_entry
+            nowned += 1
+        if desc[i].zswap_entry != NULL:
+            c.nr_zswap -= 1
+        if desc[i].slot.val != 0 and slot_release != NULL:
+            slots[nslots] = desc[i].slot.val
+            nslots += 1
+        if vswap_cache_is_folio(&desc[i]):
+            objs[nobjs] = <PyObject *>desc[i].cache.swap_cache
+            nobjs += 1
+    memset(desc, 0, n * sizeof(swp_desc))
+    bitmap_assign(c, start, n, False)
+    c.count -= n
+    put = c.count == 0 or c.full
+    vswap_cluster_unlock(c)
+    if put:
+        cluster_put(vs, c, id)
+    for k in range(nowned):
+        zswap_release(owner, owned[k])
+    for k in range(nslots):
+        slot_release(owner, slots[k])
+    if range_freed != NULL:
+        range_freed(owner, val, n)
+    return nobjs
+
+
+cdef swp_desc *range_lock_nogil(vswap_space *vs, uint64_t val, uint32_t nr,
+                                vswap_cluster **cluster) noexcept nogil:
+    """range_lock() for batch calls: the locked first descriptor of an
+    allocated range inside one cluster, or NULL (nothing locked)."""
+    cdef uint32_t index = val & (vs.cluster_size - 1)
+    cdef vswap_cluster *c
+    if nr == 0 or nr > vs.cluster_size - index:
+        return NULL
+    c = vswap_cluster_lookup_lock(vs, val >> vs.cluster_shift)
+    if c == NULL:
+        return NULL
+    if bitmap_first_clear(c, index, nr) >= 0:
+        vswap_cluster_unlock(c)
+        return NULL
+    cluster[0] = c
+    return &c.descriptors[index]
+
+
+# ---------------------------------------------------------------------------
+# Batch calls: loops over arrays of entries, with no GIL.
+# ---------------------------------------------------------------------------
+
+cdef inline void *handle_field(uint64_t handle) noexcept nogil:
+    return <void *>((<uintptr_t>handle << 2) | VSWAP_ZSWAP_HANDLE)
+
+
+cdef Py_ssize_t zswap_store_many(vswap_space *vs, const uint64_t *vals, const uint64_t *handles,
+                                 Py_ssize_t n, uint64_t *old, signed char *status,
+                                 void **displaced) noexcept nogil:
+    """Store handles; a run of entries in one cluster takes its lock once
+    (vswap_iter).  Displaced non-handles go to ``displaced`` (returns how
+    many): the caller releases them with no lock held."""
+    cdef vswap_cluster *c = NULL
+    cdef swp_desc *desc
+    cdef void *z
+    cdef Py_ssize_t i, ndisplaced = 0
+    for i in range(n):
+        if old != NULL:
+            old[i] = 0
+        if handles[i] == 0 or handles[i] >= (<uint64_t>1 << 62):
+            status[i] = BATCH_BAD_HANDLE
+            continue
+        desc = vswap_iter(vs, &c, vals[i])
+        if desc == NULL:
+            status[i] = BATCH_INVALID
+            continue
+        z = desc.zswap_entry
+        desc.zswap_entry = handle_field(handles[i])
+        if z == NULL:
+            c.nr_zswap += 1
+            status[i] = BATCH_EMPTY
+        elif vswap_zswap_is_handle(z):
+            if old != NULL:
+                old[i] = <uintptr_t>z >> 2
+            status[i] = BATCH_OK
+        else:
+            displaced[ndisplaced] = z
+            ndisplaced += 1
+            status[i] = BATCH_FOREIGN
+    if c != NULL:
+        vswap_cluster_unlock(c)
+    return ndisplaced
+
+
+cdef Py_ssize_t zswap_load_erase_many(vswap_space *vs, const uint64_t *vals, Py_ssize_t n,
+                                      uint64_t *out, signed char *status, bint erase,
+                                      void **displaced) noexcept nogil:
+    """Load (or erase) the handles of many entries, one lock per cluster run.
+    Erased non-handles go to ``displaced``; returns how many."""
+    cdef vswap_cluster *c = NULL
+    cdef swp_desc *desc
+    cdef void *z
+    cdef Py_ssize_t i, ndisplaced = 0
+    for i in range(n):
+        if out != NULL:
+            out[i] = 0
+        desc = vswap_iter(vs, &c, vals[i])
+        if desc == NULL:
+            status[i] = BATCH_INVALID
+            continue
+        z = desc.zswap_entry
+        if z == NULL:
+            status[i] = BATCH_EMPTY
+            continue
+        if vswap_zswap_is_handle(z):
+            if out != NULL:
+                out[i] = <uintptr_t>z >> 2
+            status[i] = BATCH_OK
+        else:
+            status[i] = BATCH_FOREIGN
+            if not erase:
+                continue
+            displaced[ndisplaced] = z
+            ndisplaced += 1
+        if erase:
+            desc.zswap_entry = NULL
+            c.nr_zswap -= 1
+    if c != NULL:
+        vswap_cluster_unlock(c)
+    return ndisplaced
+
+
+cdef void release_displaced(vswap_space *vs, void **displaced, Py_ssize_t n) noexcept:
+    """Release zswap entries displaced by a batch: pool entries through the
+    pool's hook, Python objects by reference.  GIL held, no vswap lock."""
+    cdef Py_ssize_t i
+    for i in range(n):
+        if vswap_zswap_is_pool(displaced[i]):
+            vs.zswap_release(vs.zswap_owner, displaced[i])
+        else:
+            Py_XDECREF(<PyObject *>displaced[i])
+
+
+cdef Py_ssize_t u64_array_get(u64_array *a, object obj, str name, bint writable,
+                              Py_ssize_t n) except -1:
+    cdef Py_ssize_t i, count
+    cdef bytes fmt
+    cdef char kind
+    memset(a, 0, sizeof(u64_array))
+    try:
+        PyObject_GetBuffer(obj, &a.view, PyBUF_FORMAT | PyBUF_C_CONTIGUOUS
+                           | (PyBUF_WRITABLE if writable else 0))
+    except BufferError:
+        if writable:
+            raise TypeError("%s must be a writable C-contiguous buffer of 8-byte integers, "
+                            "not %s" % (name, type(obj).__name__))
+        raise TypeError("%s must be a C-contiguous buffer of integers, not %s"
+                        % (name, type(obj).__name__))
+    except TypeError:
+        raise TypeError("%s must be a buffer of integers, not %s" % (name, type(obj).__name__))
+    a.has_view = True
+    fmt = a.view.format if a.view.format != NULL else b"B"
+    fmt = fmt.lstrip(b"@=<")
+    kind = fmt[0] if len(fmt) == 1 else 0
+    if kind == 0 or kind not in b"bBhHiIlLqQnN" or (writable and a.view.itemsize != 8):
+        u64_array_release(a)
+        if writable:
+            raise TypeError("%s must be a writable C-contiguous buffer of 8-byte integers, "
+                            "not %s" % (name, type(obj).__name__))
+        raise TypeError("%s must be a buffer of integers, not %s" % (name, type(obj).__name__))
+    count = a.view.len // a.view.itemsize
+    if n >= 0 and count != n:
+        u64_array_release(a)
+        raise ValueError("%s must have as many items as entries (%d), not %d" % (name, n, count))
+    a.n = count
+    if a.view.itemsize == 8:
+        a.values = <uint64_t *>a.view.buf
+        return count
+    a.copy = PyMem_RawMalloc(max(count, 1) * sizeof(uint64_t))
+    if a.copy == NULL:
+        u64_array_release(a)
+        raise MemoryError()
+    a.values = <uint64_t *>a.copy
+    for i in range(count):
+        if kind == b'b':
+            a.values[i] = <uint64_t>(<signed char *>a.view.buf)[i]
+        elif kind == b'B':
+            a.values[i] = (<unsigned char *>a.view.buf)[i]
+        elif kind == b'h':
+            a.values[i] = <uint64_t>(<short *>a.view.buf)[i]
+        elif kind == b'H':
+            a.values[i] = (<unsigned short *>a.view.buf)[i]
+        elif kind == b'i' or kind == b'l':
+            a.values[i] = <uint64_t>(<int *>a.view.buf)[i]
+        else:
+            a.values[i] = (<unsigned int *>a.view.buf)[i]
+    return count
+
+
+cdef void u64_array_release(u64_array *a) noexcept:
+    if a.has_view:
+        PyBuffer_Release(&a.view)
+        a.has_view = False
+    PyMem_RawFree(a.copy)
+    a.copy = NULL
+
+
+cdef object status_array(Py_ssize_t n, signed char **data):
+    cdef array.array out = array.clone(_STATUS_TEMPLATE, n, zero=True)
+    data[0] = out.data.as_schars
+    return out
+
+
 # ---------------------------------------------------------------------------
 # Arguments from Python.
 # ---------------------------------------------------------------------------
@@ -728,6 +991,16 @@ cdef inline void zswap_peek(vswap_space *vs, uint64_t val, void *zswap_entry,
         vs.zswap_peek(vs.zswap_owner, zswap_entry, info)
 
 
+cdef inline object zswap_field(void *z):
+    """A zswap_entry field that is no pool's, as Python: None, a batch
+    handle's int, or the object (whose reference the caller took)."""
+    if z == NULL:
+        return None
+    if vswap_zswap_is_handle(z):
+        return <uint64_t>(<uintptr_t>z >> 2)
+    return steal(<PyObject *>z)
+
+
 cdef object zswap_view(zswap_entry_info *info):
     return ZswapEntryView(info.swpentry, info.length, bool(info.referenced),
                           bool(info.zero), bool(info.incompressible))
@@ -758,7 +1031,7 @@ cdef void vswap_zswap_drain(vswap_space *vs) noexcept nogil:
         n = 0
         for i in range(vs.cluster_size):
             z = c.descriptors[i].zswap_entry if vswap_desc_allocated(c, i) else NULL
-            if z != NULL and not vswap_zswap_is_object(z):
+            if vswap_zswap_is_pool(z):
                 owned[n] = z
                 n += 1
                 c.descriptors[i].zswap_entry = NULL
@@ -816,6 +1089,7 @@ cdef class VSwap:
         vs.id_bitmap[0] = 1
         vs.id_bitmap[nwords - 1] |= ~word_mask(0, (vs.max_clusters & 63) + 1)
         vs.id_hint = 1
+        vs.serial = vswap_new_serial()
         pthread_spin_init(&vs.map_lock, PTHREAD_PROCESS_PRIVATE)
         self.vs = vs
 
@@ -927,46 +1201,8 @@ cdef class VSwap:
         """
         cdef vswap_cluster *c
         cdef swp_desc *desc = range_args(self.vs, entry, nr, &c)
-        cdef uint32_t n = nr, i, id = c.id
-        cdef uint32_t start = desc - c.descriptors
         cdef PyObject *objs[2 * VSWAP_CLUSTER_MAX]
-        cdef void *owned[VSWAP_CLUSTER_MAX]
-        cdef uint64_t slots[VSWAP_CLUSTER_MAX]
-        cdef int nobjs = 0, nowned = 0, nslots = 0, k
-        cdef bint put
-        cdef vswap_space *vs = self.vs
-        # The pool's hooks, read under the cluster lock that its close() waits on.
-        cdef void *owner = vs.zswap_owner
-        cdef zswap_release_fn zswap_release = vs.zswap_release
-        cdef slot_release_fn slot_release = vs.slot_release
-        for i in range(n):
-            if vswap_zswap_is_object(desc[i].zswap_entry):
-                objs[nobjs] = <PyObject *>desc[i].zswap_entry
-                nobjs += 1
-            elif desc[i].zswap_entry != NULL:
-                owned[nowned] = desc[i].zswap_entry
-                nowned += 1
-            if desc[i].zswap_entry != NULL:
-                c.nr_zswap -= 1
-            if desc[i].slot.val != 0 and slot_release != NULL:
-                slots[nslots] = desc[i].slot.val
-                nslots += 1
-            if vswap_cache_is_folio(&desc[i]):
-                objs[nobjs] = <PyObject *>desc[i].cache.swap_cache
-                nobjs += 1
-        memset(desc, 0, n * sizeof(swp_desc))
-        bitmap_assign(c, start, n, False)
-        c.count -= n
-        put = c.count == 0 or c.full
-        vswap_cluster_unlock(c)
-        if put:
-            cluster_put(vs, c, id)
-        # The pool frees its entries and slots, with no vswap lock held.
-        for k in range(nowned):
-            zswap_release(owner, owned[k])
-        for k in range(nslots):
-            slot_release(owner, slots[k])
-        release_all(objs, nobjs)
+        release_all(objs, free_locked(self.vs, c, desc, nr, objs))
 
     # -- zswap entries ------------------------------------------------------
 
@@ -990,13 +1226,13 @@ cdef class VSwap:
         old = desc.zswap_entry
         if old == NULL:
             c.nr_zswap += 1
-        elif not vswap_zswap_is_object(old):
+        elif vswap_zswap_is_pool(old):
             zswap_peek(self.vs, val, old, &info)
         Py_INCREF(zentry)
         desc.zswap_entry = <void *>zentry
         vswap_cluster_unlock(c)
-        if old == NULL or vswap_zswap_is_object(old):
-            return steal(<PyObject *>old)
+        if not vswap_zswap_is_pool(old):
+            return zswap_field(old)
         self.vs.zswap_release(self.vs.zswap_owner, old)
         return zswap_view(&info)
 
@@ -1008,10 +1244,11 @@ cdef class VSwap:
         cdef swp_desc *desc = desc_lock(self.vs, val, &c)
         cdef void *z = desc.zswap_entry
         cdef zswap_entry_info info
-        if z == NULL or vswap_zswap_is_object(z):
-            Py_XINCREF(<PyObject *>z)
+        if not vswap_zswap_is_pool(z):
+            if vswap_zswap_is_object(z):
+                Py_XINCREF(<PyObject *>z)
             vswap_cluster_unlock(c)
-            return steal(<PyObject *>z)
+            return zswap_field(z)
         zswap_peek(self.vs, val, z, &info)
         vswap_cluster_unlock(c)
         return zswap_view(&info)
@@ -1030,11 +1267,11 @@ cdef class VSwap:
         desc.zswap_entry = NULL
         if old != NULL:
             c.nr_zswap -= 1
-            if not vswap_zswap_is_object(old):
+            if vswap_zswap_is_pool(old):
                 zswap_peek(self.vs, val, old, &info)
         vswap_cluster_unlock(c)
-        if old == NULL or vswap_zswap_is_object(old):
-            return steal(<PyObject *>old)
+        if not vswap_zswap_is_pool(old):
+            return zswap_field(old)
         self.vs.zswap_release(self.vs.zswap_owner, old)
         return zswap_view(&info)
 
@@ -1185,6 +1422,164 @@ cdef class VSwap:
         desc.slot.val = new
         vswap_cluster_unlock(c)
         return old
+
+    # -- batch calls (statuses in vswapfast.batch) --------------------------
+
+    def alloc_many(self, count, nr=1):
+        """``count`` allocations of ``nr`` entries each, as ``alloc``; returns
+        their first entries as array('Q').  All or nothing: on SwapFullError
+        the entries allocated so far are freed.  Locks: as ``alloc``, per
+        allocation, with the GIL released."""
+        cdef vswap_space *vs = self.vs
+        cdef Py_ssize_t n, i, done = 0
+        cdef uint32_t size
+        cdef int order = 0, result = ALLOC_OK
+        cdef array.array out
+        cdef uint64_t *entries
+        cdef vswap_cluster *c
+        cdef swp_desc *desc
+        cdef PyObject *objs[2 * VSWAP_CLUSTER_MAX]
+        int_arg(count, "count")
+        int_arg(nr, "nr")
+        if count < 0:
+            raise ValueError("count must be at least 0, not %d" % count)
+        if nr < 1:
+            raise ValueError("nr must be at least 1, not %d" % nr)
+        if nr > vs.cluster_size or nr & (nr - 1):
+            raise ValueError("nr must be a power of two from 1 to %d, not %d"
+                             % (vs.cluster_size, nr))
+        n = count
+        size = nr
+        while (1u << order) < size:
+            order += 1
+        out = array.clone(_ENTRY_TEMPLATE, n, zero=True)
+        entries = <uint64_t *>out.data.as_voidptr
+        with nogil:
+            for i in range(n):
+                result = vswap_alloc(vs, order, NULL, &entries[i])
+                if result != ALLOC_OK:
+                    break
+                done += 1
+            if result != ALLOC_OK:
+                for i in range(done):
+                    desc = range_lock_nogil(vs, entries[i], size, &c)
+                    if desc != NULL:
+                        free_locked(vs, c, desc, size, objs)
+        if result == ALLOC_NO_ID:
+            raise SwapFullError("no cluster id left: all %d clusters are in use"
+                                % vs.max_clusters)
+        if result != ALLOC_OK:
+            raise MemoryError("cannot allocate a cluster")
+        return out
+
+    def free_many(self, entries, nr=1):
+        """``free(entry, nr)`` for each entry: BATCH_OK or BATCH_INVALID.
+
+        Locks: as ``free``, per entry, with the GIL released (taken back only
+        to release Python objects the descriptors held)."""
+        cdef vswap_space *vs = self.vs
+        cdef u64_array a
+        cdef signed char *status
+        cdef Py_ssize_t i
+        cdef uint32_t size
+        cdef vswap_cluster *c
+        cdef swp_desc *desc
+        cdef PyObject *objs[2 * VSWAP_CLUSTER_MAX]
+        cdef int nobjs
+        int_arg(nr, "nr")
+        u64_array_get(&a, entries, "entries", False, -1)
+        try:
+            size = nr_value(nr)
+            out = status_array(a.n, &status)
+            with nogil:
+                for i in range(a.n):
+                    desc = range_lock_nogil(vs, a.values[i], size, &c)
+                    if desc == NULL:
+                        status[i] = BATCH_INVALID
+                        continue
+                    nobjs = free_locked(vs, c, desc, size, objs)
+                    if nobjs:
+                        with gil:
+                            release_all(objs, nobjs)
+        finally:
+            u64_array_release(&a)
+        return out
+
+    def zswap_entry_store_many(self, entries, handles, old=None):
+        """Store integer handles (in [1, 2**62)) as the zswap entries of many
+        entries; displaced handles go to ``old`` if given.  Returns statuses.
+
+        Locks: each run of entries in one cluster takes its lock once; the
+        GIL is released."""
+        cdef u64_array a, h, o
+        cdef signed char *status
+        cdef void **displaced = NULL
+        cdef Py_ssize_t ndisplaced = 0
+        u64_array_get(&a, entries, "entries", False, -1)
+        memset(&h, 0, sizeof(h))
+        memset(&o, 0, sizeof(o))
+        try:
+            u64_array_get(&h, handles, "handles", False, a.n)
+            if old is not None:
+                u64_array_get(&o, old, "old", True, a.n)
+            out = status_array(a.n, &status)
+            displaced = <void **>PyMem_RawMalloc(max(a.n, 1) * sizeof(void *))
+            if displaced == NULL:
+                raise MemoryError()
+            with nogil:
+                ndisplaced = zswap_store_many(self.vs, a.values, h.values, a.n,
+                                              o.values, status, displaced)
+            release_displaced(self.vs, displaced, ndisplaced)
+        finally:
+            PyMem_RawFree(displaced)
+            u64_array_release(&a)
+            u64_array_release(&h)
+            u64_array_release(&o)
+        return out
+
+    def zswap_entry_load_many(self, entries, out):
+        """Load the handles of many entries into ``out`` (0 where there is
+        none).  Returns statuses.  Locks: one per cluster run; no GIL."""
+        cdef u64_array a, o
+        cdef signed char *status
+        u64_array_get(&a, entries, "entries", False, -1)
+        memset(&o, 0, sizeof(o))
+        try:
+            u64_array_get(&o, out, "out", True, a.n)
+            result = status_array(a.n, &status)
+            with nogil:
+                zswap_load_erase_many(self.vs, a.values, a.n, o.values, status, False, NULL)
+        finally:
+            u64_array_release(&a)
+            u64_array_release(&o)
+        return result
+
+    def zswap_entry_erase_many(self, entries, old=None):
+        """Erase the zswap entries of many entries; erased handles go to
+        ``old`` if given, other entries are released.  Returns statuses.
+        Locks: one per cluster run; no GIL."""
+        cdef u64_array a, o
+        cdef signed char *status
+        cdef void **displaced = NULL
+        cdef Py_ssize_t ndisplaced = 0
+        u64_array_get(&a, entries, "entries", False, -1)
+        memset(&o, 0, sizeof(o))
+        try:
+            if old is not None:
+                u64_array_get(&o, old, "old", True, a.n)
+            result = status_array(a.n, &status)
+            displaced = <void **>PyMem_RawMalloc(max(a.n, 1) * sizeof(void *))
+            if displaced == NULL:
+                raise MemoryError()
+            with nogil:
+                ndisplaced = zswap_load_erase_many(self.vs, a.values, a.n, o.values,
+                                                   status, True, displaced)
+            release_displaced(self.vs, displaced, ndisplaced)
+        finally:
+            PyMem_RawFree(displaced)
+            u64_array_release(&a)
+            u64_array_release(&o)
+        return result
 
     # -- introspection ------------------------------------------------------
 

@@ -41,7 +41,8 @@ from vswapfast._swapfile cimport (
 from vswapfast._vswap cimport (
     VSwap, vswap_space, vswap_cluster, swp_desc, zswap_entry_info,
     vswap_cluster_lookup_lock, vswap_cluster_unlock, vswap_iter, vswap_desc_allocated,
-    vswap_zswap_is_object, vswap_cache_is_folio, vswap_check_range, vswap_zswap_drain,
+    vswap_zswap_is_object, vswap_zswap_is_pool, vswap_cache_is_folio,
+    vswap_check_range, vswap_zswap_drain,
     pthread_spinlock_t, pthread_spin_init, pthread_spin_destroy,
     pthread_spin_lock, pthread_spin_unlock, PTHREAD_PROCESS_PRIVATE,
     VSWAP_ZSWAP_NATIVE, VSWAP_ZSWAP_ZERO, VSWAP_CLUSTER_MAX,
@@ -627,7 +628,7 @@ cdef int drop_pool_entries(zswap_pool *p, void **olds, int n) noexcept nogil:
         if vswap_zswap_is_object(olds[i]):
             olds[nobj] = olds[i]
             nobj += 1
-        else:
+        elif vswap_zswap_is_pool(olds[i]):
             zswap_drop(p, olds[i])
     return nobj
 
@@ -715,7 +716,7 @@ cdef int pool_load(zswap_pool *p, uint64_t val, char *out, bint exclusive) noexc
     if desc == NULL:
         return LOAD_GONE
     z = desc.zswap_entry
-    if z == NULL or vswap_zswap_is_object(z):
+    if not vswap_zswap_is_pool(z):
         vswap_cluster_unlock(c)
         return LOAD_NONE
     if z == <void *>VSWAP_ZSWAP_ZERO:

@@ -73,4 +73,18 @@ static inline int vswap_this_thread(void)
     return vswap_thread_nr;
 }
 
+/*
+ * The last cluster this thread looked up, and the space it belongs to (by
+ * serial number, never reused): the per-CPU cluster cache of the kernel's
+ * v6 patch 22, checked before the cluster map.
+ */
+static unsigned long long vswap_space_serials;
+static __thread unsigned long long vswap_lookup_serial;
+static __thread void *vswap_lookup_cluster;
+
+static inline unsigned long long vswap_new_serial(void)
+{
+    return __atomic_add_fetch(&vswap_space_serials, 1, __ATOMIC_RELAXED);
+}
+
 #endif /* VSWAPFAST_VSWAP_SYNC_H */
