@@ -170,9 +170,21 @@ cdef inline bint vswap_zswap_is_pool(void *zswap_entry) noexcept nogil:
 # Lookup, usable from other Cython code without the GIL.
 cdef vswap_cluster *vswap_cluster_lookup_lock(vswap_space *vs, uint64_t id) noexcept nogil
 cdef swp_desc *vswap_iter(vswap_space *vs, vswap_cluster **cluster, uint64_t val) noexcept nogil
+cdef bint vswap_entry_allocated_nolock(vswap_space *vs, uint64_t val) noexcept nogil
 
 cdef class VSwap:
     cdef vswap_space *vs
+
+# The lock-free parts of the batch calls, for other designs to share.
+cdef Py_ssize_t zswap_store_many(vswap_space *vs, const uint64_t *vals, const uint64_t *handles,
+                                 Py_ssize_t n, uint64_t *old, signed char *status,
+                                 void **displaced) noexcept nogil
+cdef Py_ssize_t zswap_load_erase_many(vswap_space *vs, const uint64_t *vals, Py_ssize_t n,
+                                      uint64_t *out, signed char *status, bint erase,
+                                      void **displaced) noexcept nogil
+cdef void release_displaced(vswap_space *vs, void **displaced, Py_ssize_t n) noexcept
+# Argument checks with the VSwap messages, for other classes of the core.
+cdef uint64_t entry_val(vswap_space *vs, object entry) except 0
 
 # For a zswap pool: check an (entry, nr) range of allocated descriptors in
 # one cluster, raising the VSwap exceptions; returns the first entry value.

@@ -60,6 +60,12 @@ cdef extern from "vswap_sync.h" nogil:
     void store_leaf "vswap_store_release"(vswap_cluster ***p, vswap_cluster **v)
     void store_cluster "vswap_store_release"(vswap_cluster **p, vswap_cluster *v)
     int32_t load_relaxed_i32 "vswap_load_relaxed"(int32_t *p)
+    void store_relaxed_u64 "vswap_store_relaxed"(uint64_t *p, uint64_t v)
+    void store_relaxed_u32 "vswap_store_relaxed"(uint32_t *p, uint32_t v)
+    void store_relaxed_u8 "vswap_store_relaxed"(uint8_t *p, uint8_t v)
+    uint64_t load_relaxed_u64 "vswap_load_relaxed"(uint64_t *p)
+    uint32_t load_relaxed_u32 "vswap_load_relaxed"(uint32_t *p)
+    uint8_t load_relaxed_u8 "vswap_load_relaxed"(uint8_t *p)
     int vswap_this_thread()
     # The thread's cluster lookup cache (vswap_sync.h).
     uint64_t vswap_lookup_serial
@@ -132,9 +138,9 @@ cdef void bitmap_assign(vswap_cluster *c, uint32_t start, uint32_t nr, bint valu
             n = end - i
         mask = word_mask(i & 63, n)
         if value:
-            c.bitmap[i >> 6] |= mask
+            store_relaxed_u64(&c.bitmap[i >> 6], c.bitmap[i >> 6] | mask)
         else:
-            c.bitmap[i >> 6] &= ~mask
+            store_relaxed_u64(&c.bitmap[i >> 6], c.bitmap[i >> 6] & ~mask)
         i += n
 
 
@@ -186,6 +192,28 @@ cdef vswap_cluster *vswap_cluster_lookup_lock(vswap_space *vs, uint64_t id) noex
     vswap_lookup_serial = vs.serial
     vswap_lookup_cluster = c
     return c
+
+
+cdef bint vswap_entry_allocated_nolock(vswap_space *vs, uint64_t val) noexcept nogil:
+    """Whether ``val`` has an allocated descriptor, read without any lock.
+
+    Exact unless a free or allocation of ``val`` races with the call.  The
+    cluster struct is type-stable, and its id, live flag and bitmap are
+    written with relaxed atomic stores, so the racy reads are well defined.
+    """
+    cdef uint64_t id = val >> vs.cluster_shift
+    cdef uint32_t index = val & (vs.cluster_size - 1)
+    cdef vswap_cluster **leaf
+    cdef vswap_cluster *c
+    if id == 0 or id > vs.max_clusters:
+        return False
+    leaf = load_leaf(&vs.dir[id >> VSWAP_LEAF_SHIFT])
+    if leaf == NULL:
+        return False
+    c = load_cluster(&leaf[id & (VSWAP_LEAF_SIZE - 1)])
+    if c == NULL or load_relaxed_u32(&c.id) != id or not load_relaxed_u8(&c.live):
+        return False
+    return (load_relaxed_u64(&c.bitmap[index >> 6]) >> (index & 63)) & 1
 
 
 cdef swp_desc *vswap_iter(vswap_space *vs, vswap_cluster **cluster, uint64_t val) noexcept nogil:
@@ -374,19 +402,21 @@ cdef void cluster_install(vswap_space *vs, vswap_cluster *c, uint32_t id, int or
     ``c`` may be a reused struct that a stale reader is about to lock, so its
     fields change under its own lock and ``live`` is set last.
     """
+    cdef int w
     vswap_cluster_lock(c)
-    c.id = id
+    store_relaxed_u32(&c.id, id)
     c.order = order
     c.count = 0
     c.nr_zswap = 0
     c.refcnt = 1
     c.full = 0
-    memset(c.bitmap, 0, sizeof(c.bitmap))
+    for w in range(VSWAP_BITMAP_WORDS):
+        store_relaxed_u64(&c.bitmap[w], 0)
     c.descriptors = descriptors
     c.lock_acquisitions = 1
     c.lock_contended = 0
     take_chunk(vs, c, 0, 1u << order, folio)
-    c.live = 1
+    store_relaxed_u8(&c.live, 1)
     vswap_cluster_unlock(c)
     vs.id_bitmap[id >> 6] |= <uint64_t>1 << (id & 63)
     vs.id_hint = id + 1
@@ -488,7 +518,7 @@ cdef swp_desc *cluster_release(vswap_space *vs, vswap_cluster *c) noexcept nogil
     """
     cdef swp_desc *descriptors = c.descriptors
     cdef uint32_t id = c.id
-    c.live = 0
+    store_relaxed_u8(&c.live, 0)
     c.descriptors = NULL
     vs.released_lock_acquisitions += c.lock_acquisitions
     vs.released_lock_contended += c.lock_contended
@@ -878,7 +908,7 @@ cdef inline int check_entry(vswap_space *vs, object entry, int kind, uint64_t va
         return raise_bad_entry(vs, entry, "zero")
     return raise_bad_entry(vs, entry, "range")
 
-cdef inline uint64_t entry_val(vswap_space *vs, object entry) except 0:
+cdef uint64_t entry_val(vswap_space *vs, object entry) except 0:
     """Convert and check a lone swap entry argument (steps 1 and 3)."""
     cdef uint64_t val = 0
     check_entry(vs, entry, entry_arg(entry, &val), val)

@@ -1,0 +1,69 @@
+# cython: language_level=3
+"""C layout of the zswap entry index designs, for Cython code that cimports it.
+
+"vswap" keeps zswap entries in the swap descriptors (the seed patch);
+"tree" in one radix tree under one spinlock (the series' intermediate
+single zswap_tree); "tree64m" in one radix tree per 16384 entries, each
+with its own spinlock (upstream's split trees).  Trees hold the same
+tagged values as the descriptor's zswap_entry field.
+
+Lock ordering: vswap cluster lock -> tree lock (-> pool lru_lock).
+"""
+
+from libc.stdint cimport uint32_t, int64_t, uint64_t
+from vswapfast._vswap cimport VSwap, vswap_space, pthread_spinlock_t
+
+cdef enum:
+    ZSWAP_INDEX_VSWAP = 0
+    ZSWAP_INDEX_TREE = 1
+    ZSWAP_INDEX_TREE64M = 2
+    RADIX_SHIFT = 6
+    RADIX_SLOTS = 64
+    TREE64M_SHIFT = 14
+
+ctypedef struct radix_node:
+    void *slots[RADIX_SLOTS]     # must stay first: a slot's node is found from it
+    uint32_t count               # non-NULL slots
+
+ctypedef struct zswap_tree:
+    pthread_spinlock_t lock
+    uint64_t lock_acquisitions   # lock
+    uint64_t lock_contended      # lock
+    int height                   # levels below the root pointer
+    radix_node *root             # lock
+    int64_t nr_entries           # lock
+
+ctypedef struct zswap_index:
+    int design
+    vswap_space *vs
+    int height                   # of every tree of this index
+    uint64_t nr_trees
+    zswap_tree **trees           # tree i holds entries i << TREE64M_SHIFT ... (tree64m)
+    pthread_spinlock_t dir_lock  # installs trees
+
+cdef zswap_index *zswap_index_new(vswap_space *vs, int design) noexcept nogil
+cdef void zswap_index_free(zswap_index *ix) noexcept nogil
+# The tree that holds ``val`` (made if ``create``), or NULL.
+cdef zswap_tree *zswap_index_tree(zswap_index *ix, uint64_t val, bint create) noexcept nogil
+cdef uint64_t zswap_tree_key(zswap_index *ix, uint64_t val) noexcept nogil
+cdef void zswap_tree_lock(zswap_tree *t) noexcept nogil
+cdef void zswap_tree_unlock(zswap_tree *t) noexcept nogil
+# The slot of ``key`` (made if ``create``; NULL if absent or out of memory).
+# Caller holds the tree lock.
+cdef void **zswap_tree_slot(zswap_tree *t, uint64_t key, bint create) noexcept nogil
+# Put ``value`` (NULL erases) in a slot from zswap_tree_slot; returns the
+# old value.  Caller holds the tree lock.
+cdef void *zswap_tree_set(zswap_tree *t, uint64_t key, void **slot, void *value) noexcept nogil
+# Call ``fn(ctx, value)`` for every value and empty the index.  No lock: the
+# caller owns the index.
+cdef void zswap_index_drain(zswap_index *ix, void (*fn)(void *, void *) noexcept nogil,
+                            void *ctx) noexcept nogil
+
+cdef class ZswapIndex:
+    cdef zswap_index *ix
+    cdef readonly VSwap space
+    cdef readonly str design
+    cdef uint64_t _entry(self, object entry) except 0
+    cdef object _swap(self, object entry, object zentry, bint erase)
+    cdef int64_t _entries(self) noexcept
+    cdef object _load_erase_many(self, object entries, object out, bint erase, str name)

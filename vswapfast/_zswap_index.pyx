@@ -1,0 +1,567 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""The zswap entry index designs: where zswap entries are kept.
+
+The seed patch keeps them in the swap descriptors, under the per-cluster
+locks ("vswap").  The designs it replaces are here as baselines in the same
+C core, so that comparisons are fair: one radix tree under one spinlock
+("tree", the series' intermediate single zswap_tree, an xarray), and one
+tree per 16384 entries, 64 MiB of swap, each with its own lock ("tree64m",
+upstream's zswap_trees[]).  The trees are xarray-like: 64-slot nodes of a
+fixed height, allocated on store, freed when they empty.
+
+The tree designs take their lock once per entry, as the kernel's per-page
+xa_store/xa_load did.  They refuse entries without an allocated descriptor
+using a lock-free read of the allocation bitmap, so that they take no
+cluster lock: their cost is the tree's alone.
+"""
+
+from cpython.bool cimport PyBool_Check
+from cpython.number cimport PyIndex_Check
+from cpython.mem cimport PyMem_RawCalloc, PyMem_RawMalloc, PyMem_RawFree
+from cpython.ref cimport PyObject, Py_INCREF, Py_XINCREF, Py_XDECREF, Py_DECREF
+from libc.stdint cimport uint32_t, int64_t, uint64_t, uintptr_t
+from libc.string cimport memset
+
+from vswapfast._vswap cimport (
+    VSwap, vswap_space, pthread_spin_init, pthread_spin_destroy, pthread_spin_trylock,
+    pthread_spin_lock, pthread_spin_unlock, PTHREAD_PROCESS_PRIVATE,
+    vswap_entry_allocated_nolock, vswap_zswap_is_object, vswap_zswap_is_handle,
+    VSWAP_ZSWAP_HANDLE, entry_val, u64_array, u64_array_get, u64_array_release,
+    status_array, zswap_store_many, zswap_load_erase_many, release_displaced,
+    BATCH_OK, BATCH_EMPTY, BATCH_FOREIGN, BATCH_REJECTED, BATCH_INVALID, BATCH_BAD_HANDLE,
+)
+from vswapfast.batch import INDEX_DESIGNS, TREE64M_ENTRIES
+from vswapfast.errors import InvalidEntryError, bad_entry_message
+
+cdef extern from "vswap_sync.h" nogil:
+    radix_node *load_node "vswap_load_acquire"(radix_node **p)
+    zswap_tree *load_tree "vswap_load_acquire"(zswap_tree **p)
+    void store_tree "vswap_store_release"(zswap_tree **p, zswap_tree *v)
+    int64_t load_i64 "vswap_load_relaxed"(int64_t *p)
+    uint64_t load_u64 "vswap_load_relaxed"(uint64_t *p)
+
+if TREE64M_ENTRIES != 1 << TREE64M_SHIFT:
+    raise ImportError("vswapfast.batch does not match the compiled tree64m split")
+
+DESIGNS = {name: i for i, name in enumerate(INDEX_DESIGNS)}
+
+
+# ---------------------------------------------------------------------------
+# Trees
+# ---------------------------------------------------------------------------
+
+cdef void zswap_tree_lock(zswap_tree *t) noexcept nogil:
+    """Take a tree lock, counting contention as the cluster locks do."""
+    if pthread_spin_trylock(&t.lock) != 0:
+        pthread_spin_lock(&t.lock)
+        t.lock_contended += 1
+    t.lock_acquisitions += 1
+
+
+cdef void zswap_tree_unlock(zswap_tree *t) noexcept nogil:
+    pthread_spin_unlock(&t.lock)
+
+
+cdef void **zswap_tree_slot(zswap_tree *t, uint64_t key, bint create) noexcept nogil:
+    cdef radix_node *node = t.root
+    cdef radix_node *child
+    cdef int level
+    cdef uint32_t i
+    if node == NULL:
+        if not create:
+            return NULL
+        node = <radix_node *>PyMem_RawCalloc(1, sizeof(radix_node))
+        if node == NULL:
+            return NULL
+        t.root = node
+    for level in range(t.height - 1, 0, -1):
+        i = (key >> (level * RADIX_SHIFT)) & (RADIX_SLOTS - 1)
+        child = <radix_node *>node.slots[i]
+        if child == NULL:
+            if not create:
+                return NULL
+            child = <radix_node *>PyMem_RawCalloc(1, sizeof(radix_node))
+            if child == NULL:
+                return NULL
+            node.slots[i] = child
+            node.count += 1
+        node = child
+    return &node.slots[key & (RADIX_SLOTS - 1)]
+
+
+cdef void tree_erase(zswap_tree *t, uint64_t key) noexcept nogil:
+    """Clear the slot of ``key`` and free the nodes that empties."""
+    cdef radix_node *path[12]
+    cdef uint32_t index[12]
+    cdef radix_node *node = t.root
+    cdef int level, depth = 0
+    for level in range(t.height - 1, -1, -1):
+        path[depth] = node
+        index[depth] = (key >> (level * RADIX_SHIFT)) & (RADIX_SLOTS - 1)
+        node = <radix_node *>node.slots[index[depth]]
+        depth += 1
+    while depth > 0:
+        depth -= 1
+        path[depth].slots[index[depth]] = NULL
+        path[depth].count -= 1
+        if path[depth].count:
+            return
+        PyMem_RawFree(path[depth])
+    t.root = NULL
+
+
+cdef void *zswap_tree_set(zswap_tree *t, uint64_t key, void **slot, void *value) noexcept nogil:
+    cdef void *old = slot[0]
+    cdef radix_node *leaf = <radix_node *>(slot - (key & (RADIX_SLOTS - 1)))
+    if value == NULL:
+        if old != NULL:
+            t.nr_entries -= 1
+            tree_erase(t, key)
+        return old
+    if old == NULL:
+        leaf.count += 1
+        t.nr_entries += 1
+    slot[0] = value
+    return old
+
+
+cdef void tree_drain(radix_node *node, int height, void (*fn)(void *, void *) noexcept nogil,
+                     void *ctx) noexcept nogil:
+    cdef int i
+    for i in range(RADIX_SLOTS):
+        if node.slots[i] == NULL:
+            continue
+        if height > 1:
+            tree_drain(<radix_node *>node.slots[i], height - 1, fn, ctx)
+        elif fn != NULL:
+            fn(ctx, node.slots[i])
+    PyMem_RawFree(node)
+
+
+# ---------------------------------------------------------------------------
+# Indexes
+# ---------------------------------------------------------------------------
+
+cdef zswap_index *zswap_index_new(vswap_space *vs, int design) noexcept nogil:
+    cdef zswap_index *ix = <zswap_index *>PyMem_RawCalloc(1, sizeof(zswap_index))
+    cdef uint64_t max_val = (<uint64_t>vs.max_clusters + 1) << vs.cluster_shift
+    cdef int bits = 0
+    if ix == NULL:
+        return NULL
+    ix.design = design
+    ix.vs = vs
+    if design == ZSWAP_INDEX_TREE:
+        ix.nr_trees = 1
+        while (<uint64_t>1 << bits) < max_val:
+            bits += 1
+    elif design == ZSWAP_INDEX_TREE64M:
+        ix.nr_trees = (max_val >> TREE64M_SHIFT) + 1
+        bits = TREE64M_SHIFT
+    ix.height = (bits + RADIX_SHIFT - 1) // RADIX_SHIFT
+    if ix.nr_trees:
+        ix.trees = <zswap_tree **>PyMem_RawCalloc(ix.nr_trees, sizeof(zswap_tree *))
+        if ix.trees == NULL:
+            PyMem_RawFree(ix)
+            return NULL
+    pthread_spin_init(&ix.dir_lock, PTHREAD_PROCESS_PRIVATE)
+    return ix
+
+
+cdef inline uint64_t tree_number(zswap_index *ix, uint64_t val) noexcept nogil:
+    return 0 if ix.design == ZSWAP_INDEX_TREE else val >> TREE64M_SHIFT
+
+
+cdef uint64_t zswap_tree_key(zswap_index *ix, uint64_t val) noexcept nogil:
+    if ix.design == ZSWAP_INDEX_TREE:
+        return val
+    return val & ((1 << TREE64M_SHIFT) - 1)
+
+
+cdef zswap_tree *zswap_index_tree(zswap_index *ix, uint64_t val, bint create) noexcept nogil:
+    """Trees are made on first use, unlocked, and published under dir_lock."""
+    cdef uint64_t n = tree_number(ix, val)
+    cdef zswap_tree *t
+    cdef zswap_tree *fresh
+    if n >= ix.nr_trees:
+        return NULL
+    t = load_tree(&ix.trees[n])
+    if t != NULL or not create:
+        return t
+    fresh = <zswap_tree *>PyMem_RawCalloc(1, sizeof(zswap_tree))
+    if fresh == NULL:
+        return NULL
+    fresh.height = ix.height
+    pthread_spin_init(&fresh.lock, PTHREAD_PROCESS_PRIVATE)
+    pthread_spin_lock(&ix.dir_lock)
+    t = ix.trees[n]
+    if t == NULL:
+        store_tree(&ix.trees[n], fresh)
+        t, fresh = fresh, NULL
+    pthread_spin_unlock(&ix.dir_lock)
+    if fresh != NULL:
+        pthread_spin_destroy(&fresh.lock)
+        PyMem_RawFree(fresh)
+    return t
+
+
+cdef void zswap_index_drain(zswap_index *ix, void (*fn)(void *, void *) noexcept nogil,
+                            void *ctx) noexcept nogil:
+    cdef uint64_t n
+    cdef zswap_tree *t
+    for n in range(ix.nr_trees):
+        t = ix.trees[n]
+        if t == NULL or t.root == NULL:
+            continue
+        tree_drain(t.root, t.height, fn, ctx)
+        t.root = NULL
+        t.nr_entries = 0
+
+
+cdef void zswap_index_free(zswap_index *ix) noexcept nogil:
+    cdef uint64_t n
+    if ix == NULL:
+        return
+    zswap_index_drain(ix, NULL, NULL)
+    for n in range(ix.nr_trees):
+        if ix.trees[n] != NULL:
+            pthread_spin_destroy(&ix.trees[n].lock)
+            PyMem_RawFree(ix.trees[n])
+    PyMem_RawFree(ix.trees)
+    pthread_spin_destroy(&ix.dir_lock)
+    PyMem_RawFree(ix)
+
+
+# ---------------------------------------------------------------------------
+# Batch loops of the tree designs: one tree lock per entry.
+# ---------------------------------------------------------------------------
+
+cdef inline void *handle_field(uint64_t handle) noexcept nogil:
+    return <void *>((<uintptr_t>handle << 2) | VSWAP_ZSWAP_HANDLE)
+
+
+cdef Py_ssize_t tree_store_many(zswap_index *ix, const uint64_t *vals, const uint64_t *handles,
+                                Py_ssize_t n, uint64_t *old, signed char *status,
+                                void **displaced) noexcept nogil:
+    cdef Py_ssize_t i, ndisplaced = 0
+    cdef zswap_tree *t
+    cdef void **slot
+    cdef void *z
+    for i in range(n):
+        if old != NULL:
+            old[i] = 0
+        if handles[i] == 0 or handles[i] >= (<uint64_t>1 << 62):
+            status[i] = BATCH_BAD_HANDLE
+            continue
+        if not vswap_entry_allocated_nolock(ix.vs, vals[i]):
+            status[i] = BATCH_INVALID
+            continue
+        t = zswap_index_tree(ix, vals[i], True)
+        if t == NULL:
+            status[i] = BATCH_REJECTED
+            continue
+        zswap_tree_lock(t)
+        slot = zswap_tree_slot(t, zswap_tree_key(ix, vals[i]), True)
+        if slot == NULL:
+            zswap_tree_unlock(t)
+            status[i] = BATCH_REJECTED
+            continue
+        z = zswap_tree_set(t, zswap_tree_key(ix, vals[i]), slot, handle_field(handles[i]))
+        zswap_tree_unlock(t)
+        if z == NULL:
+            status[i] = BATCH_EMPTY
+        elif vswap_zswap_is_handle(z):
+            if old != NULL:
+                old[i] = <uintptr_t>z >> 2
+            status[i] = BATCH_OK
+        else:
+            displaced[ndisplaced] = z
+            ndisplaced += 1
+            status[i] = BATCH_FOREIGN
+    return ndisplaced
+
+
+cdef Py_ssize_t tree_load_erase_many(zswap_index *ix, const uint64_t *vals, Py_ssize_t n,
+                                     uint64_t *out, signed char *status, bint erase,
+                                     void **displaced) noexcept nogil:
+    cdef Py_ssize_t i, ndisplaced = 0
+    cdef zswap_tree *t
+    cdef void **slot
+    cdef void *z
+    cdef uint64_t key
+    for i in range(n):
+        if out != NULL:
+            out[i] = 0
+        if not vswap_entry_allocated_nolock(ix.vs, vals[i]):
+            status[i] = BATCH_INVALID
+            continue
+        t = zswap_index_tree(ix, vals[i], False)
+        if t == NULL:
+            status[i] = BATCH_EMPTY
+            continue
+        key = zswap_tree_key(ix, vals[i])
+        zswap_tree_lock(t)
+        slot = zswap_tree_slot(t, key, False)
+        z = slot[0] if slot != NULL else NULL
+        if z != NULL and erase and (vswap_zswap_is_handle(z) or displaced != NULL):
+            zswap_tree_set(t, key, slot, NULL)
+        zswap_tree_unlock(t)
+        if z == NULL:
+            status[i] = BATCH_EMPTY
+        elif vswap_zswap_is_handle(z):
+            if out != NULL:
+                out[i] = <uintptr_t>z >> 2
+            status[i] = BATCH_OK
+        else:
+            status[i] = BATCH_FOREIGN
+            if erase:
+                displaced[ndisplaced] = z
+                ndisplaced += 1
+    return ndisplaced
+
+
+cdef void drop_object(void *ctx, void *z) noexcept nogil:
+    """Release a value of a standalone index: Python objects only."""
+    if vswap_zswap_is_object(z):
+        with gil:
+            Py_XDECREF(<PyObject *>z)
+
+
+# ---------------------------------------------------------------------------
+# The Python class
+# ---------------------------------------------------------------------------
+
+cdef inline object field_value(void *z):
+    """A tree value as Python: None, a handle's int, or the object (whose
+    reference the caller owns)."""
+    if z == NULL:
+        return None
+    if vswap_zswap_is_handle(z):
+        return <uint64_t>(<uintptr_t>z >> 2)
+    result = <object>z
+    Py_DECREF(result)
+    return result
+
+
+cdef class ZswapIndex:
+    """A zswap entry index of one design over a VSwap: "vswap" (in the
+    descriptors), "tree" (one tree, one lock) or "tree64m" (a tree and a
+    lock per 16384 entries).  The seed's zswap entry API and its batch forms.
+
+    A tree index is not told of frees: its entries outlive a free of their
+    swap entry until erased, as with the pre-patch trees.
+    """
+
+    def __cinit__(self, space, design="vswap"):
+        if not isinstance(space, VSwap):
+            raise TypeError("space must be a VSwap of the compiled core, not %s.%s"
+                            % (type(space).__module__, type(space).__qualname__))
+        if not isinstance(design, str):
+            raise TypeError("design must be a str, not %s" % type(design).__name__)
+        if design not in DESIGNS:
+            raise ValueError("design must be one of %s, not %r"
+                             % (", ".join(INDEX_DESIGNS), design))
+        self.space = space
+        self.design = design
+        self.ix = zswap_index_new((<VSwap>space).vs, DESIGNS[design])
+        if self.ix == NULL:
+            raise MemoryError()
+
+    def __dealloc__(self):
+        if self.ix != NULL:
+            zswap_index_drain(self.ix, drop_object, NULL)
+            zswap_index_free(self.ix)
+            self.ix = NULL
+
+    # -- single entries ------------------------------------------------------
+
+    cdef uint64_t _entry(self, object entry) except 0:
+        """A checked entry with an allocated descriptor (tree designs)."""
+        cdef uint64_t val = entry_val(self.ix.vs, entry)
+        if not vswap_entry_allocated_nolock(self.ix.vs, val):
+            raise InvalidEntryError(bad_entry_message(
+                val, self.space.cluster_shift, self.space.max_clusters, "free"))
+        return val
+
+    cdef object _swap(self, object entry, object zentry, bint erase):
+        """Put ``zentry`` (or nothing, if ``erase``) in the tree; return the
+        old value.  Locks: the entry's tree."""
+        cdef uint64_t val = self._entry(entry)
+        cdef zswap_tree *t = zswap_index_tree(self.ix, val, not erase)
+        cdef uint64_t key = zswap_tree_key(self.ix, val)
+        cdef void **slot
+        cdef void *old
+        if t == NULL:
+            if erase:
+                return None
+            raise MemoryError()
+        if not erase:
+            Py_INCREF(zentry)
+        zswap_tree_lock(t)
+        slot = zswap_tree_slot(t, key, not erase)
+        if slot == NULL:
+            zswap_tree_unlock(t)
+            if erase:
+                return None
+            Py_DECREF(zentry)
+            raise MemoryError()
+        old = zswap_tree_set(t, key, slot, NULL if erase else <void *>zentry)
+        zswap_tree_unlock(t)
+        return field_value(old)
+
+    def zswap_entry_store(self, entry, zentry):
+        """Store ``zentry`` for ``entry``; returns the old zswap entry or None.
+        Locks: its cluster ("vswap") or its tree."""
+        if self.ix.design == ZSWAP_INDEX_VSWAP:
+            return self.space.zswap_entry_store(entry, zentry)
+        if PyBool_Check(entry) or not PyIndex_Check(entry):
+            raise TypeError("swap entry must be an int, not %s" % type(entry).__name__)
+        if zentry is None:
+            raise TypeError("zentry must not be None; use zswap_entry_erase")
+        return self._swap(entry, zentry, False)
+
+    def zswap_entry_load(self, entry):
+        """The zswap entry of ``entry``, or None.  Locks: its cluster or tree."""
+        cdef uint64_t val
+        cdef zswap_tree *t
+        cdef void **slot
+        cdef void *z = NULL
+        if self.ix.design == ZSWAP_INDEX_VSWAP:
+            return self.space.zswap_entry_load(entry)
+        val = self._entry(entry)
+        t = zswap_index_tree(self.ix, val, False)
+        if t == NULL:
+            return None
+        zswap_tree_lock(t)
+        slot = zswap_tree_slot(t, zswap_tree_key(self.ix, val), False)
+        if slot != NULL:
+            z = slot[0]
+            if vswap_zswap_is_object(z):
+                Py_XINCREF(<PyObject *>z)
+        zswap_tree_unlock(t)
+        return field_value(z)
+
+    def zswap_entry_erase(self, entry):
+        """Erase the zswap entry of ``entry``; returns it or None."""
+        if self.ix.design == ZSWAP_INDEX_VSWAP:
+            return self.space.zswap_entry_erase(entry)
+        return self._swap(entry, None, True)
+
+    def zswap_empty(self, entry=None):
+        """True when the index holds no zswap entry (exact)."""
+        if self.ix.design == ZSWAP_INDEX_VSWAP:
+            return self.space.zswap_empty()
+        return self._entries() == 0
+
+    cdef int64_t _entries(self) noexcept:
+        cdef int64_t total = 0
+        cdef uint64_t n
+        cdef zswap_tree *t
+        for n in range(self.ix.nr_trees):
+            t = load_tree(&self.ix.trees[n])
+            if t != NULL:
+                zswap_tree_lock(t)
+                total += t.nr_entries
+                zswap_tree_unlock(t)
+        return total
+
+    def __len__(self):
+        """zswap entries held."""
+        if self.ix.design == ZSWAP_INDEX_VSWAP:
+            return self.space.stats()["zswap_entries"]
+        return self._entries()
+
+    # -- batches ------------------------------------------------------------
+
+    def zswap_entry_store_many(self, entries, handles, old=None):
+        """As VSwap.zswap_entry_store_many, in this design.  No GIL."""
+        cdef u64_array a, h, o
+        cdef signed char *status
+        cdef void **displaced = NULL
+        cdef Py_ssize_t nd = 0
+        u64_array_get(&a, entries, "entries", False, -1)
+        memset(&h, 0, sizeof(h))
+        memset(&o, 0, sizeof(o))
+        try:
+            u64_array_get(&h, handles, "handles", False, a.n)
+            if old is not None:
+                u64_array_get(&o, old, "old", True, a.n)
+            result = status_array(a.n, &status)
+            displaced = <void **>PyMem_RawMalloc(max(a.n, 1) * sizeof(void *))
+            if displaced == NULL:
+                raise MemoryError()
+            with nogil:
+                if self.ix.design == ZSWAP_INDEX_VSWAP:
+                    nd = zswap_store_many(self.ix.vs, a.values, h.values, a.n, o.values,
+                                          status, displaced)
+                else:
+                    nd = tree_store_many(self.ix, a.values, h.values, a.n, o.values,
+                                         status, displaced)
+            release_displaced(self.ix.vs, displaced, nd)
+        finally:
+            PyMem_RawFree(displaced)
+            u64_array_release(&a)
+            u64_array_release(&h)
+            u64_array_release(&o)
+        return result
+
+    cdef object _load_erase_many(self, object entries, object out, bint erase, str name):
+        cdef u64_array a, o
+        cdef signed char *status
+        cdef void **displaced = NULL
+        cdef Py_ssize_t nd = 0
+        u64_array_get(&a, entries, "entries", False, -1)
+        memset(&o, 0, sizeof(o))
+        try:
+            if out is not None:
+                u64_array_get(&o, out, name, True, a.n)
+            result = status_array(a.n, &status)
+            if erase:
+                displaced = <void **>PyMem_RawMalloc(max(a.n, 1) * sizeof(void *))
+                if displaced == NULL:
+                    raise MemoryError()
+            with nogil:
+                if self.ix.design == ZSWAP_INDEX_VSWAP:
+                    nd = zswap_load_erase_many(self.ix.vs, a.values, a.n, o.values, status,
+                                               erase, displaced)
+                else:
+                    nd = tree_load_erase_many(self.ix, a.values, a.n, o.values, status,
+                                              erase, displaced)
+            release_displaced(self.ix.vs, displaced, nd)
+        finally:
+            PyMem_RawFree(displaced)
+            u64_array_release(&a)
+            u64_array_release(&o)
+        return result
+
+    def zswap_entry_load_many(self, entries, out):
+        """As VSwap.zswap_entry_load_many, in this design.  No GIL."""
+        return self._load_erase_many(entries, out, False, "out")
+
+    def zswap_entry_erase_many(self, entries, old=None):
+        """As VSwap.zswap_entry_erase_many, in this design.  No GIL."""
+        return self._load_erase_many(entries, old, True, "old")
+
+    # -- introspection ------------------------------------------------------
+
+    def stats(self):
+        """design, entries, locks and their acquisitions and contention."""
+        cdef uint64_t n, acq = 0, cont = 0, locks = 0
+        cdef zswap_tree *t
+        if self.ix.design == ZSWAP_INDEX_VSWAP:
+            s = self.space.stats()
+            return {"design": self.design, "entries": s["zswap_entries"],
+                    "locks": s["clusters"], "lock_acquisitions": s["lock_acquisitions"],
+                    "lock_contended": s["lock_contended"]}
+        for n in range(self.ix.nr_trees):
+            t = load_tree(&self.ix.trees[n])
+            if t != NULL:
+                locks += 1
+                acq += load_u64(&t.lock_acquisitions)
+                cont += load_u64(&t.lock_contended)
+        return {"design": self.design, "entries": self._entries(), "locks": locks,
+                "lock_acquisitions": acq, "lock_contended": cont}
+
+    def __repr__(self):
+        s = self.stats()
+        return ("<ZswapIndex core=compiled design=%s entries=%d locks=%d>"
+                % (self.design, s["entries"], s["locks"]))
