@@ -23,6 +23,14 @@ POOL_STAT_KEYS = {
     "reject_alloc_fail", "reject_kmemcache_fail", "reject_compress_fail",
     "reject_compress_poor", "decompress_fail", "zero_pages",
     "compressed_bytes", "lru_length", "max_pool_bytes", "compression_ratio",
+    "lru_lock_acquisitions", "lru_lock_contended",
+    "index_lock_acquisitions", "index_lock_contended",
+}
+#: Lock counters: with the "vswap" index they count the space's cluster
+#: locks, which the space's own calls take too.
+LOCK_STAT_KEYS = {
+    "lru_lock_acquisitions", "lru_lock_contended",
+    "index_lock_acquisitions", "index_lock_contended",
 }
 
 #: Counters of events (never go down).
@@ -216,6 +224,12 @@ def pool_views(pool):
     return out
 
 
+def without_lock_stats(stats):
+    """Pool stats less the lock counters, which move whenever a lock is
+    taken, even by a call that then changes nothing."""
+    return {k: v for k, v in stats.items() if k not in LOCK_STAT_KEYS}
+
+
 def pool_snapshot(pool, space=None, swapfile=None):
     """Everything observable about a pool, its space and its swap file
     without reading pages (a read sets ``referenced``)."""
@@ -227,7 +241,7 @@ def pool_snapshot(pool, space=None, swapfile=None):
         descs[e] = (space.zswap_entry_load(e), space.get_slot(e),
                     space.swap_cache_get_folio(e))
     return {
-        "stats": pool.stats(),
+        "stats": without_lock_stats(pool.stats()),
         "len": len(pool),
         "repr": repr(pool),
         "space": _strip(space.stats()),

@@ -43,10 +43,21 @@ from vswapfast._vswap cimport (
     vswap_cluster_lookup_lock, vswap_cluster_unlock, vswap_iter, vswap_desc_allocated,
     vswap_zswap_is_object, vswap_zswap_is_pool, vswap_cache_is_folio,
     vswap_check_range, vswap_zswap_drain,
-    pthread_spinlock_t, pthread_spin_init, pthread_spin_destroy,
+    pthread_spinlock_t, pthread_spin_init, pthread_spin_destroy, pthread_spin_trylock,
     pthread_spin_lock, pthread_spin_unlock, PTHREAD_PROCESS_PRIVATE,
     VSWAP_ZSWAP_NATIVE, VSWAP_ZSWAP_ZERO, VSWAP_CLUSTER_MAX,
 )
+from vswapfast._zswap_index cimport (
+    zswap_index, zswap_tree, zswap_index_new, zswap_index_free, zswap_index_tree,
+    zswap_tree_key, zswap_tree_lock, zswap_tree_unlock, zswap_tree_slot, zswap_tree_set,
+    zswap_index_drain, ZSWAP_INDEX_VSWAP,
+)
+from vswapfast._vswap cimport (
+    vswap_entry_allocated_nolock, u64_array, u64_array_get, u64_array_release, status_array,
+    BATCH_OK, BATCH_EMPTY, BATCH_REJECTED, BATCH_INVALID, BATCH_CORRUPT,
+)
+from vswapfast._zswap_index import DESIGNS as _INDEX_DESIGNS
+from vswapfast.batch import INDEX_DESIGNS
 from vswapfast.errors import (
     InvalidEntryError, NoPageError, ZswapDecompressError, bad_entry_message,
 )
@@ -61,6 +72,7 @@ cdef extern from "vswap_sync.h" nogil:
     int32_t ref_get "vswap_ref_get"(int32_t *p)
     int32_t ref_put "vswap_ref_put"(int32_t *p)
     int vswap_this_thread()
+    uint64_t load_u64 "vswap_load_relaxed"(uint64_t *p)
 
 DEF PAGE = 4096
 PAGE_SIZE = PAGE
@@ -149,8 +161,11 @@ ctypedef struct zswap_counters:
 ctypedef struct zswap_pool:
     zswap_counters stats[NR_STAT_SLOTS]
     vswap_space *vs
+    zswap_index *ix              # where entries are kept; NULL: the descriptors
     swap_file *sf                # NULL: no writeback target
     pthread_spinlock_t lru_lock
+    uint64_t lru_lock_acquisitions   # lru_lock
+    uint64_t lru_lock_contended
     zswap_entry *lru_head        # hot end
     zswap_entry *lru_tail        # cold end
     int64_t lru_length
@@ -300,6 +315,83 @@ cdef void entry_put(zswap_pool *p, zswap_entry *e) noexcept nogil:
     PyMem_RawFree(e)
 
 
+cdef inline void lru_lock(zswap_pool *p) noexcept nogil:
+    """Take lru_lock, counting contention as the cluster locks do."""
+    if pthread_spin_trylock(&p.lru_lock) != 0:
+        pthread_spin_lock(&p.lru_lock)
+        p.lru_lock_contended += 1
+    p.lru_lock_acquisitions += 1
+
+
+cdef inline void lru_unlock(zswap_pool *p) noexcept nogil:
+    pthread_spin_unlock(&p.lru_lock)
+
+
+# ---------------------------------------------------------------------------
+# Where an entry's zswap entry lives: its descriptor, or a tree of the index
+# ---------------------------------------------------------------------------
+
+ctypedef struct zslot:
+    void **slot
+    vswap_cluster *cluster       # locked, for the descriptor design
+    zswap_tree *tree             # locked, for the tree designs
+    uint64_t key
+
+cdef enum:
+    ZSLOT_LOCKED = 1
+    ZSLOT_NONE = 0               # a valid entry with no slot in its tree yet
+    ZSLOT_INVALID = -1           # no allocated descriptor
+    ZSLOT_NO_MEMORY = -2
+
+
+cdef int zslot_lock(zswap_pool *p, uint64_t val, zslot *z, bint create) noexcept nogil:
+    """Lock the home of ``val``'s zswap entry and find its slot.
+
+    Locks: the cluster (descriptor design) or the entry's tree.  Returns
+    ZSLOT_LOCKED with ``z.slot`` set, or another ZSLOT_* with nothing held.
+    """
+    cdef swp_desc *desc
+    z.cluster = NULL
+    z.tree = NULL
+    if p.ix == NULL:
+        desc = vswap_iter(p.vs, &z.cluster, val)
+        if desc == NULL:
+            return ZSLOT_INVALID
+        z.slot = &desc.zswap_entry
+        return ZSLOT_LOCKED
+    if not vswap_entry_allocated_nolock(p.vs, val):
+        return ZSLOT_INVALID
+    z.tree = zswap_index_tree(p.ix, val, create)
+    if z.tree == NULL:
+        return ZSLOT_NO_MEMORY if create else ZSLOT_NONE
+    z.key = zswap_tree_key(p.ix, val)
+    zswap_tree_lock(z.tree)
+    z.slot = zswap_tree_slot(z.tree, z.key, create)
+    if z.slot == NULL:
+        zswap_tree_unlock(z.tree)
+        return ZSLOT_NO_MEMORY if create else ZSLOT_NONE
+    return ZSLOT_LOCKED
+
+
+cdef inline void zslot_set(zslot *z, void *value) noexcept nogil:
+    """Replace the value in a locked slot, keeping its home's counts."""
+    if z.tree != NULL:
+        zswap_tree_set(z.tree, z.key, z.slot, value)
+        return
+    if z.slot[0] == NULL and value != NULL:
+        z.cluster.nr_zswap += 1
+    elif z.slot[0] != NULL and value == NULL:
+        z.cluster.nr_zswap -= 1
+    z.slot[0] = value
+
+
+cdef inline void zslot_unlock(zslot *z) noexcept nogil:
+    if z.tree != NULL:
+        zswap_tree_unlock(z.tree)
+    else:
+        vswap_cluster_unlock(z.cluster)
+
+
 cdef inline void lru_link(zswap_pool *p, zswap_entry *e, bint hot) noexcept nogil:
     """Put ``e`` at the hot (head) or cold (tail) end.  Caller holds lru_lock
     and the cluster lock of a descriptor that holds ``e``."""
@@ -348,25 +440,24 @@ cdef void zswap_drop(zswap_pool *p, void *z) noexcept nogil:
         count(p, ZERO_PAGES, -1)
         return
     e = entry_untag(z)
-    pthread_spin_lock(&p.lru_lock)
+    lru_lock(p)
     if e.on_lru:
         lru_unlink(p, e)
-    pthread_spin_unlock(&p.lru_lock)
+    lru_unlock(p)
     entry_put(p, e)
 
 
 cdef void relink(zswap_pool *p, zswap_entry *e, bint hot) noexcept nogil:
-    """Put an entry the shrinker took off the LRU back, if its descriptor
-    still holds it.  Locks: the cluster, then lru_lock."""
-    cdef vswap_cluster *c = NULL
-    cdef swp_desc *desc = vswap_iter(p.vs, &c, e.swpentry)
-    if desc == NULL:
+    """Put an entry the shrinker took off the LRU back, if its slot still
+    holds it.  Locks: the slot's home, then lru_lock."""
+    cdef zslot z
+    if zslot_lock(p, e.swpentry, &z, False) != ZSLOT_LOCKED:
         return
-    if desc.zswap_entry == entry_tag(e):
-        pthread_spin_lock(&p.lru_lock)
+    if z.slot[0] == entry_tag(e):
+        lru_lock(p)
         lru_link(p, e, hot)
-        pthread_spin_unlock(&p.lru_lock)
-    vswap_cluster_unlock(c)
+        lru_unlock(p)
+    zslot_unlock(&z)
 
 
 # Hooks called by the VSwap core (see vswap_space in _vswap.pxd).
@@ -382,6 +473,31 @@ cdef void hook_peek(void *owner, void *z, zswap_entry_info *info) noexcept nogil
     info.referenced = load_u8(&e.referenced)
     info.zero = 0
     info.incompressible = e.incompressible
+
+
+cdef void hook_range_freed(void *owner, uint64_t val, uint32_t nr) noexcept nogil:
+    """A tree-indexed pool drops the entries of freed swap entries, which
+    its trees would otherwise keep."""
+    cdef zswap_pool *p = <zswap_pool *>owner
+    cdef zswap_tree *t
+    cdef void **slot
+    cdef void *old
+    cdef uint32_t i
+    for i in range(nr):
+        t = zswap_index_tree(p.ix, val + i, False)
+        if t == NULL:
+            continue
+        zswap_tree_lock(t)
+        slot = zswap_tree_slot(t, zswap_tree_key(p.ix, val + i), False)
+        old = zswap_tree_set(t, zswap_tree_key(p.ix, val + i), slot, NULL) if slot != NULL else NULL
+        zswap_tree_unlock(t)
+        if vswap_zswap_is_pool(old):
+            zswap_drop(p, old)
+
+
+cdef void drain_one(void *owner, void *z) noexcept nogil:
+    if vswap_zswap_is_pool(z):
+        zswap_drop(<zswap_pool *>owner, z)
 
 
 cdef void hook_slot_release(void *owner, uint64_t slot) noexcept nogil:
@@ -491,6 +607,8 @@ cdef int writeback_entry(zswap_pool *p, zswap_entry *e) noexcept nogil:
     cdef uint64_t slot = swap_file_alloc_slot(p.sf), old_slot = 0
     cdef vswap_cluster *c = NULL
     cdef swp_desc *desc
+    cdef zswap_tree *t
+    cdef void **tslot
     cdef bint done = False
     if slot == 0:
         relink(p, e, False)
@@ -504,14 +622,27 @@ cdef int writeback_entry(zswap_pool *p, zswap_entry *e) noexcept nogil:
         swap_file_free_slot(p.sf, slot)
         relink(p, e, True)
         return WB_FAIL
+    # The descriptor's slot and the entry change together: the cluster lock,
+    # and for the tree designs the tree lock inside it.
     desc = vswap_iter(p.vs, &c, e.swpentry)
     if desc != NULL:
-        if desc.zswap_entry == entry_tag(e):
+        if p.ix == NULL:
+            if desc.zswap_entry == entry_tag(e):
+                desc.zswap_entry = NULL
+                c.nr_zswap -= 1
+                done = True
+        else:
+            t = zswap_index_tree(p.ix, e.swpentry, False)
+            if t != NULL:
+                zswap_tree_lock(t)
+                tslot = zswap_tree_slot(t, zswap_tree_key(p.ix, e.swpentry), False)
+                if tslot != NULL and tslot[0] == entry_tag(e):
+                    zswap_tree_set(t, zswap_tree_key(p.ix, e.swpentry), tslot, NULL)
+                    done = True
+                zswap_tree_unlock(t)
+        if done:
             old_slot = desc.slot.val
             desc.slot.val = slot
-            desc.zswap_entry = NULL
-            c.nr_zswap -= 1
-            done = True
         vswap_cluster_unlock(c)
     if not done:
         swap_file_free_slot(p.sf, slot)
@@ -536,24 +667,24 @@ cdef int64_t pool_shrink(zswap_pool *p, int64_t nr) noexcept nogil:
     cdef int result
     if not writeback_enabled(p):
         return 0
-    pthread_spin_lock(&p.lru_lock)
+    lru_lock(p)
     rotation_limit = p.lru_length
-    pthread_spin_unlock(&p.lru_lock)
+    lru_unlock(p)
     while written < nr:
-        pthread_spin_lock(&p.lru_lock)
+        lru_lock(p)
         e = p.lru_tail
         if e == NULL:
-            pthread_spin_unlock(&p.lru_lock)
+            lru_unlock(p)
             break
         lru_unlink(p, e)
         if load_u8(&e.referenced) and rotations < rotation_limit:
             store_u8(&e.referenced, 0)
             lru_link(p, e, True)
             rotations += 1
-            pthread_spin_unlock(&p.lru_lock)
+            lru_unlock(p)
             continue
         ref_get(&e.refs)            # pinned: safe to read once unlocked
-        pthread_spin_unlock(&p.lru_lock)
+        lru_unlock(p)
         result = writeback_entry(p, e)
         entry_put(p, e)
         if result == WB_OK:
@@ -596,13 +727,28 @@ cdef void free_new(zswap_pool *p, void **news, uint32_t n) noexcept nogil:
 
 cdef int erase_range(zswap_pool *p, uint64_t val, uint32_t nr, void **olds) noexcept nogil:
     """Erase the zswap entries of a range into ``olds``; returns how many,
-    or -1 if a descriptor of the range is no longer allocated.
-    Locks: the cluster."""
+    or -1 if a descriptor of the range is not allocated (nothing erased).
+    Locks: the cluster, or each entry's tree in turn."""
     cdef vswap_space *vs = p.vs
     cdef uint32_t index = val & (vs.cluster_size - 1), i
-    cdef vswap_cluster *c = vswap_cluster_lookup_lock(vs, val >> vs.cluster_shift)
+    cdef vswap_cluster *c
     cdef int n = 0
     cdef swp_desc *desc
+    cdef zslot z
+    if p.ix != NULL:
+        for i in range(nr):
+            if not vswap_entry_allocated_nolock(vs, val + i):
+                return -1
+        for i in range(nr):
+            if zslot_lock(p, val + i, &z, False) != ZSLOT_LOCKED:
+                continue
+            if z.slot[0] != NULL:
+                olds[n] = z.slot[0]
+                n += 1
+                zslot_set(&z, NULL)
+            zslot_unlock(&z)
+        return n
+    c = vswap_cluster_lookup_lock(vs, val >> vs.cluster_shift)
     if c == NULL:
         return -1
     for i in range(nr):
@@ -645,10 +791,10 @@ cdef int pool_store(zswap_pool *p, uint64_t val, uint32_t nr, const char *src,
     cdef void *news[VSWAP_CLUSTER_MAX]
     cdef vswap_space *vs = p.vs
     cdef uint32_t index = val & (vs.cluster_size - 1), i, made = 0
-    cdef vswap_cluster *c
-    cdef swp_desc *desc
     cdef zswap_entry *e
-    cdef int reject = -1, n
+    cdef zslot z
+    cdef int reject = -1, n, result
+    cdef bint gone = False
     nolds[0] = 0
     if not make_room(p):
         n = erase_range(p, val, nr, olds)
@@ -672,80 +818,75 @@ cdef int pool_store(zswap_pool *p, uint64_t val, uint32_t nr, const char *src,
                 return STORE_REJECTED
             news[i] = entry_tag(e)
         made += 1
-    c = vswap_cluster_lookup_lock(vs, val >> vs.cluster_shift)
-    if c != NULL:
-        for i in range(nr):
-            if not vswap_desc_allocated(c, index + i):
-                vswap_cluster_unlock(c)
-                c = NULL
-                break
-    if c == NULL:
-        free_new(p, news, made)
-        return STORE_GONE
-    pthread_spin_lock(&p.lru_lock)
+    # Each entry goes in under its home's lock, with lru_lock inside it.
     for i in range(nr):
-        desc = &c.descriptors[index + i]
-        if desc.zswap_entry != NULL:
-            olds[nolds[0]] = desc.zswap_entry
+        result = zslot_lock(p, val + i, &z, True)
+        if result != ZSLOT_LOCKED:
+            # Freed meanwhile (or no tree memory): this page is dropped.
+            free_new(p, &news[i], 1)
+            if news[i] == <void *>VSWAP_ZSWAP_ZERO:
+                news[i] = NULL
+            gone = True
+            continue
+        if z.slot[0] != NULL:
+            olds[nolds[0]] = z.slot[0]
             nolds[0] += 1
-        else:
-            c.nr_zswap += 1
-        desc.zswap_entry = news[i]
+        zslot_set(&z, news[i])
         if is_native(news[i]):
+            lru_lock(p)
             lru_link(p, entry_untag(news[i]), True)
-    pthread_spin_unlock(&p.lru_lock)
-    vswap_cluster_unlock(c)
+            lru_unlock(p)
+        zslot_unlock(&z)
     for i in range(nr):
         if news[i] == <void *>VSWAP_ZSWAP_ZERO:
             count(p, ZERO_PAGES, 1)
     nolds[0] = drop_pool_entries(p, olds, nolds[0])
-    return STORE_OK
+    return STORE_GONE if gone else STORE_OK
 
 
 cdef int pool_load(zswap_pool *p, uint64_t val, char *out, bint exclusive) noexcept nogil:
     """zswap_load(): decompress the page of ``val`` into ``out``.
 
-    Locks: the cluster, to find and pin the entry (and, when exclusive, to
-    erase it afterwards if it is still there); none while decompressing.
+    Locks: the entry's home, to find and pin the entry (and, when
+    exclusive, to erase it afterwards if it is still there); none while
+    decompressing.
     """
-    cdef vswap_cluster *c = NULL
-    cdef swp_desc *desc = vswap_iter(p.vs, &c, val)
-    cdef void *z
+    cdef zslot z
+    cdef void *found
     cdef zswap_entry *e
     cdef bint erased = False
-    if desc == NULL:
+    cdef int result = zslot_lock(p, val, &z, False)
+    if result == ZSLOT_INVALID:
         return LOAD_GONE
-    z = desc.zswap_entry
-    if not vswap_zswap_is_pool(z):
-        vswap_cluster_unlock(c)
+    if result != ZSLOT_LOCKED:
         return LOAD_NONE
-    if z == <void *>VSWAP_ZSWAP_ZERO:
+    found = z.slot[0]
+    if not vswap_zswap_is_pool(found):
+        zslot_unlock(&z)
+        return LOAD_NONE
+    if found == <void *>VSWAP_ZSWAP_ZERO:
         if exclusive:
-            desc.zswap_entry = NULL
-            c.nr_zswap -= 1
-        vswap_cluster_unlock(c)
+            zslot_set(&z, NULL)
+        zslot_unlock(&z)
         memset(out, 0, PAGE)
         if exclusive:
-            zswap_drop(p, z)
+            zswap_drop(p, found)
         return LOAD_OK
-    e = entry_untag(z)
+    e = entry_untag(found)
     ref_get(&e.refs)
-    vswap_cluster_unlock(c)
+    zslot_unlock(&z)
     if decompress_entry(p, e, out) != 0:
         count(p, DECOMPRESS_FAIL, 1)
         entry_put(p, e)
         return LOAD_CORRUPT
     if exclusive:
-        c = NULL
-        desc = vswap_iter(p.vs, &c, val)
-        if desc != NULL:
-            if desc.zswap_entry == z:
-                desc.zswap_entry = NULL
-                c.nr_zswap -= 1
+        if zslot_lock(p, val, &z, False) == ZSLOT_LOCKED:
+            if z.slot[0] == found:
+                zslot_set(&z, NULL)
                 erased = True
-            vswap_cluster_unlock(c)
+            zslot_unlock(&z)
         if erased:
-            zswap_drop(p, z)
+            zswap_drop(p, found)
     else:
         store_u8(&e.referenced, 1)
     entry_put(p, e)
@@ -836,11 +977,13 @@ cdef class Zswap:
     cdef zswap_pool *p
     cdef readonly VSwap space
     cdef readonly SwapFile swapfile
+    cdef readonly str index
     cdef double _accept_percent
 
     def __cinit__(self, space, swapfile=None, *, max_pool_bytes=None,
                   max_pool_percent=20.0, memory_bytes=None,
-                  accept_threshold_percent=90.0, writeback=True, exclusive_loads=True):
+                  accept_threshold_percent=90.0, writeback=True, exclusive_loads=True,
+                  index="vswap"):
         cdef zswap_pool *p
         cdef size_class *cls
         cdef int ci
@@ -857,6 +1000,8 @@ cdef class Zswap:
         if memory_bytes is not None:
             int_type(memory_bytes, "memory_bytes")
         number_type(accept_threshold_percent, "accept_threshold_percent")
+        if not isinstance(index, str):
+            raise TypeError("index must be a str, not %s" % type(index).__name__)
         if max_pool_bytes is not None and max_pool_bytes < 0:
             raise ValueError("max_pool_bytes must be at least 0, not %d" % max_pool_bytes)
         if not 0 <= max_pool_percent <= 100:
@@ -866,6 +1011,8 @@ cdef class Zswap:
         if not 0 < accept_threshold_percent <= 100:
             raise ValueError("accept_threshold_percent must be in (0, 100], not %r"
                              % (accept_threshold_percent,))
+        if index not in _INDEX_DESIGNS:
+            raise ValueError("index must be one of %s, not %r" % (", ".join(INDEX_DESIGNS), index))
         if (<VSwap>space).vs.zswap_owner != NULL:
             raise ValueError("space already has a zswap pool")
         if swapfile is not None and (<SwapFile>swapfile).sf == NULL:
@@ -879,6 +1026,11 @@ cdef class Zswap:
             raise MemoryError()
         self.p = p
         p.vs = (<VSwap>space).vs
+        if _INDEX_DESIGNS[index] != ZSWAP_INDEX_VSWAP:
+            p.ix = zswap_index_new(p.vs, _INDEX_DESIGNS[index])
+            if p.ix == NULL:
+                raise MemoryError()
+        self.index = index
         pthread_spin_init(&p.lru_lock, PTHREAD_PROCESS_PRIVATE)
         for ci in range(NR_CLASSES):
             cls = &p.classes[ci]
@@ -897,6 +1049,8 @@ cdef class Zswap:
         p.vs.zswap_peek = hook_peek
         p.vs.zswap_release = hook_release
         p.vs.slot_release = hook_slot_release
+        if p.ix != NULL:
+            p.vs.range_freed = hook_range_freed
         p.vs.zswap_owner = p
 
     def __dealloc__(self):
@@ -908,10 +1062,15 @@ cdef class Zswap:
         cdef int ci
         if p == NULL:
             return
-        vswap_zswap_drain(p.vs)
+        if p.ix != NULL:
+            zswap_index_drain(p.ix, drain_one, p)
+            zswap_index_free(p.ix)
+        else:
+            vswap_zswap_drain(p.vs)
         p.vs.zswap_peek = NULL
         p.vs.zswap_release = NULL
         p.vs.slot_release = NULL
+        p.vs.range_freed = NULL
         p.vs.zswap_owner = NULL
         self.p = NULL
         if self.swapfile is not None:
@@ -1147,6 +1306,116 @@ cdef class Zswap:
             written = pool_shrink(p, n)
         return written
 
+    # -- batch calls (statuses in vswapfast.batch) --------------------------
+
+    def store_many(self, entries, pages):
+        """``store`` one page per entry from ``pages`` (len(entries) * 4096
+        bytes): BATCH_OK, BATCH_REJECTED or BATCH_INVALID each.
+
+        Locks: as ``store``, per entry; the GIL is released for the batch."""
+        cdef zswap_pool *p = self._pool()
+        cdef u64_array a
+        cdef Py_buffer view
+        cdef bint has_view = False
+        cdef signed char *status
+        cdef void *olds[1]
+        cdef void **displaced = NULL
+        cdef Py_ssize_t i, nd = 0
+        cdef int nolds, result
+        cdef const char *src
+        u64_array_get(&a, entries, "entries", False, -1)
+        try:
+            if a.n:
+                page_buffer(pages, &view, False, "pages", a.n)
+                has_view = True
+            out = status_array(a.n, &status)
+            displaced = <void **>PyMem_RawMalloc(max(a.n, 1) * sizeof(void *))
+            if displaced == NULL:
+                raise MemoryError()
+            src = <const char *>view.buf if has_view else NULL
+            with nogil:
+                for i in range(a.n):
+                    if not vswap_entry_allocated_nolock(p.vs, a.values[i]):
+                        status[i] = BATCH_INVALID
+                        continue
+                    result = pool_store(p, a.values[i], 1, src + i * PAGE, olds, &nolds)
+                    if nolds:
+                        displaced[nd] = olds[0]
+                        nd += 1
+                    status[i] = (BATCH_OK if result == STORE_OK else
+                                 BATCH_REJECTED if result == STORE_REJECTED else BATCH_INVALID)
+            release_objects(displaced, nd)
+        finally:
+            PyMem_RawFree(displaced)
+            if has_view:
+                PyBuffer_Release(&view)
+            u64_array_release(&a)
+        return out
+
+    def load_many(self, entries, out):
+        """``load`` each entry into its page of ``out`` (a writable buffer of
+        len(entries) * 4096 bytes): BATCH_OK, BATCH_EMPTY, BATCH_CORRUPT or
+        BATCH_INVALID each.  Locks: as ``load``, per entry; no GIL."""
+        cdef zswap_pool *p = self._pool()
+        cdef u64_array a
+        cdef Py_buffer view
+        cdef bint has_view = False
+        cdef signed char *status
+        cdef Py_ssize_t i
+        cdef int result
+        cdef bint exclusive = p.exclusive_loads
+        cdef char *dst
+        u64_array_get(&a, entries, "entries", False, -1)
+        try:
+            if a.n:
+                page_buffer(out, &view, True, "out", a.n)
+                has_view = True
+            result_array = status_array(a.n, &status)
+            dst = <char *>view.buf if has_view else NULL
+            with nogil:
+                for i in range(a.n):
+                    result = pool_load(p, a.values[i], dst + i * PAGE, exclusive)
+                    status[i] = (BATCH_OK if result == LOAD_OK else
+                                 BATCH_EMPTY if result == LOAD_NONE else
+                                 BATCH_CORRUPT if result == LOAD_CORRUPT else BATCH_INVALID)
+        finally:
+            if has_view:
+                PyBuffer_Release(&view)
+            u64_array_release(&a)
+        return result_array
+
+    def invalidate_many(self, entries):
+        """``invalidate`` each entry: BATCH_OK (an entry was dropped),
+        BATCH_EMPTY or BATCH_INVALID.  Locks: as ``invalidate``; no GIL."""
+        cdef zswap_pool *p = self._pool()
+        cdef u64_array a
+        cdef signed char *status
+        cdef void *olds[1]
+        cdef void **displaced = NULL
+        cdef Py_ssize_t i, nd = 0
+        cdef int found
+        u64_array_get(&a, entries, "entries", False, -1)
+        try:
+            out = status_array(a.n, &status)
+            displaced = <void **>PyMem_RawMalloc(max(a.n, 1) * sizeof(void *))
+            if displaced == NULL:
+                raise MemoryError()
+            with nogil:
+                for i in range(a.n):
+                    found = erase_range(p, a.values[i], 1, olds)
+                    if found < 0:
+                        status[i] = BATCH_INVALID
+                        continue
+                    status[i] = BATCH_OK if found else BATCH_EMPTY
+                    if found and drop_pool_entries(p, olds, found):
+                        displaced[nd] = olds[0]
+                        nd += 1
+            release_objects(displaced, nd)
+        finally:
+            PyMem_RawFree(displaced)
+            u64_array_release(&a)
+        return out
+
     # -- introspection ------------------------------------------------------
 
     def stats(self):
@@ -1155,15 +1424,35 @@ cdef class Zswap:
         cdef int i
         cdef int64_t lru_length
         out = {name: counter_sum(p, i) for i, name in enumerate(COUNTER_NAMES)}
-        pthread_spin_lock(&p.lru_lock)
+        lru_lock(p)
         lru_length = p.lru_length
-        pthread_spin_unlock(&p.lru_lock)
+        lru_unlock(p)
         total = pool_total_size(p)
         out["pool_total_size"] = total
         out["lru_length"] = lru_length
         out["max_pool_bytes"] = load_i64(&p.max_pool_bytes)
         out["compression_ratio"] = (out["stored_pages"] * PAGE / total) if total else 0.0
+        lru_lock(p)
+        out["lru_lock_acquisitions"] = p.lru_lock_acquisitions
+        out["lru_lock_contended"] = p.lru_lock_contended
+        lru_unlock(p)
+        out["index_lock_acquisitions"], out["index_lock_contended"] = self._index_locks()
         return out
+
+    cdef tuple _index_locks(self):
+        """Acquisitions and contention of the locks that guard the entries."""
+        cdef zswap_pool *p = self.p
+        cdef uint64_t n, acq = 0, cont = 0
+        cdef zswap_tree *t
+        if p.ix == NULL:
+            s = self.space.stats()
+            return s["lock_acquisitions"], s["lock_contended"]
+        for n in range(p.ix.nr_trees):
+            t = p.ix.trees[n]
+            if t != NULL:
+                acq += load_u64(&t.lock_acquisitions)
+                cont += load_u64(&t.lock_contended)
+        return acq, cont
 
     def __len__(self):
         """Pages held: stored_pages + zero_pages."""
@@ -1184,17 +1473,15 @@ cdef class Zswap:
         page raw (nothing could tell the bytes are wrong)."""
         cdef zswap_pool *p = self._pool()
         cdef uint64_t val = self._one_entry(entry)
-        cdef vswap_cluster *c = NULL
-        cdef swp_desc *desc = vswap_iter(p.vs, &c, val)
+        cdef zslot z
         cdef zswap_entry *e
         cdef bint done = False
-        if desc == NULL:
+        if zslot_lock(p, val, &z, False) != ZSLOT_LOCKED:
             return False
-        if desc.zswap_entry != NULL and is_native(desc.zswap_entry) \
-                and not entry_untag(desc.zswap_entry).incompressible:
-            e = entry_untag(desc.zswap_entry)
+        if is_native(z.slot[0]) and not entry_untag(z.slot[0]).incompressible:
+            e = entry_untag(z.slot[0])
             # A literal run longer than the block: LZ4 must refuse it.
             memset(zs_obj(p, e.zspage, e.obj), 0xff, e.length)
             done = True
-        vswap_cluster_unlock(c)
+        zslot_unlock(&z)
         return done
