@@ -28,6 +28,7 @@ def pytest_terminal_summary(terminalreporter, config):
     if session is None or session.disabled or not session.benchmarks:
         return
     groups = {}
+    locks = {}
     for bench in session.benchmarks:
         if bench.stats is None or "impl" not in bench.extra_info:
             continue
@@ -35,6 +36,9 @@ def pytest_terminal_summary(terminalreporter, config):
         if "threads" in bench.extra_info:
             impl = "%s x%d" % (impl, bench.extra_info["threads"])
         groups.setdefault(bench.group, {})[impl] = _per_op(bench)
+        if "lock_acquisitions" in bench.extra_info:
+            locks.setdefault(bench.group, []).append(
+                (impl, bench.extra_info["lock_acquisitions"], bench.extra_info["lock_contended"]))
     if not groups:
         return
     write = terminalreporter.write_line
@@ -57,3 +61,7 @@ def pytest_terminal_summary(terminalreporter, config):
                     threads = int(other.rsplit("x", 1)[1])
                     parts.append("%s throughput %.2fx of x1" % (other, impls[k] / impls[other]))
         write("%-28s %s" % (group, "; ".join(parts)))
+        if group in locks:
+            write("%-28s locks: %s" % ("", "; ".join(
+                "%s %d taken, %.1f%% contended" % (impl, acq, 100.0 * cont / acq if acq else 0)
+                for impl, acq, cont in sorted(locks[group]))))
