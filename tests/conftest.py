@@ -8,22 +8,12 @@ silently: if it cannot be imported, its tests error out.
 """
 
 import importlib
-import os
 
 import pytest
 
+from cores import CORE_MODULES, NO_LIMIT, core_names, load_zswap_core
 from vswap_support import Worker
 
-CORE_MODULES = {
-    "compiled": "vswapfast._vswap",
-    "pure": "vswapfast.pure",
-}
-
-
-def core_names():
-    if os.environ.get("VSWAPFAST_PURE") == "1":
-        return ["pure"]
-    return ["compiled", "pure"]
 
 
 @pytest.fixture(params=core_names())
@@ -65,13 +55,6 @@ def worker2():
     w.close()
 
 
-ZSWAP_CORE_MODULES = {
-    # name: (VSwap's module, Zswap's module, SwapFile's module)
-    "compiled": ("vswapfast._vswap", "vswapfast._zswap", "vswapfast._swapfile"),
-    "pure": ("vswapfast.pure", "vswapfast.pure", "vswapfast.pure"),
-}
-
-
 @pytest.fixture
 def zcore(core_name):
     """One core's ``VSwap``, ``Zswap``, ``SwapFile`` and ``PAGE_SIZE``.
@@ -81,22 +64,6 @@ def zcore(core_name):
     return load_zswap_core(core_name)
 
 
-def load_zswap_core(name):
-    import types
-
-    vswap_mod, zswap_mod, swapfile_mod = (
-        importlib.import_module(m) for m in ZSWAP_CORE_MODULES[name])
-    return types.SimpleNamespace(
-        name=name,
-        VSwap=vswap_mod.VSwap,
-        Zswap=zswap_mod.Zswap,
-        SwapFile=swapfile_mod.SwapFile,
-        PAGE_SIZE=zswap_mod.PAGE_SIZE,
-    )
-
-
-#: A pool limit no test reaches unless it means to.
-NO_LIMIT = 1 << 40
 
 
 def close_pool(p):

@@ -11,7 +11,7 @@ import lz4.block
 import numpy as np
 import pytest
 
-from conftest import NO_LIMIT, core_names, load_zswap_core
+from cores import NO_LIMIT, core_names, load_zswap_core
 from vswapfast.errors import NoPageError
 from vswapfast.zpool import ZPOOL_CLASSES, size_class
 from vswapfast.zswap_entry import ZswapEntryView

@@ -7,7 +7,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from conftest import NO_LIMIT
+from cores import NO_LIMIT
 from vswapfast.errors import (InvalidEntryError, NoPageError,
                               ZswapDecompressError, VSwapError,
                               bad_entry_message)
