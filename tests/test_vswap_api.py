@@ -8,7 +8,7 @@ import pytest
 
 from vswapfast.errors import (InvalidEntryError, SwapCacheError,
                               SwapFullError)
-from vswap_support import (CLUSTER_INFO_KEYS, STAT_KEYS, Index, IntSubclass,
+from vswap_support import (CLUSTER_INFO_KEYS, STAT_KEYS, IntSubclass,
                            Token, Worker, index_types)
 
 

@@ -2,8 +2,9 @@
 
 Same API and behaviour as the compiled core: the ``VSwap`` class
 (``vswapfast._vswap``), the zswap pool ``Zswap`` (``vswapfast._zswap``), the
-backing ``SwapFile`` (``vswapfast._swapfile``), the layout constants, the
-shared exceptions and ``ZswapEntryView``.
+zswap entry index ``ZswapIndex`` (``vswapfast._zswap_index``), the backing
+``SwapFile`` (``vswapfast._swapfile``), the layout constants, the shared
+exceptions and ``ZswapEntryView``.
 """
 
 from ..errors import (
@@ -25,6 +26,7 @@ from .vswap import (
     VSwap,
 )
 from .zswap import Zswap
+from .zswap_index import ZswapIndex
 
 #: Which core this is, as ``repr(space)`` reports it.
 CORE = "pure"
@@ -38,6 +40,7 @@ __all__ = [
     "VSWAP_MAX_CLUSTERS",
     "VSwap",
     "Zswap",
+    "ZswapIndex",
     "SwapFile",
     "ZswapEntryView",
     "VSwapError",

@@ -59,19 +59,46 @@ dropped, hand the pool what they read or displaced:
                                descriptor; any other object is ignored
     pool._release_slot(slot)   free ``slot`` in the pool's swap file if it
                                is allocated there
+    pool._range_freed(entry, nr)
+                               called by ``free`` under the cluster lock,
+                               once the bitmap has let go of the range: a
+                               pool that keeps its entries in an index of
+                               its own (the tree designs) takes those of the
+                               range out and returns them, to be handed to
+                               ``_release_entry`` after the lock
 
 Reading ``_zswap_pool`` under the cluster lock matters when the pool is
 closed: it takes its objects out of every cluster, under each cluster's
 lock, before it unbinds, so whoever displaced one of them first still sees
 the pool.  The pool in turn works on the clusters directly, in the lock
 order cluster lock -> its own locks.
+
+Batch calls
+-----------
+The ``*_many`` calls take a buffer of entries and return one status per
+entry (``vswapfast.batch``).  A run of entries in one cluster takes its lock
+once (``_ClusterRun``), and what they displace is released after the last
+lock is dropped.  The batch zswap-entry calls store integer handles,
+wrapped in ``_Handle`` so that they can be told from any other object (an
+int stored through ``zswap_entry_store`` included); the single-entry calls
+return a handle as its int.
 """
 
+import array
 import ctypes
 import heapq
 import operator
+import sys
 import threading
 
+from ..batch import (
+    BATCH_BAD_HANDLE,
+    BATCH_EMPTY,
+    BATCH_FOREIGN,
+    BATCH_INVALID,
+    BATCH_OK,
+    HANDLE_LIMIT,
+)
 from ..errors import (
     InvalidEntryError,
     SwapCacheError,
@@ -138,6 +165,30 @@ class _Shadow:
         self.value = value
 
 
+class _Handle:
+    """An integer handle in a descriptor's zswap field.
+
+    The batch zswap-entry calls store handles, ints in ``[1, 2**62)``.  The
+    compiled core tags them in the pointer; here the wrapper type is the
+    tag, so that an int stored through ``zswap_entry_store`` stays an
+    ordinary object (``BATCH_FOREIGN`` to the batch calls).  The
+    single-entry calls hand a handle out as its plain int.
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self, value):
+        self.value = value
+
+    def __repr__(self):
+        return "<zswap handle %d>" % self.value
+
+
+def _unwrap(obj):
+    """What the single-entry API returns for a zswap field's ``obj``."""
+    return obj.value if type(obj) is _Handle else obj
+
+
 class _Cluster:
     """``struct vswap_cluster``: one lock, one bitmap, one descriptor array.
 
@@ -177,20 +228,50 @@ class _Cluster:
         self.lock_contended = 0
 
 
-def _lock_cluster(cluster):
-    """Take ``cluster.lock``, counting the acquisition and any contention.
+def _lock_counted(holder):
+    """Take ``holder.lock``, counting the acquisition and any contention.
 
-    Every cluster-lock acquisition goes through here.  "Contended" means the
-    first, non-blocking try failed.  The counters are written once the lock
-    is held, so the cluster lock guards them like the rest of the cluster.
+    Every lock whose use the statistics report goes through here: cluster
+    locks, the trees of the zswap index designs and a zswap pool's LRU
+    lock.
+    ``holder`` has the attributes ``lock``, ``lock_acquisitions`` and
+    ``lock_contended``.  "Contended" means the first, non-blocking try
+    failed, where a spinlock would have had to spin.  The counters are
+    written once the lock is held, so the lock guards them like the rest of
+    what it protects.
     """
-    lock = cluster.lock
+    lock = holder.lock
     if lock.acquire(False):
-        cluster.lock_acquisitions += 1
+        holder.lock_acquisitions += 1
         return
     lock.acquire()
-    cluster.lock_acquisitions += 1
-    cluster.lock_contended += 1
+    holder.lock_acquisitions += 1
+    holder.lock_contended += 1
+
+
+#: Cluster locks are the commonest holders; the name says what is locked.
+_lock_cluster = _lock_counted
+
+
+class _CountedLock:
+    """A lock on its own that counts its use through ``_lock_counted``.
+
+    Usable in a ``with`` statement.  The counters are read under the lock.
+    """
+
+    __slots__ = ("lock", "lock_acquisitions", "lock_contended")
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.lock_acquisitions = 0
+        self.lock_contended = 0
+
+    def __enter__(self):
+        _lock_counted(self)
+        return self
+
+    def __exit__(self, *exc):
+        self.lock.release()
 
 
 def _as_entry(x):
@@ -213,6 +294,13 @@ def _as_int(x, name):
     raise TypeError("%s must be an int, not %s" % (name, type(x).__name__))
 
 
+def _qualified_type(obj):
+    """``module.QualName`` of the type of ``obj``, for messages that must
+    tell one core's class from the other's."""
+    cls = type(obj)
+    return "%s.%s" % (cls.__module__, cls.__qualname__)
+
+
 def _as_shadow(x):
     """Check that ``x`` is an int or None (not a bool)."""
     if x is None or type(x) is int:
@@ -230,6 +318,168 @@ def _check_nr(nr):
 def _lowest_bit(x):
     """Index of the lowest set bit of ``x`` (which must not be 0)."""
     return (x & -x).bit_length() - 1
+
+
+# -- batch arguments ------------------------------------------------------------
+#
+# Shared by VSwap, ZswapIndex and Zswap, so that every batch call says the
+# same thing about the same mistake.
+
+#: TypeError for an ``entries`` or ``handles`` argument that is no buffer of
+#: integers (not a buffer, a format other than a native integer).
+BAD_INT_BUFFER = "%s must be a buffer of integers, not %s"
+#: TypeError for such a buffer whose items are not contiguous in C order.
+BAD_INT_LAYOUT = "%s must be a C-contiguous buffer of integers, not %s"
+#: TypeError for an ``out`` or ``old`` argument of the handle calls.
+BAD_U64_OUT = "%s must be a writable C-contiguous buffer of 8-byte integers, not %s"
+#: ValueError for ``handles``, ``out`` or ``old`` of another length.
+BAD_ITEM_COUNT = "%s must have as many items as entries (%d), not %d"
+
+# Integer format codes of the struct module.  Lower case is signed.
+_INT_CODES = frozenset("bBhHiIlLqQnN")
+# Prefixes that leave a format in the machine's own byte order.
+_NATIVE_PREFIXES = ("@", "=", "<" if sys.byteorder == "little" else ">")
+# A native code of each (signed, itemsize), to read the items with.
+_NATIVE_CODE = {
+    (True, 1): "b", (True, 2): "h", (True, 4): "i", (True, 8): "q",
+    (False, 1): "B", (False, 2): "H", (False, 4): "I", (False, 8): "Q",
+}
+
+
+def _int_view(obj, name):
+    """A memoryview of ``obj`` if it is a C-contiguous buffer of integers.
+
+    Return: ``(view, code)``, ``code`` the native format to read it as.
+    ``TypeError`` otherwise (``BAD_INT_BUFFER`` or ``BAD_INT_LAYOUT``).
+    """
+    try:
+        view = memoryview(obj)
+    except TypeError:
+        raise TypeError(BAD_INT_BUFFER % (name, type(obj).__name__)) from None
+    code = view.format
+    if len(code) == 2 and code[0] in _NATIVE_PREFIXES:
+        code = code[1:]
+    code = _NATIVE_CODE.get((code.islower(), view.itemsize)) if code in _INT_CODES else None
+    if code is None:
+        raise TypeError(BAD_INT_BUFFER % (name, type(obj).__name__))
+    if not view.c_contiguous:
+        raise TypeError(BAD_INT_LAYOUT % (name, type(obj).__name__))
+    return view, code
+
+
+def _int_items(view, code):
+    """The items of a view from ``_int_view``, in C order, as a list of ints.
+
+    Any number of dimensions (a 0-d buffer is one item).
+    """
+    return view.cast("B").cast(code).tolist()
+
+
+def _u64_out(obj, name):
+    """A writable flat view of ``obj``, a C-contiguous buffer of 8-byte
+    integers (signed or not: the values written are below 2**62).
+
+    ``TypeError`` (``BAD_U64_OUT``) for anything else.
+    """
+    try:
+        view = memoryview(obj)
+    except TypeError:
+        view = None
+    if view is not None:
+        code = view.format
+        if len(code) == 2 and code[0] in _NATIVE_PREFIXES:
+            code = code[1:]
+        if (code in _INT_CODES and view.itemsize == 8 and view.c_contiguous
+                and not view.readonly):
+            return view.cast("B").cast("q" if code.islower() else "Q")
+    raise TypeError(BAD_U64_OUT % (name, type(obj).__name__))
+
+
+def _fill_u64(view, values):
+    """Write ``values`` (ints in ``[0, 2**62)``) into a view from ``_u64_out``."""
+    view[:] = array.array(view.format, values)
+
+
+def _check_item_count(name, n, count):
+    if count != n:
+        raise ValueError(BAD_ITEM_COUNT % (name, n, count))
+
+
+def _entries_arg(entries):
+    """The ``entries`` of a batch call as a list of ints (type checked)."""
+    return _int_items(*_int_view(entries, "entries"))
+
+
+def _status_array(n):
+    """A new status array of ``n`` items, all ``BATCH_OK``."""
+    return array.array("b", [BATCH_OK]) * n
+
+
+class _ClusterRun:
+    """The cluster lock a batch call holds across a run of its entries.
+
+    Consecutive entries in one cluster take its lock once, as the kernel's
+    ``vswap_iter`` loop does; moving to another cluster drops the lock
+    first, so at most one cluster lock is ever held.
+    """
+
+    __slots__ = ("cluster",)
+
+    def __init__(self):
+        self.cluster = None
+
+    def lock(self, cluster):
+        """Hold ``cluster``'s lock (and no other)."""
+        if cluster is not self.cluster:
+            self.release()
+            _lock_cluster(cluster)
+            self.cluster = cluster
+
+    def release(self):
+        if self.cluster is not None:
+            self.cluster.lock.release()
+            self.cluster = None
+
+
+class _Dropped:
+    """What a free took out of descriptors, to release with no lock held.
+
+    ``objects`` keeps every displaced object alive until ``release``;
+    ``pool_entries`` and ``pool_slots`` pair a zswap pool with an object or
+    a slot to hand to its ``_release_entry`` or ``_release_slot``.
+    """
+
+    __slots__ = ("objects", "pool_entries", "pool_slots")
+
+    def __init__(self):
+        self.objects = []
+        self.pool_entries = []
+        self.pool_slots = []
+
+    def release(self):
+        """Hand the pool objects and slots back, then drop the objects.
+
+        Caller holds no lock.  Last, the objects: a ``__del__`` run by
+        dropping them sees the free complete, cluster release included.
+        """
+        for pool, obj in self.pool_entries:
+            pool._release_entry(obj)
+        for pool, slot in self.pool_slots:
+            pool._release_slot(slot)
+        self.pool_entries = self.pool_slots = None
+        self.objects = None
+
+
+def _release_displaced(displaced):
+    """Release the ``(pool, object)`` pairs a batch call displaced.
+
+    Caller holds no lock.  A pool frees its own objects; anything else is
+    released by dropping the last reference to it, here, last.
+    """
+    for pool, obj in displaced:
+        if pool is not None:
+            pool._release_entry(obj)
+    displaced.clear()
 
 
 class VSwap:
@@ -463,11 +713,18 @@ class VSwap:
         """
         if type(nr) is not int:
             nr = _as_int(nr, "nr")
+        return self._alloc(nr, folio, self._alloc_order(nr))
+
+    def _alloc_order(self, nr):
+        """Check the value of an allocation's ``nr``: return its order."""
         _check_nr(nr)
         if nr & (nr - 1) or nr > self._size:
             raise ValueError("nr must be a power of two from 1 to %d, not %d"
                              % (self._size, nr))
-        order = nr.bit_length() - 1
+        return nr.bit_length() - 1
+
+    def _alloc(self, nr, folio, order):
+        """``alloc`` once its arguments are checked."""
         key = (threading.get_ident(), order)
 
         # Fast path: the thread's own cluster, without the map lock.
@@ -555,8 +812,8 @@ class VSwap:
         map, the partial list and every thread cache; its id can be reused).
         A cluster that allocation had found full rejoins the tail of its
         partial list once a chunk of its order is free again.  With a zswap
-        pool bound, the pool frees the dropped pool entries and releases the
-        dropped slots in its swap file.
+        pool bound, the pool frees the dropped pool entries (those in its
+        own index too) and releases the dropped slots in its swap file.
 
         Context: takes the cluster lock; to release or relist the cluster,
         then the map lock and the cluster lock again.  The dropped objects
@@ -568,44 +825,68 @@ class VSwap:
             nr = _as_int(nr, "nr")
         _check_nr(nr)
         cluster, index = self._lookup_range(entry, nr)
-        end = index + nr
+        dropped = _Dropped()
         _lock_cluster(cluster)
         try:
             self._check_allocated(cluster, index, nr)
-            zswap = cluster.zswap_entry
-            cache = cluster.swap_cache
-            # Keep the displaced objects alive until the lock is dropped.
-            dropped = zswap[index:end] + cache[index:end]
-            # Not list.count(None): that compares with ==, i.e. user code.
-            nr_zswap = sum(1 for z in dropped[:nr] if z is not None)
-            # Under the lock: see "The zswap pool" above.
-            pool = self._zswap_pool
-            if pool is not None:
-                pool = pool()
-            slots = cluster.slot
-            if pool is not None:
-                dropped_slots = [slot for slot in slots[index:end] if slot]
-            zswap[index:end] = [None] * nr
-            cache[index:end] = [None] * nr
-            slots[index:end] = [0] * nr
-            cluster.nr_zswap -= nr_zswap
-            cluster.bitmap &= ~(((1 << nr) - 1) << index)
-            cluster.count -= nr
-            settle = cluster.count == 0 or (
-                cluster.full and self._find_chunk(cluster, 1 << cluster.order) >= 0)
+            settle = self._free_locked(cluster, index, nr, dropped)
         finally:
             cluster.lock.release()
         if settle:
             self._after_free(cluster)
+        dropped.release()
+
+    def _free_locked(self, cluster, index, nr, dropped):
+        """Free the ``nr`` allocated descriptors from ``index`` of ``cluster``.
+
+        Caller holds the cluster lock and has checked that the range is
+        allocated.  What the descriptors held is added to ``dropped`` (a
+        ``_Dropped``), to be released once no lock is held.  With a zswap
+        pool bound, the pool is told of the freed range while the lock is
+        still held (``_range_freed``), after the bitmap has let go of it, so
+        that no entry of the pool outlives its descriptor: a pool that
+        keeps entries outside the descriptors checks the bitmap under its
+        own lock before it adds one, so it either sees the range free or has
+        added the entry before this takes it out.
+
+        Return: True when the cluster must be settled by ``_after_free``
+        (it is empty, or was full and has room again).
+        """
+        end = index + nr
+        zswap = cluster.zswap_entry
+        cache = cluster.swap_cache
+        gone = zswap[index:end]
+        # Keep the displaced objects alive until the lock is dropped.
+        dropped.objects += gone
+        dropped.objects += cache[index:end]
+        # Not list.count(None): that compares with ==, i.e. user code.
+        nr_zswap = sum(1 for z in gone if z is not None)
+        # Under the lock: see "The zswap pool" above.
+        pool = self._bound_pool()
+        slots = cluster.slot
         if pool is not None:
-            for obj in dropped[:nr]:
-                if obj is not None:
-                    pool._release_entry(obj)
-            for slot in dropped_slots:
-                pool._release_slot(slot)
-        # Last: a __del__ run by this sees the free complete, cluster
-        # release included.
-        del dropped
+            dropped.pool_slots += [(pool, slot) for slot in slots[index:end] if slot]
+            dropped.pool_entries += [(pool, z) for z in gone if z is not None]
+        zswap[index:end] = [None] * nr
+        cache[index:end] = [None] * nr
+        slots[index:end] = [0] * nr
+        cluster.nr_zswap -= nr_zswap
+        cluster.bitmap &= ~(((1 << nr) - 1) << index)
+        cluster.count -= nr
+        if pool is not None:
+            first = (cluster.id << self._shift) | index
+            dropped.pool_entries += [(pool, obj) for obj in pool._range_freed(first, nr)]
+        return cluster.count == 0 or (
+            cluster.full and self._find_chunk(cluster, 1 << cluster.order) >= 0)
+
+    def _bound_pool(self):
+        """The bound zswap pool (a strong reference), or None.
+
+        Read it under the cluster lock of the descriptors whose pool objects
+        are about to be handed to it: see "The zswap pool" above.
+        """
+        pool = self._zswap_pool
+        return pool() if pool is not None else None
 
     # -- zswap entries (seed patch) ---------------------------------------
 
@@ -616,7 +897,8 @@ class VSwap:
 
         Return: the previous zswap entry (the caller frees it), or None.  A
         zswap pool's entry is freed by its pool, and what is returned is a
-        ``ZswapEntryView`` of it.
+        ``ZswapEntryView`` of it; a handle stored by a batch call is
+        returned as its int.
         """
         if type(entry) is not int:
             entry = _as_entry(entry)
@@ -644,6 +926,8 @@ class VSwap:
             finally:
                 cluster.lock.release()
             if allocated:
+                if type(old) is _Handle:
+                    return old.value
                 if pool is not None and old is not None:
                     view = pool._view(old, entry)
                     pool._release_entry(old)
@@ -657,7 +941,8 @@ class VSwap:
         Context: takes the entry's cluster lock.
 
         Return: the zswap entry, or None.  A zswap pool's entry reads as a
-        ``ZswapEntryView`` snapshot.
+        ``ZswapEntryView`` snapshot, and a handle stored by a batch call as
+        its int.
         """
         if type(entry) is not int:
             entry = _as_entry(entry)
@@ -679,6 +964,8 @@ class VSwap:
             finally:
                 cluster.lock.release()
             if allocated:
+                if type(value) is _Handle:
+                    return value.value
                 if pool is not None and value is not None:
                     return pool._view(value, entry)
                 return value
@@ -691,7 +978,7 @@ class VSwap:
 
         Return: the zswap entry that was erased, or None.  A zswap pool's
         entry is freed by its pool, and what is returned is a
-        ``ZswapEntryView`` of it.
+        ``ZswapEntryView`` of it; a handle is returned as its int.
         """
         if type(entry) is not int:
             entry = _as_entry(entry)
@@ -717,6 +1004,8 @@ class VSwap:
             finally:
                 cluster.lock.release()
             if allocated:
+                if type(old) is _Handle:
+                    return old.value
                 if pool is not None and old is not None:
                     view = pool._view(old, entry)
                     pool._release_entry(old)
@@ -740,6 +1029,293 @@ class VSwap:
                 if cluster.nr_zswap:
                     return False
         return True
+
+    # -- batch operations ---------------------------------------------------
+    #
+    # Statuses from vswapfast.batch, one per entry.  A bad entry is reported
+    # where it is and the call carries on; nothing done for the other
+    # entries is undone.  Arguments are checked as everywhere else (types of
+    # all arguments, then their values) before anything is done.
+
+    def _batch_cluster(self, entry, nr):
+        """Checks 3 and 4 of a batch entry, and its cluster lookup.
+
+        Takes no lock.  Return: the entry's cluster, or None when the entry
+        is not usable.  The caller checks allocation (check 5) under the
+        cluster lock.
+        """
+        cluster_id = entry >> self._shift
+        if (entry <= 0 or cluster_id > self._max_clusters
+                or (entry & self._mask) + nr > self._size):
+            return None
+        return self._clusters.get(cluster_id)
+
+    def alloc_many(self, count, nr=1):
+        """``count`` allocations of ``nr`` entries each, as ``alloc`` (no folio).
+
+        All or nothing: when an allocation fails (``SwapFullError``), the
+        entries allocated so far are freed again before the error is raised.
+
+        Context: as ``alloc``, once per allocation.
+
+        Return: the first entry of each allocation, as ``array('Q')``.
+        """
+        if type(count) is not int:
+            count = _as_int(count, "count")
+        if type(nr) is not int:
+            nr = _as_int(nr, "nr")
+        if count < 0:
+            raise ValueError("count must be at least 0, not %d" % count)
+        order = self._alloc_order(nr)
+        got = array.array("Q")
+        try:
+            for _ in range(count):
+                got.append(self._alloc(nr, None, order))
+        except BaseException:
+            for entry in got:
+                self.free(entry, nr)
+            raise
+        return got
+
+    def free_many(self, entries, nr=1):
+        """``free(entry, nr)`` for each of ``entries``.
+
+        Context: each run of entries in one cluster takes its lock once;
+        settling a cluster (release, relisting), as ``free``, and releasing
+        what the descriptors held come after that lock is dropped.
+
+        Return: an ``array('b')`` of ``BATCH_OK`` or ``BATCH_INVALID``.
+        """
+        values = _entries_arg(entries)
+        if type(nr) is not int:
+            nr = _as_int(nr, "nr")
+        _check_nr(nr)
+        status = _status_array(len(values))
+        dropped = _Dropped()
+        run = _ClusterRun()
+        unsettled = None        # the run's cluster, if a free left it to settle
+        try:
+            for i, entry in enumerate(values):
+                cluster = self._batch_cluster(entry, nr)
+                if cluster is None:
+                    status[i] = BATCH_INVALID
+                    continue
+                if cluster is not run.cluster:
+                    # _after_free takes the map lock, which comes first.
+                    run.release()
+                    if unsettled is not None:
+                        self._after_free(unsettled)
+                        unsettled = None
+                    run.lock(cluster)
+                index = entry & self._mask
+                if ~cluster.bitmap >> index & ((1 << nr) - 1):
+                    status[i] = BATCH_INVALID
+                    continue
+                if self._free_locked(cluster, index, nr, dropped):
+                    unsettled = cluster
+        finally:
+            run.release()
+        if unsettled is not None:
+            self._after_free(unsettled)
+        dropped.release()
+        return status
+
+    def zswap_entry_store_many(self, entries, handles, old=None):
+        """Store ``handles[i]`` as the zswap entry of ``entries[i]``.
+
+        ``handles`` is a buffer of integers with as many items as
+        ``entries``; ``old``, if given, a writable buffer of 8-byte integers
+        of that length, which receives each displaced handle (0 where none
+        was).  A handle must be in ``[1, 2**62)``: that is checked before
+        the entry.
+
+        Context: each run of entries in one cluster takes its lock once.
+        Displaced objects that are not handles are released after it.
+
+        Return: an ``array('b')``: ``BATCH_OK`` (a handle was displaced),
+        ``BATCH_EMPTY`` (nothing was), ``BATCH_FOREIGN`` (another zswap
+        entry was displaced and released), ``BATCH_INVALID`` or
+        ``BATCH_BAD_HANDLE``.
+        """
+        values = _entries_arg(entries)
+        handles_view = _int_view(handles, "handles")
+        old_view = None if old is None else _u64_out(old, "old")
+        n = len(values)
+        handle_values = _int_items(*handles_view)
+        _check_item_count("handles", n, len(handle_values))
+        if old_view is not None:
+            _check_item_count("old", n, len(old_view))
+
+        status = _status_array(n)
+        olds = [0] * n
+        displaced = []          # (pool, object): released after the lock
+        run = _ClusterRun()
+        try:
+            for i, entry in enumerate(values):
+                handle = handle_values[i]
+                if not 1 <= handle < HANDLE_LIMIT:
+                    status[i] = BATCH_BAD_HANDLE
+                    continue
+                cluster = self._batch_cluster(entry, 1)
+                if cluster is None:
+                    status[i] = BATCH_INVALID
+                    continue
+                run.lock(cluster)
+                index = entry & self._mask
+                if not cluster.bitmap >> index & 1:
+                    status[i] = BATCH_INVALID
+                    continue
+                zswap = cluster.zswap_entry
+                prev = zswap[index]
+                zswap[index] = _Handle(handle)
+                if prev is None:
+                    cluster.nr_zswap += 1
+                    status[i] = BATCH_EMPTY
+                elif type(prev) is _Handle:
+                    olds[i] = prev.value
+                else:
+                    status[i] = BATCH_FOREIGN
+                    # Under the lock: see "The zswap pool" above.
+                    displaced.append((self._bound_pool(), prev))
+        finally:
+            run.release()
+        if old_view is not None:
+            _fill_u64(old_view, olds)
+        _release_displaced(displaced)
+        return status
+
+    def zswap_entry_load_many(self, entries, out):
+        """Read the handle in the zswap entry of each of ``entries``.
+
+        ``out`` is a writable buffer of 8-byte integers with as many items
+        as ``entries``; it receives each handle (0 where there is none).
+
+        Context: each run of entries in one cluster takes its lock once.
+
+        Return: an ``array('b')``: ``BATCH_OK``, ``BATCH_EMPTY``,
+        ``BATCH_FOREIGN`` (a zswap entry that is not a handle, left alone)
+        or ``BATCH_INVALID``.
+        """
+        values = _entries_arg(entries)
+        out_view = _u64_out(out, "out")
+        _check_item_count("out", len(values), len(out_view))
+        status, handles, _ = self._load_erase_many(values, False)
+        _fill_u64(out_view, handles)
+        return status
+
+    def zswap_entry_erase_many(self, entries, old=None):
+        """Erase the zswap entry of each of ``entries``.
+
+        ``old``, if given, is a writable buffer of 8-byte integers with as
+        many items as ``entries``; it receives each erased handle (0 where
+        there was none).
+
+        Context: each run of entries in one cluster takes its lock once.
+        Erased objects that are not handles are released after it.
+
+        Return: an ``array('b')``: ``BATCH_OK`` (a handle was erased),
+        ``BATCH_EMPTY``, ``BATCH_FOREIGN`` (another zswap entry was erased
+        and released) or ``BATCH_INVALID``.
+        """
+        values = _entries_arg(entries)
+        old_view = None if old is None else _u64_out(old, "old")
+        if old_view is not None:
+            _check_item_count("old", len(values), len(old_view))
+        status, handles, displaced = self._load_erase_many(values, True)
+        if old_view is not None:
+            _fill_u64(old_view, handles)
+        _release_displaced(displaced)
+        return status
+
+    def _load_erase_many(self, values, erase):
+        """The loop of ``zswap_entry_load_many`` and ``_erase_many``.
+
+        Return: the statuses, the handles (0 where none) and, when erasing,
+        the ``(pool, object)`` pairs to release with no lock held.
+        """
+        n = len(values)
+        status = _status_array(n)
+        handles = [0] * n
+        displaced = []
+        run = _ClusterRun()
+        try:
+            for i, entry in enumerate(values):
+                cluster = self._batch_cluster(entry, 1)
+                if cluster is None:
+                    status[i] = BATCH_INVALID
+                    continue
+                run.lock(cluster)
+                index = entry & self._mask
+                if not cluster.bitmap >> index & 1:
+                    status[i] = BATCH_INVALID
+                    continue
+                zswap = cluster.zswap_entry
+                value = zswap[index]
+                if value is None:
+                    status[i] = BATCH_EMPTY
+                    continue
+                if type(value) is _Handle:
+                    handles[i] = value.value
+                else:
+                    status[i] = BATCH_FOREIGN
+                    if not erase:
+                        continue
+                    # Under the lock: see "The zswap pool" above.
+                    displaced.append((self._bound_pool(), value))
+                if erase:
+                    zswap[index] = None
+                    cluster.nr_zswap -= 1
+        finally:
+            run.release()
+        return status, handles, displaced
+
+    # -- for the zswap indexes and the pool ------------------------------------
+
+    def _allocated(self, entry):
+        """Whether ``entry`` (which passed check 3) has an allocated
+        descriptor, read without the cluster lock.
+
+        Exact unless an allocation or a free of ``entry`` races with the
+        call: a dict read and an int read are atomic, and a released
+        cluster has an empty bitmap.
+        """
+        cluster = self._clusters.get(entry >> self._shift)
+        return cluster is not None and bool(cluster.bitmap >> (entry & self._mask) & 1)
+
+    def _check_range_unlocked(self, entry, nr):
+        """Checks 3 to 5 for ``[entry, entry + nr)`` without the cluster lock.
+
+        Raises as the locked checks do.  Return: ``(cluster, index)``.
+        """
+        cluster, index = self._lookup_range(entry, nr)
+        self._check_allocated(cluster, index, nr)
+        return cluster, index
+
+    def _lock_totals(self):
+        """The cluster locks' counters over the life of the space.
+
+        Context: takes the map lock, then each cluster's lock in turn to
+        read its counters (those acquisitions are included).
+
+        Return: ``(acquisitions, contended, live clusters)``.
+        """
+        with self._map_lock:
+            acquisitions = self._released_acquisitions
+            contended = self._released_contended
+            for cluster in self._clusters.values():
+                _lock_cluster(cluster)
+                try:
+                    acquisitions += cluster.lock_acquisitions
+                    contended += cluster.lock_contended
+                finally:
+                    cluster.lock.release()
+            return acquisitions, contended, len(self._clusters)
+
+    def _zswap_count(self):
+        """Descriptors holding a zswap entry.  Context: takes the map lock;
+        reads each cluster's count without its lock."""
+        with self._map_lock:
+            return sum(cluster.nr_zswap for cluster in self._clusters.values())
 
     # -- swap cache and shadows -------------------------------------------
 

@@ -18,6 +18,19 @@ Objects in a descriptor's zswap field
 Any other object in the field was put there through the ``VSwap`` API; the
 pool never reads it, and only drops it (invalidate, rejected stores).
 
+Index designs
+-------------
+With ``index="vswap"`` (the default) the pool's objects live in the
+descriptors' zswap field, as above.  With ``"tree"`` or ``"tree64m"`` they
+live in a ``_TreeIndex`` of the pool (``vswapfast/pure/zswap_index.py``),
+keyed by swap entry, and the descriptors' zswap field is left to the
+``VSwap`` API.  The pool then checks entries without the cluster lock, takes
+a tree lock once per entry, and takes the cluster lock only where the
+descriptor itself is read or written (``read``, writeback's slot).  A
+``VSwap.free`` tells the pool which range it freed (``_range_freed``), under
+the cluster lock, so that the index never keeps an entry whose descriptor
+is gone.
+
 Pool memory
 -----------
 ``_ZPool`` is a size-class allocator in the manner of zsmalloc, on the
@@ -55,11 +68,13 @@ is closed by its finalizer, as the compiled pool is when it is deallocated.
 
 Locking
 -------
-    cluster lock  ->  _lru_lock  ->  size-class lock  ->  _ZPool.total_lock
-                                                          _stats_lock
+    cluster lock  ->  tree lock  ->  _lru_lock  ->  size-class lock  ->  _ZPool.total_lock
+                                                                         _stats_lock
     cluster lock  ->  the swap file's lock
 
-``_lru_lock`` guards the LRU and, of every entry, ``referenced``, ``refs``,
+A tree lock (tree designs only) guards its tree.  ``_lru_lock`` counts its
+use, as cluster and tree locks do (``stats()``), and guards the LRU and, of
+every entry, ``referenced``, ``refs``,
 ``on_lru`` and ``linked``.  A size class's lock guards its zspages.  The two
 locks on the right are leaves: nothing is taken while either is held.
 ``_stats_lock`` guards the counters and the "pool is full" state.  Compression
@@ -80,13 +95,40 @@ from collections import OrderedDict
 
 import lz4.block
 
-from ..errors import NoPageError, SwapFileFullError, ZswapDecompressError
+from ..batch import (
+    BATCH_CORRUPT,
+    BATCH_EMPTY,
+    BATCH_INVALID,
+    BATCH_REJECTED,
+)
+from ..errors import (
+    InvalidEntryError,
+    NoPageError,
+    SwapFileFullError,
+    ZswapDecompressError,
+)
 from ..zpool import PAGE_SIZE, ZPOOL_CLASSES, size_class
 from ..zswap_entry import ZswapEntryView
 from .swapfile import SwapFile, _as_out, _buffer
-from .vswap import VSwap, _Shadow, _as_entry, _as_int, _check_nr, _lock_cluster
+from .vswap import (
+    VSwap,
+    _CountedLock,
+    _Shadow,
+    _as_entry,
+    _as_int,
+    _check_nr,
+    _entries_arg,
+    _lock_cluster,
+    _qualified_type,
+    _status_array,
+)
+from .zswap_index import _TreeIndex, check_design, check_design_type
 
 __all__ = ["PAGE_SIZE", "Zswap"]
+
+#: ValueError for a ``pages`` or ``out`` buffer of a batch call that does not
+#: hold one page per entry.
+BAD_PAGES_SIZE = "%s must be %d bytes, not %d"
 
 #: A zero-filled page, compared against and handed out as the page of ZERO.
 _ZERO_PAGE = bytes(PAGE_SIZE)
@@ -247,11 +289,6 @@ class _ZswapEntry:
 
 # -- argument checks ------------------------------------------------------------
 
-def _qualified_type(obj):
-    cls = type(obj)
-    return "%s.%s" % (cls.__module__, cls.__qualname__)
-
-
 def _check_real(x, name):
     """Check that ``x`` is an int or a float (not a bool)."""
     if not isinstance(x, (int, float)) or isinstance(x, bool):
@@ -268,6 +305,12 @@ def _check_threshold(value):
     if not 0 < value <= 100:
         raise ValueError("accept_threshold_percent must be in (0, 100], not %r"
                          % (value,))
+
+
+def _check_pages_size(name, n, size):
+    """``ValueError`` (``BAD_PAGES_SIZE``) unless ``size`` is ``n`` pages."""
+    if size != n * PAGE_SIZE:
+        raise ValueError(BAD_PAGES_SIZE % (name, n * PAGE_SIZE, size))
 
 
 def _physical_memory():
@@ -312,6 +355,8 @@ class Zswap:
         "_accept_threshold_percent",
         "_writeback",
         "_exclusive_loads",
+        "_index_design",
+        "_trees",
         "_closed",
         "_zpool",
         "_lru_lock",
@@ -336,17 +381,21 @@ class Zswap:
     def __init__(self, space, swapfile=None, *, max_pool_bytes=None,
                  max_pool_percent=20.0, memory_bytes=None,
                  accept_threshold_percent=90.0, writeback=True,
-                 exclusive_loads=True):
+                 exclusive_loads=True, index="vswap"):
         """Create a pool for ``space``, writing back to ``swapfile`` if given.
 
         ``max_pool_bytes`` defaults to ``memory_bytes * max_pool_percent /
         100`` and ``memory_bytes`` to the machine's physical memory; a
-        ``max_pool_bytes`` above 2**62 is taken as 2**62.  ``TypeError`` for
-        a space or swap file of another core (or not one at all) and for
-        settings of the wrong type; ``ValueError`` for negative byte counts,
-        a ``max_pool_percent`` outside ``[0, 100]``, an
-        ``accept_threshold_percent`` outside ``(0, 100]``, a space that
-        already has a pool, and a closed swap file.
+        ``max_pool_bytes`` above 2**62 is taken as 2**62.  ``index`` is
+        where the pool keeps its entries: ``"vswap"`` in the descriptors,
+        ``"tree"`` or ``"tree64m"`` in an index of that design (see
+        ``vswapfast/pure/zswap_index.py``), the descriptors' zswap field
+        then staying as it is.  ``TypeError`` for a space or swap file of
+        another core (or not one at all) and for settings of the wrong
+        type; ``ValueError`` for negative byte counts, a
+        ``max_pool_percent`` outside ``[0, 100]``, an
+        ``accept_threshold_percent`` outside ``(0, 100]``, an unknown
+        ``index``, a space that already has a pool, and a closed swap file.
 
         Context: takes the space's map lock and, under it, the swap file's
         lock to bind to them.
@@ -366,6 +415,7 @@ class Zswap:
         if memory_bytes is not None:
             memory_bytes = _as_int(memory_bytes, "memory_bytes")
         _check_real(accept_threshold_percent, "accept_threshold_percent")
+        check_design_type(index, "index")
         if max_pool_bytes is not None:
             _check_at_least_0(max_pool_bytes, "max_pool_bytes")
         # Written so that NaN fails too.
@@ -375,6 +425,7 @@ class Zswap:
         if memory_bytes is not None:
             _check_at_least_0(memory_bytes, "memory_bytes")
         _check_threshold(accept_threshold_percent)
+        index = check_design(index, "index")
         if max_pool_bytes is None:
             if memory_bytes is None:
                 memory_bytes = _physical_memory()
@@ -387,8 +438,11 @@ class Zswap:
         self._accept_threshold_percent = float(accept_threshold_percent)
         self._writeback = bool(writeback)
         self._exclusive_loads = bool(exclusive_loads)
+        self._index_design = index
+        # None for "vswap": the entries live in the descriptors.
+        self._trees = None if index == "vswap" else _TreeIndex(index)
         self._zpool = _ZPool()
-        self._lru_lock = threading.Lock()
+        self._lru_lock = _CountedLock()
         self._lru = OrderedDict()
         self._stats_lock = threading.Lock()
         # zswap_pool_reached_full: set when the limit is hit, cleared once
@@ -428,8 +482,14 @@ class Zswap:
     # -- properties and settings ------------------------------------------------
 
     @property
+    def index(self):
+        """Where the pool keeps its entries: ``"vswap"``, ``"tree"`` or
+        ``"tree64m"``.  Works on a closed pool too."""
+        return self._index_design
+
+    @property
     def space(self):
-        """The ``VSwap`` whose descriptors hold this pool's entries."""
+        """The ``VSwap`` whose descriptors this pool's entries belong to."""
         return self._space
 
     @property
@@ -534,8 +594,8 @@ class Zswap:
     def _pin(self, entry):
         """Take a reference for reading the data with no lock held.
 
-        Caller holds the cluster lock of the descriptor that holds
-        ``entry``, which keeps the descriptor's reference alive meanwhile.
+        Caller holds the lock of the descriptor or tree that holds
+        ``entry``, which keeps that reference alive meanwhile.
         Context: takes the LRU lock.
         """
         with self._lru_lock:
@@ -587,6 +647,26 @@ class Zswap:
             with self._stats_lock:
                 self._zero_pages -= 1
 
+    def _range_freed(self, entry, nr):
+        """Take the pool's entries of a freed range out of its tree index.
+
+        ``VSwap.free`` calls this with the range's cluster lock held, once
+        the bitmap has let go of the range (see ``VSwap._free_locked``), so
+        that no entry outlives its swap entry.  With the "vswap" design
+        there is nothing to do: the free finds the entries in the
+        descriptors.  Works on a closed pool too (its trees are empty).
+
+        Context: the tree lock once per entry, as ``zswap_invalidate`` is
+        called per page.
+
+        Return: the objects taken out, for ``_release_entry`` once no lock
+        is held.
+        """
+        if self._trees is None:
+            return ()
+        taken = [self._tree_pop(e) for e in range(entry, entry + nr)]
+        return [obj for obj in taken if obj is not None]
+
     def _release_slot(self, slot):
         """Free ``slot`` in the swap file if it is allocated there (a
         descriptor that ``VSwap.free`` dropped held it).  Never raises.
@@ -610,7 +690,9 @@ class Zswap:
 
         Context: takes the cluster lock to check the range; no lock while
         compressing; then the cluster lock, under it the LRU lock, to put
-        the entries in.  Writeback, if any, as ``shrink``.
+        the entries in.  With a tree index: no cluster lock, and each
+        entry's tree lock, under it the LRU lock, to put it in.  Writeback,
+        if any, as ``shrink``.
 
         Return: True if stored, False if rejected (the reason is counted).
         """
@@ -627,8 +709,7 @@ class Zswap:
         nr = size // PAGE_SIZE
         # The range checks now, so that a bad call changes nothing; the
         # range is checked again when the entries go in.
-        cluster, _ = _lock_range(self._space, entry, nr)
-        cluster.lock.release()
+        self._check_range(entry, nr)
 
         writeback = self.writeback_enabled
         if not self._check_limits(writeback):
@@ -644,11 +725,14 @@ class Zswap:
                     break
                 new.append(obj)
             stored = len(new) == nr
-            if stored:
+            if stored and self._trees is None:
                 old = self._install(entry, nr, new)
         except BaseException:
             self._discard(new)
             raise
+        if stored and self._trees is not None:
+            # Publishes entry by entry: it cleans up after itself.
+            old = self._install_tree(entry, new)
         if not stored:
             # As upstream: the pages compressed so far are freed, and the
             # stale entries of the whole range are dropped, so that nothing
@@ -659,6 +743,18 @@ class Zswap:
         for obj in old:
             self._release_entry(obj)
         return True
+
+    def _check_range(self, entry, nr):
+        """Checks 3 to 5 for ``[entry, entry + nr)``; raise if they fail.
+
+        Context: the cluster lock, or with a tree index no lock at all (the
+        tree designs read the bitmap without the cluster lock).
+        """
+        if self._trees is None:
+            cluster, _ = _lock_range(self._space, entry, nr)
+            cluster.lock.release()
+        else:
+            self._space._check_range_unlocked(entry, nr)
 
     def _check_limits(self, writeback):
         """The limit check of a store, as ``zswap_check_limits()``.
@@ -781,14 +877,105 @@ class Zswap:
             cluster.lock.release()
         return [obj for obj in old if obj is not None]
 
+    def _install_tree(self, entry, new):
+        """Put the new objects in the tree index, for the entries from ``entry``.
+
+        One entry at a time, each under its tree lock, where the entry's
+        descriptor is checked again (the bitmap, without the cluster lock)
+        and so is ``_closed``, as ``_install`` does under the cluster lock.
+        An entry freed meanwhile, or a pool closed meanwhile, stops the
+        walk: the objects not yet published are freed, the ones published
+        stay (their entries are allocated, or ``close()`` takes them), and
+        the error is raised.  Only a call racing with a free or a close of
+        its own range sees that.
+
+        Context: each entry's tree lock, under it the LRU lock and the stats
+        lock; the releases with no lock held.
+
+        Return: the objects the index held before.
+        """
+        space = self._space
+        trees = self._trees
+        old = []
+        error = None
+        for i, obj in enumerate(new):
+            swpentry = entry + i
+            tree = trees.tree_for_store(swpentry)
+            with tree:
+                if self._closed:
+                    error = ValueError("zswap pool is closed")
+                elif not space._allocated(swpentry):
+                    error = space._not_allocated(swpentry)
+                else:
+                    prev = tree.entries.get(swpentry)
+                    tree.entries[swpentry] = obj
+                    self._link(obj)
+            if error is not None:
+                self._discard(new[i:])
+                for stale in old:
+                    self._release_entry(stale)
+                raise error
+            if prev is not None:
+                old.append(prev)
+        return old
+
+    def _link(self, obj):
+        """Count a newly published ZERO, or put a new entry at the hot end
+        of the LRU, referenced.  Caller holds the lock of the descriptor or
+        tree it was published in.  Context: the stats or the LRU lock."""
+        if obj is _ZERO:
+            with self._stats_lock:
+                self._zero_pages += 1
+            return
+        with self._lru_lock:
+            obj.linked = True
+            obj.referenced = True
+            obj.on_lru = True
+            self._lru[obj] = None
+
+    def _tree_pop(self, entry):
+        """Erase ``entry`` from the tree index.  Context: its tree lock.
+
+        Return: the pool object it held, or None.
+        """
+        tree = self._trees.tree(entry)
+        if tree is None:
+            return None
+        with tree:
+            return tree.entries.pop(entry, None)
+
+    def _tree_get_pinned(self, entry):
+        """Look ``entry`` up in the tree index, pinning a pool entry.
+
+        Context: the entry's tree lock, under it the LRU lock to pin.
+
+        Return: the ``_ZswapEntry`` (pinned), ``_ZERO``, or None.
+        """
+        tree = self._trees.tree(entry)
+        if tree is None:
+            return None
+        with tree:
+            obj = tree.entries.get(entry)
+            if type(obj) is _ZswapEntry:
+                self._pin(obj)
+        return obj
+
     def _drop_stale(self, entry, nr):
         """Erase and free the zswap entries of a range a store gave up on.
 
         Entries freed since the call's checks are skipped (a freed
-        descriptor has no zswap entry).
+        descriptor has no zswap entry, and ``VSwap.free`` empties a tree
+        index of the range).
 
-        Context: takes the cluster lock, then releases outside it.
+        Context: takes the cluster lock, or with a tree index each entry's
+        tree lock; then releases outside it.
         """
+        if self._trees is not None:
+            for i in range(nr):
+                obj = self._tree_pop(entry + i)
+                if obj is not None:
+                    self._release_entry(obj)
+            return
         space = self._space
         cluster = space._clusters.get(entry >> space._shift)
         if cluster is None:
@@ -837,8 +1024,17 @@ class Zswap:
         and free it.
 
         A descriptor that was freed holds no zswap entry, so identity alone
-        decides.  Context: the cluster lock, then the release outside it.
+        decides.  Context: the cluster lock (with a tree index, the entry's
+        tree lock), then the release outside it.
         """
+        if self._trees is not None:
+            tree = self._trees.tree(entry)
+            with tree:
+                if tree.entries.get(entry) is not obj:
+                    return
+                del tree.entries[entry]
+            self._release_entry(obj)
+            return
         space = self._space
         cluster = space._clusters.get(entry >> space._shift)
         if cluster is None:
@@ -865,7 +1061,8 @@ class Zswap:
 
         Context: the cluster lock and, under it, the LRU lock to pin the
         entry; no lock while decompressing; then the cluster lock again to
-        erase (or the LRU lock to mark it referenced).
+        erase (or the LRU lock to mark it referenced).  With a tree index,
+        the entry's tree lock instead of the cluster lock.
 
         Return: ``out`` or new bytes with the page; None when the entry has
         no pool entry.  ``ZswapDecompressError`` for corrupt data.
@@ -874,15 +1071,19 @@ class Zswap:
         if type(entry) is not int:
             entry = _as_entry(entry)
         out_view = _as_out(out)
-        cluster, index = _lock_range(self._space, entry, 1)
-        try:
-            obj = cluster.zswap_entry[index]
-            if type(obj) is _ZswapEntry:
-                self._pin(obj)
-            elif obj is not _ZERO:
-                obj = None
-        finally:
-            cluster.lock.release()
+        if self._trees is None:
+            cluster, index = _lock_range(self._space, entry, 1)
+            try:
+                obj = cluster.zswap_entry[index]
+                if type(obj) is _ZswapEntry:
+                    self._pin(obj)
+                elif obj is not _ZERO:
+                    obj = None
+            finally:
+                cluster.lock.release()
+        else:
+            self._space._check_range_unlocked(entry, 1)
+            obj = self._tree_get_pinned(entry)
         if obj is None:
             return None
         if obj is _ZERO:
@@ -912,8 +1113,10 @@ class Zswap:
         swap file.
 
         Context: the cluster lock and, under it, the LRU lock to pin a pool
-        entry; then no lock while copying or decompressing.  For the slot,
-        the cluster lock again and, under it, the swap file's lock.
+        entry (with a tree index: the entry's tree lock under the cluster
+        lock, and the LRU lock under that); then no lock while copying or
+        decompressing.  For the slot, the cluster lock again and, under it,
+        the swap file's lock.
 
         Return: ``out`` or new bytes with the page.  ``NoPageError`` when
         there is none; ``ZswapDecompressError`` for corrupt pool data.
@@ -925,9 +1128,12 @@ class Zswap:
         cluster, index = _lock_range(self._space, entry, 1)
         try:
             folio = cluster.swap_cache[index]
-            obj = cluster.zswap_entry[index]
-            if type(obj) is _ZswapEntry:
-                self._pin(obj)
+            if self._trees is None:
+                obj = cluster.zswap_entry[index]
+                if type(obj) is _ZswapEntry:
+                    self._pin(obj)
+            else:
+                obj = self._tree_get_pinned(entry)
         finally:
             cluster.lock.release()
 
@@ -992,10 +1198,14 @@ class Zswap:
         """Erase and free the zswap entries of the ``nr`` entries from ``entry``.
 
         Pool entries, ZERO markers and any other object in the field alike.
+        With a tree index, the pool's entries in the index; what the
+        descriptors' zswap field holds is then the space's business, and is
+        left alone.
 
-        Context: takes the cluster lock; frees outside it.
+        Context: takes the cluster lock (with a tree index, each entry's tree
+        lock); frees outside it.
 
-        Return: how many descriptors held a zswap entry.
+        Return: how many zswap entries were erased.
         """
         self._check_open()
         if type(entry) is not int:
@@ -1003,6 +1213,13 @@ class Zswap:
         if type(nr) is not int:
             nr = _as_int(nr, "nr")
         _check_nr(nr)
+        if self._trees is not None:
+            self._space._check_range_unlocked(entry, nr)
+            dropped = [self._tree_pop(entry + i) for i in range(nr)]
+            dropped = [obj for obj in dropped if obj is not None]
+            for obj in dropped:
+                self._release_entry(obj)
+            return len(dropped)
         cluster, index = _lock_range(self._space, entry, nr)
         try:
             end = index + nr
@@ -1141,10 +1358,11 @@ class Zswap:
     def _commit_writeback(self, entry, slot):
         """Move the descriptor of ``entry`` from the pool entry to ``slot``.
 
-        Context: takes the cluster lock.
+        Context: takes the cluster lock (and under it, with a tree index,
+        the entry's tree lock).
 
         Return: the descriptor's previous slot (0 for none), or None if the
-        descriptor no longer holds ``entry``.
+        descriptor (or the index) no longer holds ``entry``.
         """
         space = self._space
         swpentry = entry.swpentry
@@ -1154,16 +1372,126 @@ class Zswap:
         index = swpentry & space._mask
         _lock_cluster(cluster)
         try:
-            zswap = cluster.zswap_entry
-            if zswap[index] is not entry:
-                return None
-            zswap[index] = None
-            cluster.nr_zswap -= 1
+            if self._trees is None:
+                zswap = cluster.zswap_entry
+                if zswap[index] is not entry:
+                    return None
+                zswap[index] = None
+                cluster.nr_zswap -= 1
+            else:
+                # While the cluster lock is held, an entry in the tree has
+                # an allocated descriptor: VSwap.free empties the tree of a
+                # range under this lock (see _range_freed).
+                tree = self._trees.tree(swpentry)
+                with tree:
+                    if tree.entries.get(swpentry) is not entry:
+                        return None
+                    del tree.entries[swpentry]
             old_slot = cluster.slot[index]
             cluster.slot[index] = slot
         finally:
             cluster.lock.release()
         return old_slot
+
+    # -- batch calls -------------------------------------------------------------------------
+    #
+    # Each entry is handled as the single-entry call would handle it, with
+    # its status (vswapfast.batch) in place of a return value or an
+    # InvalidEntryError.  The call carries on past bad entries and undoes
+    # nothing.  Other errors (a pool closed meanwhile) are raised.
+
+    @staticmethod
+    def _pages_view(pages, name, writable):
+        """A flat byte view of the ``pages`` (or ``out``) of a batch call.
+
+        ``TypeError`` for anything but a buffer (``"pages must be a buffer,
+        not %s"``) or, when ``writable``, a writable one (``"out must be a
+        writable buffer, not %s"``); ``ValueError`` for a buffer that is not
+        C-contiguous.  The size is the caller's to check.
+        """
+        view = _buffer(pages, name)
+        if view is None or (writable and view.readonly):
+            raise TypeError("%s must be a %sbuffer, not %s"
+                            % (name, "writable " if writable else "", type(pages).__name__))
+        return view
+
+    def store_many(self, entries, pages):
+        """Store page ``i`` of ``pages`` at ``entries[i]``, each as ``store``.
+
+        ``pages`` is a buffer of ``len(entries) * 4096`` bytes.  Each page
+        is a store of its own: the limit is checked once per page.
+
+        Context: as ``store``, per entry.
+
+        Return: an ``array('b')``: ``BATCH_OK``, ``BATCH_REJECTED`` or
+        ``BATCH_INVALID``.
+        """
+        self._check_open()
+        values = _entries_arg(entries)
+        view = self._pages_view(pages, "pages", False)
+        _check_pages_size("pages", len(values), view.nbytes)
+        status = _status_array(len(values))
+        for i, entry in enumerate(values):
+            try:
+                stored = self.store(entry, view[i * PAGE_SIZE:(i + 1) * PAGE_SIZE])
+            except InvalidEntryError:
+                status[i] = BATCH_INVALID
+                continue
+            if not stored:
+                status[i] = BATCH_REJECTED
+        return status
+
+    def load_many(self, entries, out):
+        """Load the page of ``entries[i]`` into page ``i`` of ``out``, each
+        as ``load`` (exclusive unless ``exclusive_loads`` is off).
+
+        ``out`` is a writable buffer of ``len(entries) * 4096`` bytes.  The
+        page of an entry that does not load is left as it was.
+
+        Context: as ``load``, per entry.
+
+        Return: an ``array('b')``: ``BATCH_OK``, ``BATCH_EMPTY`` (no pool
+        entry), ``BATCH_CORRUPT`` (counted in ``decompress_fail``; the entry
+        stays) or ``BATCH_INVALID``.
+        """
+        self._check_open()
+        values = _entries_arg(entries)
+        view = self._pages_view(out, "out", True)
+        _check_pages_size("out", len(values), view.nbytes)
+        status = _status_array(len(values))
+        for i, entry in enumerate(values):
+            try:
+                page = self.load(entry, view[i * PAGE_SIZE:(i + 1) * PAGE_SIZE])
+            except InvalidEntryError:
+                status[i] = BATCH_INVALID
+                continue
+            except ZswapDecompressError:
+                status[i] = BATCH_CORRUPT
+                continue
+            if page is None:
+                status[i] = BATCH_EMPTY
+        return status
+
+    def invalidate_many(self, entries):
+        """``invalidate(entry)`` for each of ``entries``.
+
+        Context: as ``invalidate``, per entry.
+
+        Return: an ``array('b')``: ``BATCH_OK`` (a zswap entry was
+        dropped), ``BATCH_EMPTY`` or ``BATCH_INVALID``.
+        """
+        self._check_open()
+        values = _entries_arg(entries)
+        status = _status_array(len(values))
+        for i, entry in enumerate(values):
+            try:
+                dropped = self.invalidate(entry)
+            except InvalidEntryError:
+                status[i] = BATCH_INVALID
+                continue
+            if not dropped:
+                status[i] = BATCH_EMPTY
+        return status
 
     # -- lifetime ----------------------------------------------------------------------------
 
@@ -1175,8 +1503,9 @@ class Zswap:
         stays open (and can now be closed).
 
         Context: the map lock to mark the pool closed and list the clusters;
-        each cluster's lock in turn to take the pool's objects out; the map
-        lock to unbind; frees with no lock held.
+        each cluster's lock (with a tree index, each tree's lock) in turn to
+        take the pool's objects out; the map lock to unbind; frees with no
+        lock held.
         """
         if self._closed:
             return
@@ -1185,10 +1514,17 @@ class Zswap:
             if self._closed:
                 return
             # From here on no store publishes an entry (_install checks this
-            # under the cluster lock), so the walk below misses none.
+            # under the cluster lock, _install_tree under the tree lock), so
+            # the walk below misses none.
             self._closed = True
-            clusters = list(space._clusters.values())
+            clusters = [] if self._trees is not None else list(space._clusters.values())
         taken = []
+        if self._trees is not None:
+            # Listed after _closed is set: a tree made later gets no entry.
+            for tree in self._trees.trees():
+                with tree:
+                    taken += tree.entries.values()
+                    tree.entries.clear()
         for cluster in clusters:
             _lock_cluster(cluster)
             try:
@@ -1222,22 +1558,31 @@ class Zswap:
         entry, ZERO, an object that is not the pool's, or a page stored raw,
         whose wrong bytes nothing could detect, as in the kernel).
 
-        Context: the cluster lock and the LRU lock to pin the entry; no lock
-        while writing.
+        Context: the cluster lock (with a tree index, the tree lock) and the
+        LRU lock to pin the entry; no lock while writing.
 
         Return: True if the data was overwritten, False if there was none.
         """
         self._check_open()
         if type(entry) is not int:
             entry = _as_entry(entry)
-        cluster, index = _lock_range(self._space, entry, 1)
-        try:
-            obj = cluster.zswap_entry[index]
-            if type(obj) is not _ZswapEntry or obj.incompressible:
+        if self._trees is None:
+            cluster, index = _lock_range(self._space, entry, 1)
+            try:
+                obj = cluster.zswap_entry[index]
+                if type(obj) is not _ZswapEntry or obj.incompressible:
+                    return False
+                self._pin(obj)
+            finally:
+                cluster.lock.release()
+        else:
+            self._space._check_range_unlocked(entry, 1)
+            obj = self._tree_get_pinned(entry)
+            if type(obj) is not _ZswapEntry:
                 return False
-            self._pin(obj)
-        finally:
-            cluster.lock.release()
+            if obj.incompressible:
+                self._put(obj)
+                return False
         try:
             obj.data()[:] = b"\xff" * obj.length
         finally:
@@ -1249,20 +1594,33 @@ class Zswap:
     def stats(self):
         """Summarise the pool, with upstream's debugfs names.
 
-        Context: the LRU lock for its length, then the stats lock.
+        Context: the index's locks in turn for their counters (the "vswap"
+        design's are the space's cluster locks: the map lock, then each
+        cluster's lock), then the LRU lock, then the stats lock.  The lock
+        acquisitions of the call itself are included in the counts.
 
         Return: a dict with ``stored_pages``, ``stored_incompressible_pages``,
         ``pool_total_size``, ``pool_limit_hit``, ``written_back_pages``,
         ``reject_reclaim_fail``, ``reject_alloc_fail``,
         ``reject_kmemcache_fail``, ``reject_compress_fail``,
         ``reject_compress_poor``, ``decompress_fail``, ``zero_pages``,
-        ``compressed_bytes``, ``lru_length``, ``max_pool_bytes`` and
+        ``compressed_bytes``, ``lru_length``, ``max_pool_bytes``,
         ``compression_ratio`` (``stored_pages * 4096 / pool_total_size``,
-        0.0 for an empty pool).
+        0.0 for an empty pool), and the lock counters
+        ``index_lock_acquisitions``, ``index_lock_contended`` (for "vswap"
+        the cluster locks over the life of the space, whatever took them)
+        and ``lru_lock_acquisitions``, ``lru_lock_contended``.
         """
         self._check_open()
-        with self._lru_lock:
+        if self._trees is None:
+            index_acquisitions, index_contended, _ = self._space._lock_totals()
+        else:
+            index_acquisitions, index_contended, _ = self._trees.lock_totals()
+        lru_lock = self._lru_lock
+        with lru_lock:
             lru_length = len(self._lru)
+            lru_acquisitions = lru_lock.lock_acquisitions
+            lru_contended = lru_lock.lock_contended
         with self._stats_lock:
             stored = self._stored_pages
             total = self._zpool.total_size
@@ -1283,6 +1641,10 @@ class Zswap:
                 "lru_length": lru_length,
                 "max_pool_bytes": self._max_pool_bytes,
                 "compression_ratio": stored * PAGE_SIZE / total if total else 0.0,
+                "index_lock_acquisitions": index_acquisitions,
+                "index_lock_contended": index_contended,
+                "lru_lock_acquisitions": lru_acquisitions,
+                "lru_lock_contended": lru_contended,
             }
 
     def __len__(self):
