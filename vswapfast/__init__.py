@@ -23,6 +23,7 @@ if _os.environ.get("VSWAPFAST_PURE", "") not in ("", "0"):
     )
     from vswapfast.pure.swapfile import PAGE_SIZE, SwapFile
     from vswapfast.pure.zswap import Zswap
+    from vswapfast.pure.zswap_index import ZswapIndex
     CORE = "pure"
 else:
     from vswapfast._vswap import (
@@ -30,6 +31,7 @@ else:
     )
     from vswapfast._swapfile import PAGE_SIZE, SwapFile
     from vswapfast._zswap import Zswap
+    from vswapfast._zswap_index import ZswapIndex
     CORE = "compiled"
 
 __version__ = "0.1.0"
@@ -51,5 +53,6 @@ __all__ = [
     "VSwapError",
     "Zswap",
     "ZswapDecompressError",
+    "ZswapIndex",
     "ZswapEntryView",
 ]

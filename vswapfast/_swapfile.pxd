@@ -27,7 +27,7 @@ cdef bint swap_file_slot_allocated(swap_file *sf, uint64_t slot) noexcept nogil
 cdef int swap_file_write(swap_file *sf, uint64_t slot, const void *page) noexcept nogil
 cdef int swap_file_read(swap_file *sf, uint64_t slot, void *page) noexcept nogil
 
-# Get a C-contiguous buffer of ``pages`` whole pages from ``obj`` (pages 0:
+# Get a C-contiguous buffer of ``pages`` whole pages from ``obj`` (pages -1:
 # any positive number, returned), raising TypeError/ValueError naming ``name``.
 cdef Py_ssize_t page_buffer(object obj, Py_buffer *view, bint writable, str name,
                             Py_ssize_t pages) except -1

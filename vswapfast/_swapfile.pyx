@@ -99,7 +99,8 @@ cdef Py_ssize_t page_buffer(object obj, Py_buffer *view, bint writable, str name
                             Py_ssize_t pages) except -1:
     try:
         PyObject_GetBuffer(obj, view, PyBUF_SIMPLE)
-    except BufferError:
+    except (BufferError, ValueError):
+        # No contiguous view (numpy says ValueError).
         raise ValueError("%s must be a C-contiguous buffer" % name)
     except TypeError:
         if writable:
@@ -108,10 +109,10 @@ cdef Py_ssize_t page_buffer(object obj, Py_buffer *view, bint writable, str name
     if writable and view.readonly:
         PyBuffer_Release(view)
         raise TypeError("%s must be a writable buffer, not %s" % (name, type(obj).__name__))
-    if pages and view.len != pages * PAGE:
+    if pages >= 0 and view.len != pages * PAGE:
         PyBuffer_Release(view)
         raise ValueError("%s must be %d bytes, not %d" % (name, pages * PAGE, view.len))
-    if not pages and (view.len == 0 or view.len % PAGE):
+    if pages < 0 and (view.len == 0 or view.len % PAGE):
         PyBuffer_Release(view)
         raise ValueError("%s must be a positive multiple of %d bytes, not %d"
                          % (name, PAGE, view.len))

@@ -219,5 +219,6 @@ ctypedef struct u64_array:
 cdef Py_ssize_t u64_array_get(u64_array *a, object obj, str name, bint writable,
                               Py_ssize_t n) except -1
 cdef void u64_array_release(u64_array *a) noexcept
+cdef int u64_array_len(u64_array *a, str name, Py_ssize_t n) except -1
 # A new array('b') of n statuses and its data.
 cdef object status_array(Py_ssize_t n, signed char **data)

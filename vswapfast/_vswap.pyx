@@ -569,7 +569,8 @@ cdef int free_locked(vswap_space *vs, vswap_cluster *c, swp_desc *desc, uint32_t
                      PyObject **objs) noexcept nogil:
     """Free ``n`` allocated descriptors from ``desc`` of locked cluster ``c``.
 
-    Drops the cluster lock; releases the cluster or puts it back on its
+    Tells a tree-indexed pool of the freed range while still holding the
+    cluster lock; drops it; releases the cluster or puts it back on its
     partial list if need be (map_lock, then the cluster); hands pool entries
     and slots to the bound pool with no lock held.  The Python objects the
     descriptors held (at most 2 * n) are left in ``objs`` for the caller to
@@ -605,6 +606,11 @@ cdef int free_locked(vswap_space *vs, vswap_cluster *c, swp_desc *desc, uint32_t
     bitmap_assign(c, start, n, False)
     c.count -= n
     put = c.count == 0 or c.full
+    if range_freed != NULL:
+        # Under the cluster lock (which comes before the tree locks), so that
+        # no store into a re-allocated entry can slip in before the pool
+        # has dropped the old one.
+        range_freed(owner, val, n)
     vswap_cluster_unlock(c)
     if put:
         cluster_put(vs, c, id)
@@ -612,8 +618,6 @@ cdef int free_locked(vswap_space *vs, vswap_cluster *c, swp_desc *desc, uint32_t
         zswap_release(owner, owned[k])
     for k in range(nslots):
         slot_release(owner, slots[k])
-    if range_freed != NULL:
-        range_freed(owner, val, n)
     return nobjs
 
 
@@ -736,32 +740,32 @@ cdef Py_ssize_t u64_array_get(u64_array *a, object obj, str name, bint writable,
     cdef bytes fmt
     cdef char kind
     memset(a, 0, sizeof(u64_array))
+    if writable:
+        message = "%s must be a writable C-contiguous buffer of 8-byte integers, not %s"
+    else:
+        message = "%s must be a buffer of integers, not %s"
     try:
         PyObject_GetBuffer(obj, &a.view, PyBUF_FORMAT | PyBUF_C_CONTIGUOUS
                            | (PyBUF_WRITABLE if writable else 0))
-    except BufferError:
+    except (BufferError, ValueError):
+        # No C-contiguous (or writable) view of a buffer (numpy says ValueError).
         if writable:
-            raise TypeError("%s must be a writable C-contiguous buffer of 8-byte integers, "
-                            "not %s" % (name, type(obj).__name__))
+            raise TypeError(message % (name, type(obj).__name__))
         raise TypeError("%s must be a C-contiguous buffer of integers, not %s"
                         % (name, type(obj).__name__))
     except TypeError:
-        raise TypeError("%s must be a buffer of integers, not %s" % (name, type(obj).__name__))
+        raise TypeError(message % (name, type(obj).__name__))
     a.has_view = True
     fmt = a.view.format if a.view.format != NULL else b"B"
     fmt = fmt.lstrip(b"@=<")
     kind = fmt[0] if len(fmt) == 1 else 0
     if kind == 0 or kind not in b"bBhHiIlLqQnN" or (writable and a.view.itemsize != 8):
         u64_array_release(a)
-        if writable:
-            raise TypeError("%s must be a writable C-contiguous buffer of 8-byte integers, "
-                            "not %s" % (name, type(obj).__name__))
-        raise TypeError("%s must be a buffer of integers, not %s" % (name, type(obj).__name__))
+        raise TypeError(message % (name, type(obj).__name__))
     count = a.view.len // a.view.itemsize
-    if n >= 0 and count != n:
-        u64_array_release(a)
-        raise ValueError("%s must have as many items as entries (%d), not %d" % (name, n, count))
     a.n = count
+    if n >= 0:
+        u64_array_len(a, name, n)
     if a.view.itemsize == 8:
         a.values = <uint64_t *>a.view.buf
         return count
@@ -784,6 +788,12 @@ cdef Py_ssize_t u64_array_get(u64_array *a, object obj, str name, bint writable,
         else:
             a.values[i] = (<unsigned int *>a.view.buf)[i]
     return count
+
+
+cdef int u64_array_len(u64_array *a, str name, Py_ssize_t n) except -1:
+    if a.n != n:
+        raise ValueError("%s must have as many items as entries (%d), not %d" % (name, n, a.n))
+    return 0
 
 
 cdef void u64_array_release(u64_array *a) noexcept:
@@ -1516,9 +1526,9 @@ cdef class VSwap:
         cdef swp_desc *desc
         cdef PyObject *objs[2 * VSWAP_CLUSTER_MAX]
         cdef int nobjs
-        int_arg(nr, "nr")
         u64_array_get(&a, entries, "entries", False, -1)
         try:
+            int_arg(nr, "nr")
             size = nr_value(nr)
             out = status_array(a.n, &status)
             with nogil:
@@ -1549,9 +1559,12 @@ cdef class VSwap:
         memset(&h, 0, sizeof(h))
         memset(&o, 0, sizeof(o))
         try:
-            u64_array_get(&h, handles, "handles", False, a.n)
+            u64_array_get(&h, handles, "handles", False, -1)
             if old is not None:
-                u64_array_get(&o, old, "old", True, a.n)
+                u64_array_get(&o, old, "old", True, -1)
+            u64_array_len(&h, "handles", a.n)
+            if old is not None:
+                u64_array_len(&o, "old", a.n)
             out = status_array(a.n, &status)
             displaced = <void **>PyMem_RawMalloc(max(a.n, 1) * sizeof(void *))
             if displaced == NULL:

@@ -366,6 +366,11 @@ cdef int zslot_lock(zswap_pool *p, uint64_t val, zslot *z, bint create) noexcept
         return ZSLOT_NO_MEMORY if create else ZSLOT_NONE
     z.key = zswap_tree_key(p.ix, val)
     zswap_tree_lock(z.tree)
+    if create and not vswap_entry_allocated_nolock(p.vs, val):
+        # Freed since the check above: a free tells the pool under its
+        # cluster lock, so seen under the tree lock it cannot be undone.
+        zswap_tree_unlock(z.tree)
+        return ZSLOT_INVALID
     z.slot = zswap_tree_slot(z.tree, z.key, create)
     if z.slot == NULL:
         zswap_tree_unlock(z.tree)
@@ -1164,7 +1169,7 @@ cdef class Zswap:
         cdef uint64_t val
         if PyBool_Check(entry) or not PyIndex_Check(entry):
             raise TypeError("swap entry must be an int, not %s" % type(entry).__name__)
-        nr = page_buffer(page, &view, False, "page", 0)
+        nr = page_buffer(page, &view, False, "page", -1)
         try:
             val = vswap_check_range(self.space, entry, nr)
             with nogil:
@@ -1325,9 +1330,8 @@ cdef class Zswap:
         cdef const char *src
         u64_array_get(&a, entries, "entries", False, -1)
         try:
-            if a.n:
-                page_buffer(pages, &view, False, "pages", a.n)
-                has_view = True
+            page_buffer(pages, &view, False, "pages", a.n)
+            has_view = True
             out = status_array(a.n, &status)
             displaced = <void **>PyMem_RawMalloc(max(a.n, 1) * sizeof(void *))
             if displaced == NULL:
@@ -1367,9 +1371,8 @@ cdef class Zswap:
         cdef char *dst
         u64_array_get(&a, entries, "entries", False, -1)
         try:
-            if a.n:
-                page_buffer(out, &view, True, "out", a.n)
-                has_view = True
+            page_buffer(out, &view, True, "out", a.n)
+            has_view = True
             result_array = status_array(a.n, &status)
             dst = <char *>view.buf if has_view else NULL
             with nogil:

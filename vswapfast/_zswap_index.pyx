@@ -26,7 +26,7 @@ from vswapfast._vswap cimport (
     VSwap, vswap_space, pthread_spin_init, pthread_spin_destroy, pthread_spin_trylock,
     pthread_spin_lock, pthread_spin_unlock, PTHREAD_PROCESS_PRIVATE,
     vswap_entry_allocated_nolock, vswap_zswap_is_object, vswap_zswap_is_handle,
-    VSWAP_ZSWAP_HANDLE, entry_val, u64_array, u64_array_get, u64_array_release,
+    VSWAP_ZSWAP_HANDLE, entry_val, u64_array, u64_array_get, u64_array_release, u64_array_len,
     status_array, zswap_store_many, zswap_load_erase_many, release_displaced,
     BATCH_OK, BATCH_EMPTY, BATCH_FOREIGN, BATCH_REJECTED, BATCH_INVALID, BATCH_BAD_HANDLE,
 )
@@ -482,9 +482,12 @@ cdef class ZswapIndex:
         memset(&h, 0, sizeof(h))
         memset(&o, 0, sizeof(o))
         try:
-            u64_array_get(&h, handles, "handles", False, a.n)
+            u64_array_get(&h, handles, "handles", False, -1)
             if old is not None:
-                u64_array_get(&o, old, "old", True, a.n)
+                u64_array_get(&o, old, "old", True, -1)
+            u64_array_len(&h, "handles", a.n)
+            if old is not None:
+                u64_array_len(&o, "old", a.n)
             result = status_array(a.n, &status)
             displaced = <void **>PyMem_RawMalloc(max(a.n, 1) * sizeof(void *))
             if displaced == NULL:
