@@ -175,14 +175,28 @@ cdef bint vswap_entry_allocated_nolock(vswap_space *vs, uint64_t val) noexcept n
 cdef class VSwap:
     cdef vswap_space *vs
 
-# The lock-free parts of the batch calls, for other designs to share.
-cdef Py_ssize_t zswap_store_many(vswap_space *vs, const uint64_t *vals, const uint64_t *handles,
+# The loops of the batch zswap entry calls: each design has its own, run
+# with no GIL over ``ctx`` (the space, or an index); they return how many
+# non-handle entries they displaced into ``displaced``.
+ctypedef Py_ssize_t (*store_many_fn)(void *ctx, const uint64_t *vals, const uint64_t *handles,
+                                     Py_ssize_t n, uint64_t *old, signed char *status,
+                                     void **displaced) noexcept nogil
+ctypedef Py_ssize_t (*load_erase_many_fn)(void *ctx, const uint64_t *vals, Py_ssize_t n,
+                                          uint64_t *out, signed char *status, bint erase,
+                                          void **displaced) noexcept nogil
+cdef Py_ssize_t zswap_store_many(void *vs, const uint64_t *vals, const uint64_t *handles,
                                  Py_ssize_t n, uint64_t *old, signed char *status,
                                  void **displaced) noexcept nogil
-cdef Py_ssize_t zswap_load_erase_many(vswap_space *vs, const uint64_t *vals, Py_ssize_t n,
+cdef Py_ssize_t zswap_load_erase_many(void *vs, const uint64_t *vals, Py_ssize_t n,
                                       uint64_t *out, signed char *status, bint erase,
                                       void **displaced) noexcept nogil
-cdef void release_displaced(vswap_space *vs, void **displaced, Py_ssize_t n) noexcept
+# The Python side of those calls, shared by every design: argument checks,
+# the status array, the GIL released around ``fn``, displaced entries
+# released afterwards.
+cdef object batch_store(vswap_space *vs, object entries, object handles, object old,
+                        store_many_fn fn, void *ctx)
+cdef object batch_load_erase(vswap_space *vs, object entries, object out, bint erase,
+                             load_erase_many_fn fn, void *ctx)
 # Argument checks with the VSwap messages, for other classes of the core.
 cdef uint64_t entry_val(vswap_space *vs, object entry) except 0
 

@@ -647,12 +647,13 @@ cdef inline void *handle_field(uint64_t handle) noexcept nogil:
     return <void *>((<uintptr_t>handle << 2) | VSWAP_ZSWAP_HANDLE)
 
 
-cdef Py_ssize_t zswap_store_many(vswap_space *vs, const uint64_t *vals, const uint64_t *handles,
+cdef Py_ssize_t zswap_store_many(void *ctx, const uint64_t *vals, const uint64_t *handles,
                                  Py_ssize_t n, uint64_t *old, signed char *status,
                                  void **displaced) noexcept nogil:
     """Store handles; a run of entries in one cluster takes its lock once
     (vswap_iter).  Displaced non-handles go to ``displaced`` (returns how
     many): the caller releases them with no lock held."""
+    cdef vswap_space *vs = <vswap_space *>ctx
     cdef vswap_cluster *c = NULL
     cdef swp_desc *desc
     cdef void *z
@@ -685,11 +686,12 @@ cdef Py_ssize_t zswap_store_many(vswap_space *vs, const uint64_t *vals, const ui
     return ndisplaced
 
 
-cdef Py_ssize_t zswap_load_erase_many(vswap_space *vs, const uint64_t *vals, Py_ssize_t n,
+cdef Py_ssize_t zswap_load_erase_many(void *ctx, const uint64_t *vals, Py_ssize_t n,
                                       uint64_t *out, signed char *status, bint erase,
                                       void **displaced) noexcept nogil:
     """Load (or erase) the handles of many entries, one lock per cluster run.
     Erased non-handles go to ``displaced``; returns how many."""
+    cdef vswap_space *vs = <vswap_space *>ctx
     cdef vswap_cluster *c = NULL
     cdef swp_desc *desc
     cdef void *z
@@ -732,6 +734,63 @@ cdef void release_displaced(vswap_space *vs, void **displaced, Py_ssize_t n) noe
             vs.zswap_release(vs.zswap_owner, displaced[i])
         else:
             Py_XDECREF(<PyObject *>displaced[i])
+
+
+cdef object batch_store(vswap_space *vs, object entries, object handles, object old,
+                        store_many_fn fn, void *ctx):
+    cdef u64_array a, h, o
+    cdef signed char *status
+    cdef void **displaced = NULL
+    cdef Py_ssize_t ndisplaced = 0
+    u64_array_get(&a, entries, "entries", False, -1)
+    memset(&h, 0, sizeof(h))
+    memset(&o, 0, sizeof(o))
+    try:
+        u64_array_get(&h, handles, "handles", False, -1)
+        if old is not None:
+            u64_array_get(&o, old, "old", True, -1)
+        u64_array_len(&h, "handles", a.n)
+        if old is not None:
+            u64_array_len(&o, "old", a.n)
+        result = status_array(a.n, &status)
+        displaced = <void **>PyMem_RawMalloc(max(a.n, 1) * sizeof(void *))
+        if displaced == NULL:
+            raise MemoryError()
+        with nogil:
+            ndisplaced = fn(ctx, a.values, h.values, a.n, o.values, status, displaced)
+        release_displaced(vs, displaced, ndisplaced)
+    finally:
+        PyMem_RawFree(displaced)
+        u64_array_release(&a)
+        u64_array_release(&h)
+        u64_array_release(&o)
+    return result
+
+
+cdef object batch_load_erase(vswap_space *vs, object entries, object out, bint erase,
+                             load_erase_many_fn fn, void *ctx):
+    cdef u64_array a, o
+    cdef signed char *status
+    cdef void **displaced = NULL
+    cdef Py_ssize_t ndisplaced = 0
+    u64_array_get(&a, entries, "entries", False, -1)
+    memset(&o, 0, sizeof(o))
+    try:
+        if out is not None or not erase:        # a load must have an out
+            u64_array_get(&o, out, "old" if erase else "out", True, a.n)
+        result = status_array(a.n, &status)
+        if erase:
+            displaced = <void **>PyMem_RawMalloc(max(a.n, 1) * sizeof(void *))
+            if displaced == NULL:
+                raise MemoryError()
+        with nogil:
+            ndisplaced = fn(ctx, a.values, a.n, o.values, status, erase, displaced)
+        release_displaced(vs, displaced, ndisplaced)
+    finally:
+        PyMem_RawFree(displaced)
+        u64_array_release(&a)
+        u64_array_release(&o)
+    return result
 
 
 cdef Py_ssize_t u64_array_get(u64_array *a, object obj, str name, bint writable,
@@ -1551,78 +1610,18 @@ cdef class VSwap:
 
         Locks: each run of entries in one cluster takes its lock once; the
         GIL is released."""
-        cdef u64_array a, h, o
-        cdef signed char *status
-        cdef void **displaced = NULL
-        cdef Py_ssize_t ndisplaced = 0
-        u64_array_get(&a, entries, "entries", False, -1)
-        memset(&h, 0, sizeof(h))
-        memset(&o, 0, sizeof(o))
-        try:
-            u64_array_get(&h, handles, "handles", False, -1)
-            if old is not None:
-                u64_array_get(&o, old, "old", True, -1)
-            u64_array_len(&h, "handles", a.n)
-            if old is not None:
-                u64_array_len(&o, "old", a.n)
-            out = status_array(a.n, &status)
-            displaced = <void **>PyMem_RawMalloc(max(a.n, 1) * sizeof(void *))
-            if displaced == NULL:
-                raise MemoryError()
-            with nogil:
-                ndisplaced = zswap_store_many(self.vs, a.values, h.values, a.n,
-                                              o.values, status, displaced)
-            release_displaced(self.vs, displaced, ndisplaced)
-        finally:
-            PyMem_RawFree(displaced)
-            u64_array_release(&a)
-            u64_array_release(&h)
-            u64_array_release(&o)
-        return out
+        return batch_store(self.vs, entries, handles, old, zswap_store_many, self.vs)
 
     def zswap_entry_load_many(self, entries, out):
         """Load the handles of many entries into ``out`` (0 where there is
         none).  Returns statuses.  Locks: one per cluster run; no GIL."""
-        cdef u64_array a, o
-        cdef signed char *status
-        u64_array_get(&a, entries, "entries", False, -1)
-        memset(&o, 0, sizeof(o))
-        try:
-            u64_array_get(&o, out, "out", True, a.n)
-            result = status_array(a.n, &status)
-            with nogil:
-                zswap_load_erase_many(self.vs, a.values, a.n, o.values, status, False, NULL)
-        finally:
-            u64_array_release(&a)
-            u64_array_release(&o)
-        return result
+        return batch_load_erase(self.vs, entries, out, False, zswap_load_erase_many, self.vs)
 
     def zswap_entry_erase_many(self, entries, old=None):
         """Erase the zswap entries of many entries; erased handles go to
         ``old`` if given, other entries are released.  Returns statuses.
         Locks: one per cluster run; no GIL."""
-        cdef u64_array a, o
-        cdef signed char *status
-        cdef void **displaced = NULL
-        cdef Py_ssize_t ndisplaced = 0
-        u64_array_get(&a, entries, "entries", False, -1)
-        memset(&o, 0, sizeof(o))
-        try:
-            if old is not None:
-                u64_array_get(&o, old, "old", True, a.n)
-            result = status_array(a.n, &status)
-            displaced = <void **>PyMem_RawMalloc(max(a.n, 1) * sizeof(void *))
-            if displaced == NULL:
-                raise MemoryError()
-            with nogil:
-                ndisplaced = zswap_load_erase_many(self.vs, a.values, a.n, o.values,
-                                                   status, True, displaced)
-            release_displaced(self.vs, displaced, ndisplaced)
-        finally:
-            PyMem_RawFree(displaced)
-            u64_array_release(&a)
-            u64_array_release(&o)
-        return result
+        return batch_load_erase(self.vs, entries, old, True, zswap_load_erase_many, self.vs)
 
     # -- introspection ------------------------------------------------------
 

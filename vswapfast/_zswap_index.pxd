@@ -66,4 +66,4 @@ cdef class ZswapIndex:
     cdef uint64_t _entry(self, object entry) except 0
     cdef object _swap(self, object entry, object zentry, bint erase)
     cdef int64_t _entries(self) noexcept
-    cdef object _load_erase_many(self, object entries, object out, bint erase, str name)
+    cdef object _load_erase_many(self, object entries, object out, bint erase)

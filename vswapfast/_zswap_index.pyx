@@ -17,17 +17,16 @@ cluster lock: their cost is the tree's alone.
 
 from cpython.bool cimport PyBool_Check
 from cpython.number cimport PyIndex_Check
-from cpython.mem cimport PyMem_RawCalloc, PyMem_RawMalloc, PyMem_RawFree
+from cpython.mem cimport PyMem_RawCalloc, PyMem_RawFree
 from cpython.ref cimport PyObject, Py_INCREF, Py_XINCREF, Py_XDECREF, Py_DECREF
 from libc.stdint cimport uint32_t, int64_t, uint64_t, uintptr_t
-from libc.string cimport memset
 
 from vswapfast._vswap cimport (
     VSwap, vswap_space, pthread_spin_init, pthread_spin_destroy, pthread_spin_trylock,
     pthread_spin_lock, pthread_spin_unlock, PTHREAD_PROCESS_PRIVATE,
     vswap_entry_allocated_nolock, vswap_zswap_is_object, vswap_zswap_is_handle,
-    VSWAP_ZSWAP_HANDLE, entry_val, u64_array, u64_array_get, u64_array_release, u64_array_len,
-    status_array, zswap_store_many, zswap_load_erase_many, release_displaced,
+    VSWAP_ZSWAP_HANDLE, entry_val, zswap_store_many, zswap_load_erase_many,
+    batch_store, batch_load_erase,
     BATCH_OK, BATCH_EMPTY, BATCH_FOREIGN, BATCH_REJECTED, BATCH_INVALID, BATCH_BAD_HANDLE,
 )
 from vswapfast.batch import INDEX_DESIGNS, TREE64M_ENTRIES
@@ -239,9 +238,10 @@ cdef inline void *handle_field(uint64_t handle) noexcept nogil:
     return <void *>((<uintptr_t>handle << 2) | VSWAP_ZSWAP_HANDLE)
 
 
-cdef Py_ssize_t tree_store_many(zswap_index *ix, const uint64_t *vals, const uint64_t *handles,
+cdef Py_ssize_t tree_store_many(void *ctx, const uint64_t *vals, const uint64_t *handles,
                                 Py_ssize_t n, uint64_t *old, signed char *status,
                                 void **displaced) noexcept nogil:
+    cdef zswap_index *ix = <zswap_index *>ctx
     cdef Py_ssize_t i, ndisplaced = 0
     cdef zswap_tree *t
     cdef void **slot
@@ -280,9 +280,10 @@ cdef Py_ssize_t tree_store_many(zswap_index *ix, const uint64_t *vals, const uin
     return ndisplaced
 
 
-cdef Py_ssize_t tree_load_erase_many(zswap_index *ix, const uint64_t *vals, Py_ssize_t n,
+cdef Py_ssize_t tree_load_erase_many(void *ctx, const uint64_t *vals, Py_ssize_t n,
                                      uint64_t *out, signed char *status, bint erase,
                                      void **displaced) noexcept nogil:
+    cdef zswap_index *ix = <zswap_index *>ctx
     cdef Py_ssize_t i, ndisplaced = 0
     cdef zswap_tree *t
     cdef void **slot
@@ -474,75 +475,23 @@ cdef class ZswapIndex:
 
     def zswap_entry_store_many(self, entries, handles, old=None):
         """As VSwap.zswap_entry_store_many, in this design.  No GIL."""
-        cdef u64_array a, h, o
-        cdef signed char *status
-        cdef void **displaced = NULL
-        cdef Py_ssize_t nd = 0
-        u64_array_get(&a, entries, "entries", False, -1)
-        memset(&h, 0, sizeof(h))
-        memset(&o, 0, sizeof(o))
-        try:
-            u64_array_get(&h, handles, "handles", False, -1)
-            if old is not None:
-                u64_array_get(&o, old, "old", True, -1)
-            u64_array_len(&h, "handles", a.n)
-            if old is not None:
-                u64_array_len(&o, "old", a.n)
-            result = status_array(a.n, &status)
-            displaced = <void **>PyMem_RawMalloc(max(a.n, 1) * sizeof(void *))
-            if displaced == NULL:
-                raise MemoryError()
-            with nogil:
-                if self.ix.design == ZSWAP_INDEX_VSWAP:
-                    nd = zswap_store_many(self.ix.vs, a.values, h.values, a.n, o.values,
-                                          status, displaced)
-                else:
-                    nd = tree_store_many(self.ix, a.values, h.values, a.n, o.values,
-                                         status, displaced)
-            release_displaced(self.ix.vs, displaced, nd)
-        finally:
-            PyMem_RawFree(displaced)
-            u64_array_release(&a)
-            u64_array_release(&h)
-            u64_array_release(&o)
-        return result
-
-    cdef object _load_erase_many(self, object entries, object out, bint erase, str name):
-        cdef u64_array a, o
-        cdef signed char *status
-        cdef void **displaced = NULL
-        cdef Py_ssize_t nd = 0
-        u64_array_get(&a, entries, "entries", False, -1)
-        memset(&o, 0, sizeof(o))
-        try:
-            if out is not None:
-                u64_array_get(&o, out, name, True, a.n)
-            result = status_array(a.n, &status)
-            if erase:
-                displaced = <void **>PyMem_RawMalloc(max(a.n, 1) * sizeof(void *))
-                if displaced == NULL:
-                    raise MemoryError()
-            with nogil:
-                if self.ix.design == ZSWAP_INDEX_VSWAP:
-                    nd = zswap_load_erase_many(self.ix.vs, a.values, a.n, o.values, status,
-                                               erase, displaced)
-                else:
-                    nd = tree_load_erase_many(self.ix, a.values, a.n, o.values, status,
-                                              erase, displaced)
-            release_displaced(self.ix.vs, displaced, nd)
-        finally:
-            PyMem_RawFree(displaced)
-            u64_array_release(&a)
-            u64_array_release(&o)
-        return result
+        if self.ix.design == ZSWAP_INDEX_VSWAP:
+            return batch_store(self.ix.vs, entries, handles, old, zswap_store_many, self.ix.vs)
+        return batch_store(self.ix.vs, entries, handles, old, tree_store_many, self.ix)
 
     def zswap_entry_load_many(self, entries, out):
         """As VSwap.zswap_entry_load_many, in this design.  No GIL."""
-        return self._load_erase_many(entries, out, False, "out")
+        return self._load_erase_many(entries, out, False)
 
     def zswap_entry_erase_many(self, entries, old=None):
         """As VSwap.zswap_entry_erase_many, in this design.  No GIL."""
-        return self._load_erase_many(entries, old, True, "old")
+        return self._load_erase_many(entries, old, True)
+
+    cdef object _load_erase_many(self, object entries, object out, bint erase):
+        if self.ix.design == ZSWAP_INDEX_VSWAP:
+            return batch_load_erase(self.ix.vs, entries, out, erase,
+                                    zswap_load_erase_many, self.ix.vs)
+        return batch_load_erase(self.ix.vs, entries, out, erase, tree_load_erase_many, self.ix)
 
     # -- introspection ------------------------------------------------------
 
