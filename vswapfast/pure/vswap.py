@@ -926,13 +926,7 @@ class VSwap:
             finally:
                 cluster.lock.release()
             if allocated:
-                if type(old) is _Handle:
-                    return old.value
-                if pool is not None and old is not None:
-                    view = pool._view(old, entry)
-                    pool._release_entry(old)
-                    return view
-                return old
+                return self._displaced(old, pool, entry)
         raise self._not_allocated(entry)
 
     def zswap_entry_load(self, entry):
@@ -1004,14 +998,21 @@ class VSwap:
             finally:
                 cluster.lock.release()
             if allocated:
-                if type(old) is _Handle:
-                    return old.value
-                if pool is not None and old is not None:
-                    view = pool._view(old, entry)
-                    pool._release_entry(old)
-                    return view
-                return old
+                return self._displaced(old, pool, entry)
         raise self._not_allocated(entry)
+
+    @staticmethod
+    def _displaced(old, pool, entry):
+        """What store and erase return for the zswap entry they displaced:
+        a handle's int, a pool entry's view (the pool then frees the entry;
+        no lock is held), or the object itself."""
+        if type(old) is _Handle:
+            return old.value
+        if pool is not None and old is not None:
+            view = pool._view(old, entry)
+            pool._release_entry(old)
+            return view
+        return old
 
     def zswap_empty(self, entry=None):
         """Tell whether no descriptor of the space holds a zswap entry.
