@@ -1,0 +1,353 @@
+"""The ``vswapfast`` command: ``bench`` and ``replay``.
+
+Errors in what the user gave (a missing or malformed trace, an impossible
+option value) end the command with one line on stderr,
+``vswapfast: error: ...``, and exit status 2.  A replay whose swapped-in
+pages differ from what was swapped out exits with status 1.
+"""
+
+import argparse
+import json
+import os
+import re
+import sys
+import time
+
+PROG = "vswapfast"
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+class UsageError(Exception):
+    """Bad input from the command line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line, and which takes values
+    such as ``-5M`` as values (to refuse them for being negative)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = re.compile(r"^-\d[\w.]*$")
+
+    def error(self, message):
+        message = " ".join(str(message).split())
+        self.exit(2, "%s: error: %s (see '%s --help')\n" % (PROG, message, self.prog))
+
+
+def _size(text):
+    """A byte count: 4096, 64K, 64M, 1.5G, 64MiB (binary units)."""
+    match = _SIZE.match(text)
+    if not match:
+        if text.strip().startswith("-"):
+            raise argparse.ArgumentTypeError("must not be negative, not %r" % text)
+        raise argparse.ArgumentTypeError("expected a size such as 4096, 512K, 64M or 1G, "
+                                         "not %r" % text)
+    value = float(match.group(1)) * _UNITS[match.group(2).lower()]
+    return int(value)
+
+
+def _count(minimum, maximum=None):
+    def parse(text):
+        try:
+            value = int(text.replace("_", ""), 10)
+        except ValueError:
+            raise argparse.ArgumentTypeError("expected an integer, not %r" % text) from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError("must be at least %d, not %d" % (minimum, value))
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError("must be at most %d, not %d" % (maximum, value))
+        return value
+    return parse
+
+
+def build_parser():
+    from vswapfast import __version__
+    from vswapfast.batch import INDEX_DESIGNS
+    from vswapfast.replay import CORES, DEFAULT_CHUNK, FORMATS
+    from vswapfast.workload import DEFAULT_EVENTS, DEFAULT_KEYS, DEFAULT_SEED
+
+    parser = _Parser(
+        prog=PROG,
+        description="Benchmark the virtual swap space designs and replay page-access "
+                    "traces through vswap + zswap.",
+        epilog="Run '%s COMMAND --help' for the options of a command." % PROG)
+    parser.add_argument("--version", action="version", version="%(prog)s " + __version__)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    # -- bench --------------------------------------------------------------
+    bench = commands.add_parser(
+        "bench", help="benchmark the cores and the zswap index designs",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="""\
+Run a compact benchmark on the embedded default workload and print a table:
+
+  - zswap entry ops: ns per zswap_entry_store / load / erase for the
+    compiled core, the pure-Python twin and a bare dict;
+  - batch throughput: million entries/s of the batch zswap entry calls of
+    each index design (vswap, tree, tree64m) at 1..N threads, each thread
+    on entries of its own;
+  - pages: us per page of Zswap store / load (single and batch calls) for
+    both cores, against raw LZ4 (python-lz4) on the same pages;
+  - metadata: bytes per swap entry holding a zswap handle (descriptors and
+    zswap index), counted with tracemalloc, for both cores, each design and
+    a bare dict.
+
+Every ratio is between figures measured in the same run.  A progress bar
+is drawn on stderr.  The full run takes about half a minute to a minute.""")
+    bench.add_argument("--threads", type=_count(1, 64), metavar="N", default=None,
+                       help="measure batch throughput at 1..N threads: 1, 2, 3, 4, then "
+                            "powers of two, and N (default: the number of CPUs, at least 2)")
+    bench.add_argument("--json", metavar="FILE",
+                       help="also write every figure as JSON to FILE ('-' for stdout, "
+                            "instead of the table)")
+    bench.add_argument("--plot", metavar="FILE",
+                       help="draw the figures into a PNG at FILE: throughput against "
+                            "threads per design, per-op cost bars, page costs, metadata "
+                            "(needs matplotlib)")
+    bench.add_argument("--quick", action="store_true",
+                       help="tiny sizes and few rounds: finishes in seconds, for checking "
+                            "that everything runs (the figures are not meaningful)")
+    bench.add_argument("--seed", type=_count(0), default=DEFAULT_SEED, metavar="N",
+                       help="seed of the page contents (default: %(default)s)")
+    bench.add_argument("--no-progress", action="store_true",
+                       help="do not draw the progress bar")
+    bench.set_defaults(func=cmd_bench)
+
+    # -- replay -------------------------------------------------------------
+    replay = commands.add_parser(
+        "replay", help="replay a page-access trace through an LRU into vswap + zswap",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="""\
+Replay a page-access trace through an LRU of N resident frames.  Each event
+accesses one page.  When a miss finds every frame in use, the least recently
+used page is evicted: a swap-out, which allocates a swap entry and stores
+the page in the zswap pool.  A miss on a page that was swapped out is a
+swap-in: the page is loaded back (from the pool, or from the swap file if
+the pool wrote it back), compared with what was swapped out, and its swap
+entry is freed.
+
+Page contents compress like real memory: a mix of zero pages, text,
+pointer-rich data and incompressible data (or the pages of a file, with
+--pages).  Every key has its own page; writes (in 'ADDRESS R|W' traces)
+change it.
+
+The report gives the swap-outs, swap-ins, zswap hits, zero pages,
+writebacks, pool size and compression ratio, and the time of the replay
+next to the LZ4 floor: python-lz4 compressing every swapped-out page and
+decompressing every swapped-in page of the same run, which no core can beat.
+
+Trace formats (any of them may be xz-compressed):
+  keys    one integer key per line (decimal or 0x hex; '#' comments)
+  rw      'ADDRESS R|W' per line; the page is ADDRESS // 4096
+  u32be   a stream of big-endian unsigned 32-bit keys, no header
+With no TRACE, the embedded default workload is replayed: a seeded hot/cold
+access pattern (%s events over %s keys, unless --events/--keys say otherwise).
+
+Exit status: 0 when every swapped-in page was verified, 1 when some differ,
+2 for bad input.""" % ("{:,}".format(DEFAULT_EVENTS), "{:,}".format(DEFAULT_KEYS)))
+    replay.add_argument("trace", nargs="?", metavar="TRACE",
+                        help="the trace file (default: the embedded default workload)")
+    replay.add_argument("--format", choices=FORMATS, default="auto",
+                        help="trace format (default: auto, detected from the contents)")
+    replay.add_argument("--frames", type=_count(1), metavar="N",
+                        help="resident page frames of the LRU (default: 10%% of the "
+                             "trace's distinct keys)")
+    replay.add_argument("--events", type=_count(1), metavar="N",
+                        help="replay only the first N events (default workload: its length, "
+                             "default %s)" % "{:,}".format(DEFAULT_EVENTS))
+    replay.add_argument("--keys", type=_count(1), metavar="N",
+                        help="distinct keys of the default workload (default %s; only "
+                             "without TRACE)" % "{:,}".format(DEFAULT_KEYS))
+    replay.add_argument("--seed", type=_count(0), default=DEFAULT_SEED, metavar="N",
+                        help="seed of the default workload and of the page contents "
+                             "(default: %(default)s)")
+    replay.add_argument("--pages", metavar="FILE",
+                        help="take page contents from the 4 KiB pages of FILE (its first "
+                             "256 MiB) instead of the synthetic mix")
+    replay.add_argument("--core", choices=CORES, default="compiled",
+                        help="the compiled core or its pure-Python twin (default: "
+                             "%(default)s)")
+    replay.add_argument("--index", choices=INDEX_DESIGNS, default="vswap",
+                        help="where the pool keeps its zswap entries: in the swap "
+                             "descriptors (vswap), one tree under one lock (tree), or a "
+                             "tree per 64 MiB of swap (tree64m) (default: %(default)s)")
+    replay.add_argument("--threads", type=_count(1, 256), default=1, metavar="N",
+                        help="replay shards: the keys are split into N disjoint sets, each "
+                             "replayed by its own thread against the same space and pool "
+                             "(default: %(default)s)")
+    replay.add_argument("--pool-limit", type=_size, metavar="SIZE",
+                        help="most bytes the zswap pool may use, e.g. 64M (default: no "
+                             "limit); past it the pool writes back to the swap file")
+    replay.add_argument("--swapfile", metavar="FILE",
+                        help="the swap file behind the pool (created or truncated, and "
+                             "left in place; default: a temporary file, removed afterwards)")
+    replay.add_argument("--swapfile-size", type=_size, metavar="SIZE",
+                        help="size of the swap file (default: a 4 KiB slot per distinct key)")
+    replay.add_argument("--no-swapfile", action="store_true",
+                        help="no swap file: no writeback, and pages the pool refuses stay "
+                             "in memory uncompressed")
+    replay.add_argument("--no-writeback", action="store_true",
+                        help="the pool never writes back; pages it refuses go straight to "
+                             "the swap file")
+    replay.add_argument("--chunk", type=_count(1, 1 << 16), default=DEFAULT_CHUNK, metavar="N",
+                        help="at most N swap-outs per batch call and thread (default: "
+                             "%(default)s; with --pool-limit, at most a 32nd of the pages "
+                             "that can be swapped out at once, so that batching changes "
+                             "little when the pool writes back)")
+    replay.add_argument("--no-floor", action="store_true",
+                        help="do not measure the LZ4 floor")
+    replay.add_argument("--json", metavar="FILE",
+                        help="also write the report as JSON to FILE ('-' for stdout, "
+                             "instead of the text)")
+    replay.add_argument("--no-progress", action="store_true",
+                        help="do not draw the progress bar")
+    replay.set_defaults(func=cmd_replay)
+    return parser
+
+
+# -- commands ---------------------------------------------------------------------
+
+def _write_json(data, path):
+    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
+    if path == "-":
+        sys.stdout.write(text)
+        return
+    try:
+        with open(path, "w") as f:
+            f.write(text)
+    except OSError as exc:
+        raise UsageError("cannot write %s (%s)" % (path, exc.strerror or exc)) from None
+
+
+def _check_writable(path, what):
+    """Fail early, before minutes of work, if ``path`` cannot be written."""
+    if path is None or path == "-":
+        return
+    directory = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise UsageError("%s %s is a directory" % (what, path))
+    if not os.path.isdir(directory):
+        raise UsageError("%s %s: no such directory %s" % (what, path, directory))
+    if not os.access(directory, os.W_OK):
+        raise UsageError("%s %s: directory %s is not writable" % (what, path, directory))
+
+
+def cmd_bench(args):
+    from vswapfast.benchjob import Progress, format_bench, run_bench
+    _check_writable(args.json, "--json")
+    _check_writable(args.plot, "--plot")
+    if args.plot:
+        from vswapfast.plot import _pyplot
+        _pyplot()               # fail now if matplotlib is missing
+    progress = Progress("bench", enabled=not args.no_progress)
+    try:
+        results = run_bench(threads=args.threads, quick=args.quick, seed=args.seed,
+                            progress=progress)
+    finally:
+        progress.close()
+    if args.json != "-":
+        print("\n".join(format_bench(results)))
+    if args.json:
+        _write_json(results, args.json)
+    if args.plot:
+        from vswapfast.plot import plot_bench
+        plot_bench(results, args.plot)
+        if args.json != "-":
+            print("plot written to %s" % args.plot)
+    return 0
+
+
+def cmd_replay(args):
+    from vswapfast.benchjob import Progress
+    from vswapfast.replay import ReplayConfig, default_workload, read_trace, run_replay
+    from vswapfast.workload import PageFactory
+
+    if args.trace is not None and args.keys is not None:
+        raise UsageError("--keys is for the default workload; it cannot be used with a trace")
+    if args.no_swapfile and (args.swapfile or args.swapfile_size is not None):
+        raise UsageError("--no-swapfile cannot be used with --swapfile or --swapfile-size")
+    if args.swapfile_size is not None and args.swapfile_size < 8192:
+        raise UsageError("--swapfile-size must be at least 8K, not %d" % args.swapfile_size)
+    _check_writable(args.swapfile, "--swapfile")
+    _check_writable(args.json, "--json")
+    config = ReplayConfig(
+        frames=args.frames, core=args.core, index=args.index, threads=args.threads,
+        pool_limit=args.pool_limit, swapfile=args.swapfile,
+        use_swapfile=not args.no_swapfile, swapfile_size=args.swapfile_size,
+        writeback=not args.no_writeback, chunk=args.chunk, floor=not args.no_floor)
+    config.check()
+
+    start = time.perf_counter()
+    if args.trace is None:
+        trace = default_workload(events=args.events, keys=args.keys, seed=args.seed)
+    else:
+        trace = read_trace(args.trace, args.format)
+        if args.events is not None:
+            trace = trace.head(args.events)
+    time_read = time.perf_counter() - start
+
+    start = time.perf_counter()
+    if args.pages:
+        try:
+            factory = PageFactory.from_file(args.pages, seed=args.seed)
+        except (OSError, ValueError) as exc:
+            message = getattr(exc, "strerror", None) or str(exc)
+            raise UsageError("--pages %s: %s" % (args.pages, message)) from None
+    else:
+        factory = PageFactory.synthetic(seed=args.seed)
+    time_pages = time.perf_counter() - start
+
+    progress = Progress("replay", enabled=not args.no_progress)
+    try:
+        report = run_replay(trace, config, factory=factory, progress=progress.update,
+                            time_read=time_read, time_pages=time_pages)
+    finally:
+        progress.close()
+    if args.json != "-":
+        print("\n".join(report.format_text()))
+    if args.json:
+        _write_json(report.to_dict(), args.json)
+    if report.mismatches:
+        sys.stderr.write("%s: error: %d swapped-in pages differ from what was swapped out "
+                         "(first: %s)\n" % (PROG, report.mismatches, report.first_mismatch))
+        return 1
+    return 0
+
+
+# -- entry point ---------------------------------------------------------------------
+
+def _fail(message, status=2):
+    message = " ".join(str(message).split()) or "failed"
+    sys.stderr.write("%s: error: %s\n" % (PROG, message))
+    return status
+
+
+def main(argv=None):
+    """Run the command line; returns the exit status."""
+    from vswapfast.benchjob import BenchError
+    from vswapfast.plot import PlotError
+    from vswapfast.replay import ReplayError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        return _fail("a command is needed: bench or replay (see '%s --help')" % PROG)
+    try:
+        return args.func(args)
+    except (UsageError, ReplayError, BenchError, PlotError) as exc:
+        return _fail(exc)
+    except MemoryError:
+        return _fail("out of memory (try a smaller trace, --events, or fewer --frames)", 1)
+    except KeyboardInterrupt:
+        return _fail("interrupted", 130)
+    except BrokenPipeError:
+        # The reader went away (| head): say nothing more on stdout.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+    except OSError as exc:
+        where = " (%s)" % exc.filename if getattr(exc, "filename", None) else ""
+        return _fail("%s%s" % (exc.strerror or exc, where))
+

@@ -1,0 +1,128 @@
+"""Figures of ``vswapfast bench --plot``, drawn with matplotlib (Agg).
+
+matplotlib is imported only here, and only when a figure is asked for, so
+the rest of the package works without it.
+"""
+
+import numpy as np
+
+
+class PlotError(Exception):
+    """The figure cannot be drawn (a one-line message for the user)."""
+
+
+def _pyplot():
+    try:
+        import matplotlib
+    except ImportError:
+        raise PlotError("--plot needs matplotlib, which is not installed "
+                        "(pip install matplotlib)") from None
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def plot_bench(results, path):
+    """Draw the results of ``run_bench`` into a PNG at ``path``."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(2, 2, figsize=(13, 9.5))
+    try:
+        _throughput(axes[0][0], results)
+        _entry_ops(axes[0][1], results)
+        _pages(axes[1][0], results)
+        _metadata(axes[1][1], results)
+        fig.suptitle("vswapfast bench: %d CPUs, Python %s%s" % (
+            results["machine"]["cpus"], results["machine"]["python"],
+            " (quick)" if results.get("quick") else ""))
+        fig.tight_layout(rect=(0, 0, 1, 0.96))
+        try:
+            fig.savefig(path, dpi=100, format="png")
+        except OSError as exc:
+            raise PlotError("cannot write the plot %s (%s)" % (path, exc.strerror or exc)) from None
+    finally:
+        plt.close(fig)
+
+
+_DESIGN_COLOURS = {"vswap": "tab:blue", "tree": "tab:red", "tree64m": "tab:orange"}
+
+
+def _throughput(ax, results):
+    counts = results["config"]["threads"]
+    for core, designs in results["batch_mops"].items():
+        for design, row in designs.items():
+            for op, style in (("store", "-"), ("load", "--")):
+                ax.plot(counts, row[op], style, marker="o" if core == "compiled" else "s",
+                        color=_DESIGN_COLOURS.get(design), alpha=1.0 if core == "compiled" else 0.5,
+                        label="%s %s %s" % (core, design, op))
+    ax.set_xticks(counts)
+    ax.set_xlabel("threads")
+    ax.set_ylabel("million entries / s (log)")
+    ax.set_yscale("log")
+    ax.set_title("batch zswap entry calls: throughput per index design")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+
+
+def _grouped_bars(ax, groups, series, values, log=False, unit=""):
+    """Bars of ``values[s][g]`` for each group and series."""
+    x = np.arange(len(groups))
+    width = 0.8 / max(1, len(series))
+    for i, name in enumerate(series):
+        heights = [values[name].get(g, np.nan) for g in groups]
+        bars = ax.bar(x + (i - (len(series) - 1) / 2) * width, heights, width, label=name)
+        for bar, h in zip(bars, heights):
+            if h == h:      # not NaN
+                ax.annotate("%.3g%s" % (h, unit), (bar.get_x() + bar.get_width() / 2, h),
+                            ha="center", va="bottom", fontsize=7)
+    ax.set_xticks(x)
+    ax.set_xticklabels(groups)
+    if log:
+        ax.set_yscale("log")
+    ax.legend(fontsize=8)
+    ax.grid(True, axis="y", alpha=0.3)
+
+
+def _entry_ops(ax, results):
+    ops = results["entry_ops_ns"]
+    impls = [i for i in ("compiled", "pure", "dict") if i in ops]
+    _grouped_bars(ax, ["store", "load", "erase"], impls, ops, log=True)
+    ax.set_ylabel("ns per operation (log)")
+    ax.set_title("zswap_entry_store / load / erase: cost per op")
+
+
+def _pages(ax, results):
+    pages = results["pages_us"]
+    values = {"raw LZ4": {"store": pages["lz4"]["compress"], "load": pages["lz4"]["decompress"]}}
+    for core in ("compiled", "pure"):
+        if core in pages:
+            values[core] = {"store": pages[core]["store"], "load": pages[core]["load"]}
+            values[core + " batch"] = {"store": pages[core]["store_many"],
+                                       "load": pages[core]["load_many"]}
+    _grouped_bars(ax, ["store", "load"], list(values), values)
+    ax.set_ylabel("us per page")
+    ax.set_title("zswap page store / load against raw LZ4 (%d pages)" % results["pages"]["count"])
+
+
+def _metadata(ax, results):
+    meta = results["metadata_bytes_per_entry"]
+    labels, desc, index = [], [], []
+    for core in ("compiled", "pure"):
+        for design, m in meta.get(core, {}).items():
+            labels.append("%s\n%s" % (core, design))
+            desc.append(m["descriptors"])
+            index.append(m["index"])
+    if "dict" in meta:
+        labels.append("bare\ndict")
+        desc.append(0.0)
+        index.append(meta["dict"]["index"])
+    x = np.arange(len(labels))
+    ax.bar(x, desc, 0.6, label="descriptors")
+    ax.bar(x, index, 0.6, bottom=desc, label="zswap index")
+    for xi, d, i in zip(x, desc, index):
+        ax.annotate("%.1f" % (d + i), (xi, d + i), ha="center", va="bottom", fontsize=7)
+    ax.set_xticks(x)
+    ax.set_xticklabels(labels, fontsize=8)
+    ax.set_ylabel("bytes per swap entry")
+    ax.set_title("metadata per swap entry holding a zswap handle")
+    ax.legend(fontsize=8)
+    ax.grid(True, axis="y", alpha=0.3)

@@ -1,0 +1,944 @@
+"""Replay a page-access trace through an LRU of resident frames into a
+virtual swap space and its zswap pool.
+
+Every event of a trace accesses one page (a key).  The pages live in ``N``
+resident frames managed as an exact LRU: an access to a page that is not
+resident is a miss; when all frames are in use, the miss evicts the least
+recently used page, which is a *swap-out*: a new swap entry is allocated in
+the ``VSwap`` and the page is stored in the ``Zswap`` pool.  A miss on a page
+that had been swapped out is a *swap-in*: the page is loaded back (from the
+pool, or from the swap file if it was written back), compared with what was
+swapped out, and its swap entry is freed.
+
+How the work is laid out
+------------------------
+1. :func:`read_trace` reads the keys (three formats, see ``FORMATS``).
+2. :func:`simulate_lru` finds every miss and every eviction of the LRU
+   without touching a page.  An access whose previous access to the same key
+   lies at most ``N`` events back is always a hit, so only the other events
+   (and the candidates for eviction) go through a Python loop; the rest is
+   numpy.  The result lists, in order, the evictions (swap-outs) and the
+   misses on swapped-out keys (swap-ins), each swap-in paired with the
+   eviction that put its page out.
+3. :func:`run_replay` does the swap work in steps of misses with the batch
+   calls (``VSwap.alloc_many``/``free_many``, ``Zswap.store_many``/
+   ``load_many``), which run in C without the GIL in the compiled core.
+   Within a step the swap-outs are stored before the swap-ins are loaded
+   (each swap-in's page was stored in its step or before); under a pool
+   limit, steps are kept small next to the number of pages swapped out, so
+   that the pool's size, and so its writeback, stay close to a sequential
+   replay's (see :func:`batch_size`).
+   With several threads each one takes the keys of one shard (the keys are
+   split into disjoint sets by a hash) and runs its shard's swap work in
+   order, all against the same space and pool.
+4. :func:`measure_floor` times the LZ4 work alone for the same run: LZ4
+   compression of every swapped-out page and decompression of every
+   swapped-in page, with python-lz4.
+"""
+
+import lzma
+import os
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Dict, Optional
+
+import numpy as np
+
+from vswapfast.batch import BATCH_CORRUPT, BATCH_EMPTY, BATCH_OK, BATCH_REJECTED, INDEX_DESIGNS
+from vswapfast.errors import NoPageError, SwapFileFullError
+from vswapfast.workload import PAGE_SIZE, PageFactory, default_trace, mix64
+
+#: Trace formats: ``keys`` (one integer key per line), ``rw`` (``ADDRESS
+#: R|W`` per line; the page is ADDRESS // 4096), ``u32be`` (a stream of
+#: big-endian unsigned 32-bit keys).  Any of them may be xz-compressed.
+FORMATS = ("auto", "keys", "rw", "u32be")
+CORES = ("compiled", "pure")
+XZ_MAGIC = b"\xfd7zXZ\x00"
+DEFAULT_CHUNK = 1024
+
+
+class ReplayError(Exception):
+    """Bad input to a replay (a trace that cannot be read, an impossible
+    setting).  The message is one line, meant for the user."""
+
+
+# -- cores --------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Core:
+    """One core's classes."""
+    name: str
+    VSwap: type
+    Zswap: type
+    SwapFile: type
+    ZswapIndex: Optional[type]
+
+
+def load_core(name):
+    """The classes of the ``compiled`` or the ``pure`` core."""
+    if name == "compiled":
+        try:
+            from vswapfast import _swapfile, _vswap, _zswap
+        except ImportError as exc:
+            raise ReplayError("the compiled core is not available (%s); build it with "
+                              "'python setup.py build_ext --inplace', or use --core pure"
+                              % exc) from None
+        try:
+            from vswapfast._zswap_index import ZswapIndex
+        except ImportError:
+            ZswapIndex = None
+        return Core("compiled", _vswap.VSwap, _zswap.Zswap, _swapfile.SwapFile, ZswapIndex)
+    if name == "pure":
+        from vswapfast import pure
+        return Core("pure", pure.VSwap, pure.Zswap, pure.SwapFile,
+                    getattr(pure, "ZswapIndex", None))
+    raise ReplayError("unknown core %r (choose from %s)" % (name, ", ".join(CORES)))
+
+
+# -- traces -------------------------------------------------------------------
+
+@dataclass
+class Trace:
+    """A page-access trace: one key per event, and which events write."""
+    keys: np.ndarray                    # uint64
+    writes: Optional[np.ndarray]        # bool, or None when the format has no writes
+    name: str
+    format: str
+
+    def __len__(self):
+        return len(self.keys)
+
+    def head(self, events):
+        """The first ``events`` events."""
+        return Trace(self.keys[:events], None if self.writes is None else self.writes[:events],
+                     self.name, self.format)
+
+
+def default_workload(events=None, keys=None, seed=None):
+    """The embedded default trace (see ``vswapfast.workload.default_trace``)."""
+    from vswapfast import workload
+    events = workload.DEFAULT_EVENTS if events is None else events
+    keys = workload.DEFAULT_KEYS if keys is None else keys
+    seed = workload.DEFAULT_SEED if seed is None else seed
+    return Trace(default_trace(events, keys, seed), None,
+                 "default workload (hot/cold, %s keys, seed %d)" % ("{:,}".format(keys), seed),
+                 "generated")
+
+
+def _parse_int(token):
+    """A non-negative key: decimal, or hex with 0x."""
+    if token[:2] in (b"0x", b"0X"):
+        value = int(token[2:], 16)
+    else:
+        value = int(token, 10)
+    if value < 0 or value >= 1 << 64:
+        raise ValueError("out of range")
+    return value
+
+
+def _text_lines(data):
+    """(line number, stripped content) of the lines that hold something."""
+    for number, line in enumerate(data.splitlines(), 1):
+        hash_at = line.find(b"#")
+        if hash_at >= 0:
+            line = line[:hash_at]
+        line = line.strip()
+        if line:
+            yield number, line
+
+
+def _show(line):
+    text = line.decode("ascii", "replace")
+    return repr(text if len(text) <= 40 else text[:37] + "...")
+
+
+def _parse_keys(data, name):
+    lines = data.splitlines()
+    while lines and not lines[-1].strip():
+        lines.pop()
+    try:
+        # The common case: every line is one decimal key.
+        keys = np.array(list(map(int, lines)), dtype=np.uint64)
+    except (ValueError, OverflowError):
+        keys = None
+    if keys is None:
+        values = []
+        for number, line in _text_lines(data):
+            parts = line.split()
+            try:
+                if len(parts) != 1:
+                    raise ValueError
+                values.append(_parse_int(parts[0]))
+            except ValueError:
+                raise ReplayError("%s:%d: expected one integer key (decimal or 0x hex), "
+                                  "got %s" % (name, number, _show(line))) from None
+        keys = np.array(values, dtype=np.uint64)
+    return keys
+
+
+def _parse_rw(data, name):
+    addresses = []
+    writes = []
+    add_address = addresses.append
+    add_write = writes.append
+    for number, line in _text_lines(data):
+        parts = line.split()
+        try:
+            if len(parts) != 2:
+                raise ValueError
+            op = parts[1].upper()
+            if op not in (b"R", b"W"):
+                raise ValueError
+            add_address(_parse_int(parts[0]))
+            add_write(op == b"W")
+        except ValueError:
+            raise ReplayError("%s:%d: expected 'ADDRESS R|W' (ADDRESS decimal or 0x hex), "
+                              "got %s" % (name, number, _show(line))) from None
+    pages = np.array(addresses, dtype=np.uint64) >> np.uint64(12)
+    return pages, np.array(writes, dtype=bool)
+
+
+def _looks_like_text(data):
+    head = data[:65536]
+    try:
+        text = head.decode("ascii")
+    except UnicodeDecodeError:
+        return False
+    return all(c.isprintable() or c in "\r\n\t\f\v" for c in text)
+
+
+def _detect(data):
+    if _looks_like_text(data):
+        for _number, line in _text_lines(data):
+            return "rw" if len(line.split()) == 2 else "keys"
+        return "keys"
+    return "u32be"
+
+
+def read_trace(path, fmt="auto"):
+    """Read a trace file (xz-compressed or not) in one of ``FORMATS``."""
+    if fmt not in FORMATS:
+        raise ReplayError("unknown trace format %r (choose from %s)" % (fmt, ", ".join(FORMATS)))
+    name = os.path.basename(path) or path
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        raise ReplayError("trace %s: no such file" % path) from None
+    except IsADirectoryError:
+        raise ReplayError("trace %s: is a directory" % path) from None
+    except OSError as exc:
+        raise ReplayError("trace %s: cannot read it (%s)" % (path, exc.strerror or exc)) from None
+    if data.startswith(XZ_MAGIC):
+        try:
+            data = lzma.decompress(data)
+        except (lzma.LZMAError, EOFError) as exc:
+            raise ReplayError("trace %s: corrupt xz data (%s)" % (path, exc)) from None
+    if fmt == "auto":
+        fmt = _detect(data)
+    writes = None
+    if fmt == "u32be":
+        if len(data) % 4:
+            raise ReplayError("trace %s: %d bytes is not a whole number of 32-bit keys "
+                              "(is it a trace?)" % (path, len(data)))
+        keys = np.frombuffer(data, dtype=">u4").astype(np.uint64)
+    elif fmt == "keys":
+        keys = _parse_keys(data, name)
+    else:
+        keys, writes = _parse_rw(data, name)
+    if len(keys) == 0:
+        raise ReplayError("trace %s has no events" % path)
+    return Trace(keys, writes, name, fmt)
+
+
+# -- the LRU ------------------------------------------------------------------
+
+@dataclass
+class LruResult:
+    """Misses and evictions of an exact LRU of ``frames`` over a trace.
+
+    The ``i``-th eviction (swap-out) is of the key last accessed at event
+    ``victim_pos[i]``; it happens at miss number ``cold_fill + i``.  The
+    ``j``-th swap-in is at miss number ``in_miss[j]`` and brings back the
+    page of eviction ``in_evict[j]``.
+    """
+    events: int
+    frames: int
+    distinct: int
+    hits: int
+    cold_misses: int
+    miss_count: int
+    cold_fill: int
+    victim_pos: np.ndarray
+    victim_keys: np.ndarray
+    victim_versions: Optional[np.ndarray]
+    in_miss: np.ndarray
+    in_evict: np.ndarray
+
+    @property
+    def swap_outs(self):
+        return len(self.victim_pos)
+
+    @property
+    def swap_ins(self):
+        return len(self.in_evict)
+
+
+def simulate_lru(trace, frames):
+    """Run ``trace`` through an LRU of ``frames`` resident pages.
+
+    The LRU holds, at any time, the ``frames`` keys with the most recent
+    last accesses: the keys whose last access comes at or after an event
+    ``b`` that moves only when a page is evicted.  So an access is a hit
+    exactly when the previous access to its key is at or after ``b``; one at
+    most ``frames`` events after that previous access always is, and only
+    the other accesses go through the loop.  A miss, once the frames are
+    full, evicts the key whose last access is the first one at or after
+    ``b`` not yet followed by a later access to its key, and ``b`` moves
+    past it.  Only a last access followed by no access to its key within
+    ``frames`` events can be that one, so the loop walks those alone.
+    """
+    keys = trace.keys
+    n = len(keys)
+    frames = int(frames)
+    if frames < 1:
+        raise ReplayError("frames must be at least 1, not %d" % frames)
+    order, sorted_keys = _sort_by_key(keys)
+    # new[i]: sorted event i is the first access to its key; new[n] closes.
+    new = np.ones(n + 1, dtype=bool)
+    np.not_equal(sorted_keys[1:], sorted_keys[:-1], out=new[1:n])
+    del sorted_keys
+    distinct = int(np.count_nonzero(new[:n]))
+    far = np.diff(order) > frames
+    # Events that may miss: first accesses, and accesses more than `frames`
+    # events after the previous access to their key.
+    maybe = new[:n].copy()
+    maybe[1:] |= far
+    at = np.flatnonzero(maybe)
+    check = order[at]
+    check_prev = np.where(new[at], -1, order[at - 1])
+    # Last accesses that may become the LRU victim: followed by no access to
+    # their key, or by one more than `frames` events later.
+    maybe = new[1:].copy()
+    maybe[:-1] |= far
+    at = np.flatnonzero(maybe)
+    cand = order[at]
+    cand_next = np.where(new[at + 1], n, order[np.minimum(at + 1, n - 1)])
+    del order, new, far, maybe, at
+    check, check_prev = _sort_pairs(check, check_prev + 1, n)
+    check_prev -= 1
+    cand, cand_next = _sort_pairs(cand, cand_next, n)
+
+    cand_list = cand.tolist()
+    cand_list.append(n)
+    cand_next_list = cand_next.tolist()
+    cand_next_list.append(1 << 62)
+    miss_p = []
+    victims = []
+    add_p, add_v = miss_p.append, victims.append
+    b = 0
+    vi = 0
+    cold = frames
+    for t, p in zip(check.tolist(), check_prev.tolist()):
+        if p >= b:
+            continue                        # a hit
+        add_p(p)
+        if cold:                            # filling free frames
+            cold -= 1
+            continue
+        while cand_next_list[vi] <= t:      # superseded by a later access
+            vi += 1
+        v = cand_list[vi]
+        add_v(v)
+        b = v + 1
+        vi += 1
+
+    miss_prev = np.array(miss_p, dtype=np.int64)
+    victim_pos = np.array(victims, dtype=np.int64)
+    swapin = np.flatnonzero(miss_prev >= 0)
+    in_evict = np.searchsorted(victim_pos, miss_prev[swapin])
+    versions = None
+    if trace.writes is not None and trace.writes.any():
+        versions = _versions(trace, victim_pos)
+    cold_misses = len(miss_prev) - len(swapin)
+    return LruResult(
+        events=n, frames=frames, distinct=distinct, hits=n - len(miss_prev),
+        cold_misses=cold_misses, miss_count=len(miss_prev),
+        cold_fill=min(frames, len(miss_prev)), victim_pos=victim_pos,
+        victim_keys=keys[victim_pos], victim_versions=versions,
+        in_miss=swapin, in_evict=in_evict)
+
+
+def _sort_pairs(first, second, n):
+    """``first`` (distinct values in [0, n)) sorted, with ``second`` (values
+    in [0, n]) kept alongside."""
+    bits = max(1, int(n).bit_length())
+    if 2 * bits <= 64:
+        packed = first.astype(np.uint64) << np.uint64(bits)
+        packed |= second.astype(np.uint64)
+        packed.sort()
+        return ((packed >> np.uint64(bits)).astype(np.int64),
+                (packed & np.uint64((1 << bits) - 1)).astype(np.int64))
+    order = np.argsort(first)
+    return first[order], second[order]
+
+
+def _sort_by_key(keys):
+    """(order, sorted keys): the events sorted by key, in time order within
+    a key.  When key and event number fit in 64 bits together, one sort of
+    ``key << bits | event`` (a plain, vectorised sort of values) does it."""
+    n = len(keys)
+    bits = max(1, int(n - 1).bit_length())
+    if n:
+        low = int(keys.min())
+        if int(keys.max()) - low < 1 << (64 - bits):
+            packed = (keys - np.uint64(low)) << np.uint64(bits)
+            packed |= np.arange(n, dtype=np.uint64)
+            packed.sort()
+            order = (packed & np.uint64((1 << bits) - 1)).astype(np.int64)
+            packed >>= np.uint64(bits)
+            return order, packed
+    order = np.argsort(keys, kind="stable")
+    return order, keys[order]
+
+
+def _versions(trace, positions):
+    """How many writes each key had up to and including each position."""
+    keys = trace.keys
+    order, sorted_keys = _sort_by_key(keys)
+    sorted_writes = trace.writes[order].astype(np.int64)
+    running = np.cumsum(sorted_writes)
+    start = np.ones(len(keys), dtype=bool)
+    start[1:] = sorted_keys[1:] != sorted_keys[:-1]
+    first = np.maximum.accumulate(np.where(start, np.arange(len(keys)), 0))
+    before = running[first] - sorted_writes[first]
+    count = np.empty(len(keys), dtype=np.int64)
+    count[order] = running - before
+    return count[positions].astype(np.uint64)
+
+
+# -- the replay -----------------------------------------------------------------
+
+@dataclass
+class ReplayConfig:
+    frames: Optional[int] = None          # None: 10% of the distinct keys
+    core: str = "compiled"
+    index: str = "vswap"
+    threads: int = 1
+    pool_limit: Optional[int] = None      # bytes; None: no limit
+    swapfile: Optional[str] = None        # None: a temporary file
+    use_swapfile: bool = True
+    swapfile_size: Optional[int] = None   # None: a slot for every distinct key
+    writeback: bool = True
+    chunk: int = DEFAULT_CHUNK
+    floor: bool = True
+
+    def check(self):
+        if self.frames is not None and self.frames < 1:
+            raise ReplayError("--frames must be at least 1, not %d" % self.frames)
+        if self.core not in CORES:
+            raise ReplayError("unknown core %r (choose from %s)" % (self.core, ", ".join(CORES)))
+        if self.index not in INDEX_DESIGNS:
+            raise ReplayError("unknown index design %r (choose from %s)"
+                              % (self.index, ", ".join(INDEX_DESIGNS)))
+        if not 1 <= self.threads <= 256:
+            raise ReplayError("--threads must be between 1 and 256, not %d" % self.threads)
+        if self.pool_limit is not None and self.pool_limit < 0:
+            raise ReplayError("--pool-limit must not be negative")
+        if not 1 <= self.chunk <= 1 << 16:
+            raise ReplayError("--chunk must be between 1 and 65536, not %d" % self.chunk)
+        if self.swapfile_size is not None and self.swapfile_size < 2 * PAGE_SIZE:
+            raise ReplayError("--swapfile-size must be at least 8 KiB")
+
+
+@dataclass
+class ReplayReport:
+    """What a replay did and how long it took (times in seconds)."""
+    trace: str
+    format: str
+    pages: str
+    core: str
+    index: str
+    threads: int
+    events: int
+    distinct_keys: int
+    frames: int
+    hits: int = 0
+    misses: int = 0
+    cold_misses: int = 0
+    swap_outs: int = 0
+    swap_ins: int = 0
+    zswap_hits: int = 0
+    swapfile_reads: int = 0
+    memory_reads: int = 0
+    zero_pages: int = 0
+    rejected: int = 0
+    rejected_to_swapfile: int = 0
+    rejected_in_memory: int = 0
+    writebacks: int = 0
+    pool_limit: Optional[int] = None
+    pool_limit_hit: int = 0
+    pool_size: int = 0
+    pool_size_peak: int = 0
+    stored_pages: int = 0
+    compressed_bytes: int = 0
+    compression_ratio: float = 0.0
+    verified: int = 0
+    mismatches: int = 0
+    first_mismatch: Optional[str] = None
+    time_read: float = 0.0
+    time_pages: float = 0.0
+    time_simulate: float = 0.0
+    time_swap: float = 0.0
+    time_core: float = 0.0
+    floor_compress: Optional[float] = None
+    floor_decompress: Optional[float] = None
+    floor_call_cost: Optional[float] = None
+    chunk: int = DEFAULT_CHUNK
+    batch: int = 0
+    swapfile: Optional[str] = None
+    lock_stats: Dict[str, int] = field(default_factory=dict)
+
+    @property
+    def time_replay(self):
+        """The LRU simulation and the swap work: the replay proper."""
+        return self.time_simulate + self.time_swap
+
+    @property
+    def floor(self):
+        if self.floor_compress is None:
+            return None
+        return self.floor_compress + self.floor_decompress
+
+    def to_dict(self):
+        out = asdict(self)
+        out["time_replay"] = self.time_replay
+        out["floor"] = self.floor
+        if self.floor:
+            out["replay_over_floor"] = self.time_replay / self.floor
+            out["swap_over_floor"] = self.time_swap / self.floor
+        return out
+
+    def format_text(self):
+        """The report as lines of text."""
+        def count(n):
+            return "{:,}".format(n)
+
+        def pct(part, whole):
+            return " (%.1f%%)" % (100.0 * part / whole) if whole else ""
+
+        def mib(n):
+            return "%.1f MiB" % (n / 1048576.0)
+
+        lines = [
+            "trace        %s [%s]: %s events, %s distinct keys" % (
+                self.trace, self.format, count(self.events), count(self.distinct_keys)),
+            "pages        %s" % self.pages,
+            "setup        core %s, index %s, %d thread%s, %s frames, pool limit %s, %s, "
+            "batches of %s misses" % (
+                self.core, self.index, self.threads, "" if self.threads == 1 else "s",
+                count(self.frames), "none" if self.pool_limit is None else mib(self.pool_limit),
+                "swap file %s" % self.swapfile if self.swapfile else "no swap file",
+                count(self.batch)),
+            "",
+            "hits         %s%s" % (count(self.hits), pct(self.hits, self.events)),
+            "misses       %s (%s cold, %s swap-ins)" % (
+                count(self.misses), count(self.cold_misses), count(self.swap_ins)),
+            "swap-outs    %s (%s zero pages%s)" % (
+                count(self.swap_outs), count(self.zero_pages),
+                ", %s rejected by the pool" % count(self.rejected) if self.rejected else ""),
+            "swap-ins     %s: %s zswap hits, %s from the swap file%s" % (
+                count(self.swap_ins), count(self.zswap_hits), count(self.swapfile_reads),
+                ", %s refused pages kept in memory" % count(self.memory_reads)
+                if self.memory_reads else ""),
+            "writebacks   %s (pool limit hit %s times)" % (
+                count(self.writebacks), count(self.pool_limit_hit)),
+            "pool         %s now, %s at most; %s pages stored, compression ratio %.2f" % (
+                mib(self.pool_size), mib(self.pool_size_peak), count(self.stored_pages),
+                self.compression_ratio),
+            "verified     %s swapped-in pages, %s" % (
+                count(self.verified),
+                "all equal to what was swapped out" if not self.mismatches
+                else "%s DIFFER (first: %s)" % (count(self.mismatches), self.first_mismatch)),
+            "",
+            "time         read %.2f s, page templates %.2f s, LRU %.2f s, swap work %.2f s "
+            "(in the core %.2f s%s)" % (self.time_read, self.time_pages, self.time_simulate,
+                                        self.time_swap, self.time_core,
+                                        ", summed over threads" if self.threads > 1 else ""),
+            "replay       %.2f s (LRU + swap work)" % self.time_replay,
+        ]
+        if self.lock_stats:
+            locks = self.lock_stats
+
+            def taken(name):
+                acquired = locks.get(name + "_lock_acquisitions", 0)
+                contended = locks.get(name + "_lock_contended", 0)
+                return "%s taken, %s contended%s" % (count(acquired), count(contended),
+                                                     pct(contended, acquired))
+            lines.insert(-3, "locks        index (%s): %s; pool LRU: %s" % (
+                self.index, taken("index"), taken("lru")))
+        if self.floor is not None:
+            lines.append(
+                "LZ4 floor    %.2f s: python-lz4 compressing %s pages %.2f s, decompressing "
+                "%s pages %.2f s" % (self.floor, count(self.swap_outs), self.floor_compress,
+                                     count(self.swap_ins), self.floor_decompress))
+            if self.floor_call_cost is not None:
+                lines.append("             (the same calls on empty input take %.2f s)"
+                             % self.floor_call_cost)
+            if self.floor > 0:
+                lines.append("vs floor     replay %.2fx, swap work %.2fx" % (
+                    self.time_replay / self.floor, self.time_swap / self.floor))
+        return lines
+
+
+def batch_size(lru, chunk, threads, pool_limit=None):
+    """Misses per batch step: ``chunk`` swap-outs for each thread; with a
+    pool limit, at most a 32nd of the pages that can be swapped out at once.
+
+    Within a step the swap-outs are stored before the swap-ins are loaded,
+    so up to a step's worth of pages are swapped out at the same time that a
+    strictly sequential replay would already have brought back.  Under a
+    pool limit, keeping the step small next to the swapped-out population
+    keeps the pool's size, and so when it writes back, close to the
+    sequential replay's.
+    """
+    step = max(1, chunk * threads)
+    if pool_limit is not None:
+        population = max(1, lru.distinct - lru.frames)
+        step = min(step, max(8, population // 32))
+    return step
+
+
+def _chunk_bounds(lru, step):
+    """Cut points, in miss numbers, every ``step`` misses."""
+    return np.arange(0, lru.miss_count + step, step)
+
+
+def _shards(lru, threads):
+    """For each shard: (its eviction numbers, its swap-in numbers)."""
+    if threads == 1:
+        return [(np.arange(lru.swap_outs), np.arange(lru.swap_ins))]
+    shard_of_evict = (mix64(lru.victim_keys) % np.uint64(threads)).astype(np.int64)
+    shard_of_in = shard_of_evict[lru.in_evict]
+    return [(np.flatnonzero(shard_of_evict == s), np.flatnonzero(shard_of_in == s))
+            for s in range(threads)]
+
+
+class _Replayer:
+    """The swap work of one replay, shared by its worker threads."""
+
+    def __init__(self, lru, factory, core, config, progress):
+        self.lru = lru
+        self.factory = factory
+        self.core = core
+        self.config = config
+        self.progress = progress
+        self.lock = threading.Lock()
+        self.entries = np.zeros(lru.swap_outs, dtype=np.uint64)
+        self.in_memory = {}
+        self.totals = dict(zswap_hits=0, swapfile_reads=0, memory_reads=0, zero_pages=0,
+                           rejected=0,
+                           rejected_to_swapfile=0, rejected_in_memory=0, verified=0,
+                           mismatches=0)
+        self.first_mismatch = None
+        self.pool_peak = 0
+        self.time_core = 0.0
+        self.errors = []
+
+    def setup(self, tmpdir, step):
+        core, config, lru = self.core, self.config, self.lru
+        self.space = core.VSwap()
+        self.swapfile = None
+        self.swapfile_path = None
+        if config.use_swapfile:
+            path = config.swapfile or os.path.join(tmpdir, "replay.swap")
+            size = config.swapfile_size
+            if size is None:
+                # A slot for every page that can be swapped out at once.
+                size = (lru.distinct + step + 2) * PAGE_SIZE
+            size = max(2 * PAGE_SIZE, size // PAGE_SIZE * PAGE_SIZE)
+            try:
+                self.swapfile = core.SwapFile(path, size)
+            except OSError as exc:
+                raise ReplayError("cannot create the swap file %s (%s)"
+                                  % (path, exc.strerror or exc)) from None
+            self.swapfile_path = config.swapfile or "(temporary)"
+        limit = config.pool_limit if config.pool_limit is not None else 1 << 62
+        self.pool = core.Zswap(self.space, self.swapfile, max_pool_bytes=limit,
+                               writeback=config.writeback, index=config.index)
+
+    def close(self):
+        self.pool.close()
+        if self.swapfile is not None:
+            self.swapfile.close()
+
+    # -- one shard's chunk ---------------------------------------------------
+
+    def _swap_out(self, ev, counts):
+        lru, pool, space = self.lru, self.pool, self.space
+        versions = None if lru.victim_versions is None else lru.victim_versions[ev]
+        pages, zero = self.factory.page_batch(lru.victim_keys[ev], versions)
+        counts["zero_pages"] += int(np.count_nonzero(zero))
+        start = time.perf_counter()
+        entries = space.alloc_many(len(ev))
+        status = pool.store_many(entries, pages)
+        counts["time_core"] += time.perf_counter() - start
+        entries = np.frombuffer(entries, dtype=np.uint64)
+        self.entries[ev] = entries
+        status = np.frombuffer(status, dtype=np.int8)
+        if not (status == BATCH_OK).all():
+            for i in np.flatnonzero(status != BATCH_OK).tolist():
+                if status[i] != BATCH_REJECTED:
+                    raise RuntimeError("storing swap entry %#x failed (status %d)"
+                                       % (entries[i], status[i]))
+                self._rejected(int(entries[i]), pages[i], counts)
+
+    def _rejected(self, entry, page, counts):
+        """A page the pool refused goes straight to the swap file, as the
+        kernel's swap-out does; without one it stays in memory."""
+        counts["rejected"] += 1
+        if self.swapfile is not None:
+            try:
+                slot = self.swapfile.alloc_slot()
+            except SwapFileFullError:
+                pass
+            else:
+                self.swapfile.write(slot, page)
+                self.space.set_slot(entry, slot)
+                counts["rejected_to_swapfile"] += 1
+                return
+        self.in_memory[entry] = page.copy()
+        counts["rejected_in_memory"] += 1
+
+    def _swap_in(self, ins, counts):
+        lru, pool, space = self.lru, self.pool, self.space
+        evs = lru.in_evict[ins]
+        entries = self.entries[evs]
+        out = np.empty((len(ins), PAGE_SIZE), dtype=np.uint8)
+        start = time.perf_counter()
+        status = np.frombuffer(pool.load_many(entries, out), dtype=np.int8)
+        ok = status == BATCH_OK
+        counts["zswap_hits"] += int(np.count_nonzero(ok))
+        lost = []
+        if not ok.all():
+            for i in np.flatnonzero(~ok).tolist():
+                entry = int(entries[i])
+                if status[i] == BATCH_EMPTY:
+                    page = self.in_memory.pop(entry, None)
+                    if page is not None:
+                        out[i] = page
+                        counts["memory_reads"] += 1
+                        continue
+                    try:
+                        pool.read(entry, out[i])
+                        counts["swapfile_reads"] += 1
+                        continue
+                    except NoPageError:
+                        pass
+                lost.append((i, "corrupt in the pool" if status[i] == BATCH_CORRUPT
+                             else "no page anywhere"))
+        counts["time_core"] += time.perf_counter() - start
+        # Verify: each page must equal the page that was swapped out.
+        versions = None if lru.victim_versions is None else lru.victim_versions[evs]
+        expected, _zero = self.factory.page_batch(lru.victim_keys[evs], versions)
+        if lost or not np.array_equal(out.view(np.uint64), expected.view(np.uint64)):
+            differ = (out.view(np.uint64) != expected.view(np.uint64)).any(axis=1)
+            differ[[i for i, _reason in lost]] = True
+            bad = np.flatnonzero(differ)
+            counts["mismatches"] += len(bad)
+            if self.first_mismatch is None:
+                i = int(bad[0])
+                reason = dict(lost).get(i, "the page differs")
+                self.first_mismatch = "key %d, swap entry %#x: %s" % (
+                    lru.victim_keys[evs[i]], entries[i], reason)
+        counts["verified"] += len(ins)
+        start = time.perf_counter()
+        status = np.frombuffer(space.free_many(entries), dtype=np.int8)
+        counts["time_core"] += time.perf_counter() - start
+        if not (status == BATCH_OK).all():
+            raise RuntimeError("freeing swapped-in entries failed")
+
+    def work(self, shard, evs, ins, bounds):
+        try:
+            counts = dict.fromkeys(self.totals, 0)
+            counts["time_core"] = 0.0
+            ev_miss = self.lru.cold_fill + evs
+            in_miss = self.lru.in_miss[ins]
+            ev_cut = np.searchsorted(ev_miss, bounds)
+            in_cut = np.searchsorted(in_miss, bounds)
+            chunks = len(bounds) - 1
+            for c in range(chunks):
+                if self.errors:
+                    return
+                ev = evs[ev_cut[c]:ev_cut[c + 1]]
+                if len(ev):
+                    self._swap_out(ev, counts)
+                    if shard == 0:          # the pool is at its largest now
+                        size = self.pool.stats()["pool_total_size"]
+                        if size > self.pool_peak:
+                            self.pool_peak = size
+                part = ins[in_cut[c]:in_cut[c + 1]]
+                if len(part):
+                    self._swap_in(part, counts)
+                if shard == 0 and self.progress is not None:
+                    self.progress((c + 1) / chunks)
+            with self.lock:
+                self.time_core += counts.pop("time_core")
+                for key, value in counts.items():
+                    self.totals[key] += value
+        except BaseException as exc:
+            self.errors.append(exc)
+
+
+def run_replay(trace, config, factory=None, progress=None, time_read=0.0, time_pages=0.0):
+    """Replay ``trace`` as ``config`` says; returns a :class:`ReplayReport`.
+
+    ``progress``, if given, is called as ``progress(fraction, label)`` as
+    the swap work and the floor go on (from one thread).  ``time_read`` and
+    ``time_pages`` are the seconds the caller took to read the trace and
+    make ``factory``, for the report.
+    """
+    config.check()
+    core = load_core(config.core)
+    if factory is None:
+        start = time.perf_counter()
+        factory = PageFactory.synthetic()
+        time_pages = time.perf_counter() - start
+    share = 0.6 if config.floor else 1.0
+
+    def swap_progress(fraction):
+        progress(fraction * share, "swap work")
+
+    def floor_progress(fraction):
+        progress(share + fraction * (1 - share), "LZ4 floor")
+
+    start = time.perf_counter()
+    frames = config.frames
+    if frames is None:
+        frames = max(1, len(np.unique(trace.keys)) // 10)
+    lru = simulate_lru(trace, frames)
+    time_simulate = time.perf_counter() - start
+
+    report = ReplayReport(
+        trace=trace.name, format=trace.format, pages=factory.describe(), core=core.name,
+        index=config.index, threads=config.threads, events=lru.events,
+        distinct_keys=lru.distinct, frames=frames, hits=lru.hits, misses=lru.miss_count,
+        cold_misses=lru.cold_misses, swap_outs=lru.swap_outs, swap_ins=lru.swap_ins,
+        pool_limit=config.pool_limit, chunk=config.chunk, time_read=time_read,
+        time_pages=time_pages, time_simulate=time_simulate)
+
+    step = batch_size(lru, config.chunk, config.threads, config.pool_limit)
+    report.batch = step
+    with tempfile.TemporaryDirectory(prefix="vswapfast-") as tmpdir:
+        replayer = _Replayer(lru, factory, core, config,
+                             swap_progress if progress is not None else None)
+        replayer.setup(tmpdir, step)
+        report.swapfile = replayer.swapfile_path
+        try:
+            shards = _shards(lru, config.threads)
+            bounds = _chunk_bounds(lru, step)
+            start = time.perf_counter()
+            if config.threads == 1:
+                replayer.work(0, shards[0][0], shards[0][1], bounds)
+            else:
+                workers = [threading.Thread(target=replayer.work, args=(s, evs, ins, bounds),
+                                            name="replay-%d" % s, daemon=True)
+                           for s, (evs, ins) in enumerate(shards)]
+                for w in workers:
+                    w.start()
+                try:
+                    for w in workers:
+                        w.join()
+                except BaseException as exc:        # interrupted: stop the others
+                    replayer.errors.append(exc)
+                    for w in workers:
+                        w.join()
+                    raise
+            report.time_swap = time.perf_counter() - start
+            if replayer.errors:
+                raise replayer.errors[0]
+            stats = replayer.pool.stats()
+            for key, value in replayer.totals.items():
+                setattr(report, key, value)
+            report.first_mismatch = replayer.first_mismatch
+            report.time_core = replayer.time_core
+            report.writebacks = stats["written_back_pages"]
+            report.pool_limit_hit = stats["pool_limit_hit"]
+            report.pool_size = stats["pool_total_size"]
+            report.pool_size_peak = max(replayer.pool_peak, stats["pool_total_size"])
+            report.stored_pages = stats["stored_pages"]
+            report.compressed_bytes = stats["compressed_bytes"]
+            report.compression_ratio = stats["compression_ratio"]
+            report.lock_stats = {k: stats[k] for k in (
+                "index_lock_acquisitions", "index_lock_contended",
+                "lru_lock_acquisitions", "lru_lock_contended") if k in stats}
+        finally:
+            replayer.close()
+
+    if config.floor:
+        report.floor_compress, report.floor_decompress = measure_floor(
+            lru, factory, step, floor_progress if progress is not None else None)
+        report.floor_call_cost = floor_call_cost(lru.swap_outs, lru.swap_ins)
+    return report
+
+
+def measure_floor(lru, factory, step=DEFAULT_CHUNK, progress=None):
+    """Seconds python-lz4 takes to compress every swapped-out page and to
+    decompress every swapped-in page of ``lru``'s run, in the same order
+    and steps of ``step`` misses as the replay; making the pages is not
+    timed."""
+    import lz4.block
+    compress = lz4.block.compress
+    decompress = lz4.block.decompress
+    blocks = {}
+    t_compress = 0.0
+    t_decompress = 0.0
+    bounds = _chunk_bounds(lru, step)
+    ev_cut = np.searchsorted(lru.cold_fill + np.arange(lru.swap_outs), bounds)
+    in_cut = np.searchsorted(lru.in_miss, bounds)
+    perf_counter = time.perf_counter
+    for c in range(len(bounds) - 1):
+        lo, hi = int(ev_cut[c]), int(ev_cut[c + 1])
+        if hi > lo:
+            versions = None if lru.victim_versions is None else lru.victim_versions[lo:hi]
+            pages, _zero = factory.page_batch(lru.victim_keys[lo:hi], versions)
+            view = memoryview(pages).cast("B")
+            rows = [view[i:i + PAGE_SIZE] for i in range(0, len(view), PAGE_SIZE)]
+            start = perf_counter()
+            out = [compress(row, store_size=False) for row in rows]
+            t_compress += perf_counter() - start
+            blocks.update(zip(range(lo, hi), out))
+        lo, hi = int(in_cut[c]), int(in_cut[c + 1])
+        if hi > lo:
+            todo = [blocks.pop(e) for e in lru.in_evict[lo:hi].tolist()]
+            start = perf_counter()
+            for block in todo:
+                decompress(block, uncompressed_size=PAGE_SIZE)
+            t_decompress += perf_counter() - start
+        if progress is not None:
+            progress((c + 1) / (len(bounds) - 1))
+    return t_compress, t_decompress
+
+
+def floor_call_cost(compressions, decompressions, sample=100_000):
+    """Seconds the floor's loops would take on empty input: what of the
+    floor is the Python loop and python-lz4's call, not LZ4 on pages."""
+    import lz4.block
+    compress = lz4.block.compress
+    decompress = lz4.block.decompress
+    empty = b""
+    block = compress(empty, store_size=False)
+    n = max(1, min(sample, compressions))
+    rows = [empty] * n
+    start = time.perf_counter()
+    [compress(row, store_size=False) for row in rows]
+    per_compress = (time.perf_counter() - start) / n
+    n = max(1, min(sample, decompressions))
+    blocks = [block] * n
+    start = time.perf_counter()
+    for b in blocks:
+        decompress(b, uncompressed_size=1)
+    per_decompress = (time.perf_counter() - start) / n
+    return per_compress * compressions + per_decompress * decompressions
