@@ -123,6 +123,19 @@ ctypedef struct vswap_space:
     slot_release_fn slot_release
     range_freed_fn range_freed   # after a free, for pools that index entries elsewhere
 
+cdef extern from "vswap_sync.h" nogil:
+    void vswap_store_relaxed_i32 "vswap_store_relaxed"(int32_t *p, int32_t v)
+
+
+cdef inline void vswap_counter_add(int32_t *counter, int32_t delta) noexcept nogil:
+    """Change a cluster counter (count, nr_zswap) under the cluster lock.
+
+    Walkers (len, zswap_empty) read these without the lock; a relaxed atomic
+    store makes that read well defined at no cost.
+    """
+    vswap_store_relaxed_i32(counter, counter[0] + delta)
+
+
 cdef inline void vswap_cluster_lock(vswap_cluster *cluster) noexcept nogil:
     """Take a cluster's spinlock, counting a failed first try as contention.
 

@@ -350,7 +350,7 @@ cdef void take_chunk(vswap_space *vs, vswap_cluster *c, uint32_t start, uint32_t
         desc.slot.val = 0
         desc.zswap_entry = NULL
         desc.cache.swap_cache = folio
-    c.count += nr
+    vswap_counter_add(&c.count, nr)
 
 
 cdef int alloc_from_cached(vswap_space *vs, int thread, int order, void *folio,
@@ -406,8 +406,8 @@ cdef void cluster_install(vswap_space *vs, vswap_cluster *c, uint32_t id, int or
     vswap_cluster_lock(c)
     store_relaxed_u32(&c.id, id)
     c.order = order
-    c.count = 0
-    c.nr_zswap = 0
+    vswap_store_relaxed_i32(&c.count, 0)
+    vswap_store_relaxed_i32(&c.nr_zswap, 0)
     c.refcnt = 1
     c.full = 0
     for w in range(VSWAP_BITMAP_WORDS):
@@ -595,7 +595,7 @@ cdef int free_locked(vswap_space *vs, vswap_cluster *c, swp_desc *desc, uint32_t
             owned[nowned] = desc[i].zswap_entry
             nowned += 1
         if desc[i].zswap_entry != NULL:
-            c.nr_zswap -= 1
+            vswap_counter_add(&c.nr_zswap, -1)
         if desc[i].slot.val != 0 and slot_release != NULL:
             slots[nslots] = desc[i].slot.val
             nslots += 1
@@ -604,7 +604,7 @@ cdef int free_locked(vswap_space *vs, vswap_cluster *c, swp_desc *desc, uint32_t
             nobjs += 1
     memset(desc, 0, n * sizeof(swp_desc))
     bitmap_assign(c, start, n, False)
-    c.count -= n
+    vswap_counter_add(&c.count, -<int32_t>n)
     put = c.count == 0 or c.full
     if range_freed != NULL:
         # Under the cluster lock (which comes before the tree locks), so that
@@ -671,7 +671,7 @@ cdef Py_ssize_t zswap_store_many(void *ctx, const uint64_t *vals, const uint64_t
         z = desc.zswap_entry
         desc.zswap_entry = handle_field(handles[i])
         if z == NULL:
-            c.nr_zswap += 1
+            vswap_counter_add(&c.nr_zswap, 1)
             status[i] = BATCH_EMPTY
         elif vswap_zswap_is_handle(z):
             if old != NULL:
@@ -719,7 +719,7 @@ cdef Py_ssize_t zswap_load_erase_many(void *ctx, const uint64_t *vals, Py_ssize_
             ndisplaced += 1
         if erase:
             desc.zswap_entry = NULL
-            c.nr_zswap -= 1
+            vswap_counter_add(&c.nr_zswap, -1)
     if c != NULL:
         vswap_cluster_unlock(c)
     return ndisplaced
@@ -1134,7 +1134,7 @@ cdef void vswap_zswap_drain(vswap_space *vs) noexcept nogil:
                 owned[n] = z
                 n += 1
                 c.descriptors[i].zswap_entry = NULL
-                c.nr_zswap -= 1
+                vswap_counter_add(&c.nr_zswap, -1)
         vswap_cluster_unlock(c)
         for k in range(n):
             vs.zswap_release(vs.zswap_owner, owned[k])
@@ -1324,7 +1324,7 @@ cdef class VSwap:
         desc = desc_lock(self.vs, val, &c)
         old = desc.zswap_entry
         if old == NULL:
-            c.nr_zswap += 1
+            vswap_counter_add(&c.nr_zswap, 1)
         elif vswap_zswap_is_pool(old):
             zswap_peek(self.vs, val, old, &info)
         Py_INCREF(zentry)
@@ -1365,7 +1365,7 @@ cdef class VSwap:
         cdef zswap_entry_info info
         desc.zswap_entry = NULL
         if old != NULL:
-            c.nr_zswap -= 1
+            vswap_counter_add(&c.nr_zswap, -1)
             if vswap_zswap_is_pool(old):
                 zswap_peek(self.vs, val, old, &info)
         vswap_cluster_unlock(c)

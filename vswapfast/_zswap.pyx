@@ -42,7 +42,7 @@ from vswapfast._vswap cimport (
     VSwap, vswap_space, vswap_cluster, swp_desc, zswap_entry_info,
     vswap_cluster_lookup_lock, vswap_cluster_unlock, vswap_iter, vswap_desc_allocated,
     vswap_zswap_is_object, vswap_zswap_is_pool, vswap_cache_is_folio,
-    vswap_check_range, vswap_zswap_drain,
+    vswap_check_range, vswap_zswap_drain, vswap_counter_add,
     pthread_spinlock_t, pthread_spin_init, pthread_spin_destroy, pthread_spin_trylock,
     pthread_spin_lock, pthread_spin_unlock, PTHREAD_PROCESS_PRIVATE,
     VSWAP_ZSWAP_NATIVE, VSWAP_ZSWAP_ZERO, VSWAP_CLUSTER_MAX,
@@ -73,6 +73,7 @@ cdef extern from "vswap_sync.h" nogil:
     int32_t ref_put "vswap_ref_put"(int32_t *p)
     int vswap_this_thread()
     uint64_t load_u64 "vswap_load_relaxed"(uint64_t *p)
+    zswap_tree *load_tree "vswap_load_acquire"(zswap_tree **p)
 
 DEF PAGE = 4096
 PAGE_SIZE = PAGE
@@ -384,9 +385,9 @@ cdef inline void zslot_set(zslot *z, void *value) noexcept nogil:
         zswap_tree_set(z.tree, z.key, z.slot, value)
         return
     if z.slot[0] == NULL and value != NULL:
-        z.cluster.nr_zswap += 1
+        vswap_counter_add(&z.cluster.nr_zswap, 1)
     elif z.slot[0] != NULL and value == NULL:
-        z.cluster.nr_zswap -= 1
+        vswap_counter_add(&z.cluster.nr_zswap, -1)
     z.slot[0] = value
 
 
@@ -634,7 +635,7 @@ cdef int writeback_entry(zswap_pool *p, zswap_entry *e) noexcept nogil:
         if p.ix == NULL:
             if desc.zswap_entry == entry_tag(e):
                 desc.zswap_entry = NULL
-                c.nr_zswap -= 1
+                vswap_counter_add(&c.nr_zswap, -1)
                 done = True
         else:
             t = zswap_index_tree(p.ix, e.swpentry, False)
@@ -766,7 +767,7 @@ cdef int erase_range(zswap_pool *p, uint64_t val, uint32_t nr, void **olds) noex
             olds[n] = desc.zswap_entry
             n += 1
             desc.zswap_entry = NULL
-            c.nr_zswap -= 1
+            vswap_counter_add(&c.nr_zswap, -1)
     vswap_cluster_unlock(c)
     return n
 
@@ -1451,7 +1452,7 @@ cdef class Zswap:
             s = self.space.stats()
             return s["lock_acquisitions"], s["lock_contended"]
         for n in range(p.ix.nr_trees):
-            t = p.ix.trees[n]
+            t = load_tree(&p.ix.trees[n])
             if t != NULL:
                 acq += load_u64(&t.lock_acquisitions)
                 cont += load_u64(&t.lock_contended)

@@ -38,6 +38,7 @@ cdef extern from "vswap_sync.h" nogil:
     void store_tree "vswap_store_release"(zswap_tree **p, zswap_tree *v)
     int64_t load_i64 "vswap_load_relaxed"(int64_t *p)
     uint64_t load_u64 "vswap_load_relaxed"(uint64_t *p)
+    void store_u64 "vswap_store_relaxed"(uint64_t *p, uint64_t v)
 
 if TREE64M_ENTRIES != 1 << TREE64M_SHIFT:
     raise ImportError("vswapfast.batch does not match the compiled tree64m split")
@@ -53,8 +54,9 @@ cdef void zswap_tree_lock(zswap_tree *t) noexcept nogil:
     """Take a tree lock, counting contention as the cluster locks do."""
     if pthread_spin_trylock(&t.lock) != 0:
         pthread_spin_lock(&t.lock)
-        t.lock_contended += 1
-    t.lock_acquisitions += 1
+        store_u64(&t.lock_contended, t.lock_contended + 1)
+    # Atomic stores: stats() reads the counters without the lock.
+    store_u64(&t.lock_acquisitions, t.lock_acquisitions + 1)
 
 
 cdef void zswap_tree_unlock(zswap_tree *t) noexcept nogil:
