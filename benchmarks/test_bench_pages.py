@@ -57,7 +57,9 @@ def test_page_store(benchmark, impl):
             store(entry, page)
 
     benchmark(run)
-    assert pool.stats()["stored_pages"] + pool.stats()["zero_pages"] == N
+    # Without a swap file an incompressible page is refused, and counted.
+    stats = pool.stats()
+    assert stats["stored_pages"] + stats["zero_pages"] + stats["reject_compress_poor"] >= N
 
 
 @pytest.mark.parametrize("impl", ["compiled", "pure", "lz4"])
@@ -76,8 +78,7 @@ def test_page_load(benchmark, impl):
         return
     space, pool, entries = make_pool(impl)
     pool.exclusive_loads = False       # every round loads the same pages
-    for entry, page in zip(entries, PAGES):
-        pool.store(entry, page)
+    stored = [pool.store(entry, page) for entry, page in zip(entries, PAGES)]
     load = pool.load
     out = bytearray(4096)
 
@@ -86,7 +87,8 @@ def test_page_load(benchmark, impl):
             load(entry, out)
 
     benchmark(run)
-    assert pool.load(entries[0]) == PAGES[0]
+    first = stored.index(True)
+    assert pool.load(entries[first]) == PAGES[first]
 
 
 @pytest.mark.parametrize("threads", [1, 2])
@@ -126,4 +128,4 @@ def test_page_store_threads(benchmark, threads):
         barrier.wait()
         for w in workers:
             w.join()
-    assert len(pool) == N * threads
+    assert len(pool) + pool.stats()["reject_compress_poor"] >= N * threads

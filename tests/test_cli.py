@@ -18,16 +18,26 @@ import pytest
 
 from vswapfast.replay import Trace, simulate_lru
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+import vswapfast
+
+# The vswapfast the tests import (installed, or built in a tree on the path):
+# the command runs from there, so a source tree without the built extension
+# can never shadow it.
+PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(vswapfast.__file__)))
+
+
+def command_env():
+    env = dict(os.environ)
+    env["PYTHONPATH"] = PACKAGE_PARENT + os.pathsep + env.get("PYTHONPATH", "")
+    env.pop("VSWAPFAST_PURE", None)
+    return env
 
 
 def vswapfast(*args, check=True):
     """Run the command; returns the CompletedProcess."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
-    env.pop("VSWAPFAST_PURE", None)
     proc = subprocess.run([sys.executable, "-m", "vswapfast"] + [str(a) for a in args],
-                          capture_output=True, text=True, env=env, timeout=120)
+                          capture_output=True, text=True, env=command_env(),
+                          cwd=PACKAGE_PARENT, timeout=120)
     if check:
         assert proc.returncode == 0, proc.stderr
     return proc
@@ -121,8 +131,9 @@ def test_help_explains_every_option(command, options):
 
 
 def test_console_script_is_declared():
-    import tomllib
-    with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
+    tomllib = pytest.importorskip("tomllib")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with open(os.path.join(root, "pyproject.toml"), "rb") as f:
         project = tomllib.load(f)["project"]
     assert project["scripts"]["vswapfast"] == "vswapfast.cli:main"
 
@@ -166,8 +177,8 @@ def test_bench_quick_writes_json_and_png(tmp_path):
 def test_plot_without_matplotlib_is_one_line(tmp_path):
     code = ("import sys; sys.modules['matplotlib'] = None; from vswapfast.cli import main; "
             "sys.exit(main(['bench', '--quick', '--plot', %r]))" % str(tmp_path / "b.png"))
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=command_env(), cwd=PACKAGE_PARENT)
     assert proc.returncode == 2
     assert proc.stderr.startswith("vswapfast: error: --plot needs matplotlib")
     assert len(proc.stderr.splitlines()) == 1
