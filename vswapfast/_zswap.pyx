@@ -1489,3 +1489,34 @@ cdef class Zswap:
             done = True
         zslot_unlock(&z)
         return done
+
+    def _block(self, entry):
+        """Test hook: the LZ4 block stored for ``entry``, as bytes, or None
+        (no pool entry with compressed data)."""
+        cdef zswap_pool *p = self._pool()
+        cdef uint64_t val = self._one_entry(entry)
+        cdef zslot z
+        cdef zswap_entry *e = NULL
+        if zslot_lock(p, val, &z, False) != ZSLOT_LOCKED:
+            return None
+        if is_native(z.slot[0]) and not entry_untag(z.slot[0]).incompressible:
+            e = entry_untag(z.slot[0])
+            ref_get(&e.refs)
+        zslot_unlock(&z)
+        if e == NULL:
+            return None
+        try:
+            return PyBytes_FromStringAndSize(zs_obj(p, e.zspage, e.obj), e.length)
+        finally:
+            entry_put(p, e)
+
+    @staticmethod
+    def _decompress_block(block):
+        """Test hook: decompress an LZ4 block made elsewhere with this core's
+        LZ4 (the system's liblz4), to one page."""
+        cdef const unsigned char[::1] data = block
+        cdef bytes page = PyBytes_FromStringAndSize(NULL, PAGE)
+        if data.shape[0] == 0 or LZ4_decompress_safe(<const char *>&data[0], PyBytes_AS_STRING(page),
+                                                     <int>data.shape[0], PAGE) != PAGE:
+            raise ZswapDecompressError("the block does not decompress to one page")
+        return page

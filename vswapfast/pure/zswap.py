@@ -1548,20 +1548,13 @@ class Zswap:
 
     # -- test hook ---------------------------------------------------------------------------
 
-    def _corrupt(self, entry):
-        """Test hook: make the compressed data of ``entry`` undecodable.
-
-        Overwrites the entry's pool object with 0xFF bytes: a literal run
-        longer than the block, which no LZ4 decoder accepts, so loading or
-        reading the entry afterwards fails with ``ZswapDecompressError``.
-        Nothing is done for an entry without compressed data (no zswap
-        entry, ZERO, an object that is not the pool's, or a page stored raw,
-        whose wrong bytes nothing could detect, as in the kernel).
+    def _pinned_block(self, entry):
+        """The pool entry of ``entry`` that holds LZ4 data, pinned, or None
+        (no zswap entry, ZERO, an object that is not the pool's, or a page
+        stored raw).
 
         Context: the cluster lock (with a tree index, the tree lock) and the
-        LRU lock to pin the entry; no lock while writing.
-
-        Return: True if the data was overwritten, False if there was none.
+        LRU lock to pin the entry.
         """
         self._check_open()
         if type(entry) is not int:
@@ -1571,23 +1564,61 @@ class Zswap:
             try:
                 obj = cluster.zswap_entry[index]
                 if type(obj) is not _ZswapEntry or obj.incompressible:
-                    return False
+                    return None
                 self._pin(obj)
             finally:
                 cluster.lock.release()
-        else:
-            self._space._check_range_unlocked(entry, 1)
-            obj = self._tree_get_pinned(entry)
-            if type(obj) is not _ZswapEntry:
-                return False
-            if obj.incompressible:
-                self._put(obj)
-                return False
+            return obj
+        self._space._check_range_unlocked(entry, 1)
+        obj = self._tree_get_pinned(entry)
+        if type(obj) is not _ZswapEntry:
+            return None
+        if obj.incompressible:
+            self._put(obj)
+            return None
+        return obj
+
+    def _corrupt(self, entry):
+        """Test hook: make the compressed data of ``entry`` undecodable.
+
+        Overwrites the entry's pool object with 0xFF bytes: a literal run
+        longer than the block, which no LZ4 decoder accepts, so loading or
+        reading the entry afterwards fails with ``ZswapDecompressError``.
+        Nothing is done for an entry without compressed data (as in the
+        kernel, wrong bytes of a raw page could not be detected).
+
+        Return: True if the data was overwritten, False if there was none.
+        """
+        obj = self._pinned_block(entry)
+        if obj is None:
+            return False
         try:
             obj.data()[:] = b"\xff" * obj.length
         finally:
             self._put(obj)
         return True
+
+    def _block(self, entry):
+        """Test hook: the LZ4 block stored for ``entry``, as bytes, or None."""
+        obj = self._pinned_block(entry)
+        if obj is None:
+            return None
+        try:
+            return obj.data().tobytes()
+        finally:
+            self._put(obj)
+
+    @staticmethod
+    def _decompress_block(block):
+        """Test hook: decompress an LZ4 block made elsewhere with this core's
+        LZ4, to one page; ``ZswapDecompressError`` if it is not one."""
+        try:
+            page = lz4.block.decompress(block, uncompressed_size=PAGE_SIZE)
+        except lz4.block.LZ4BlockError:
+            page = None
+        if page is None or len(page) != PAGE_SIZE:
+            raise ZswapDecompressError("the block does not decompress to one page")
+        return page
 
     # -- introspection -----------------------------------------------------------------------
 
