@@ -10,7 +10,7 @@ import pytest
 
 from vswapfast.errors import (InvalidEntryError, SwapCacheError,
                               SwapFullError, VSwapError, bad_entry_message)
-from vswap_support import (Index, Token, assert_same_snapshot, numpy,
+from vswap_support import (BAD_ENTRY_TYPES, Index, Token, assert_same_snapshot, numpy,
                            snapshot)
 
 
@@ -95,8 +95,6 @@ RANGE_METHODS = {
     "swap_cache_clear_shadow": lambda s, e, nr: s.swap_cache_clear_shadow(e, nr),
 }
 
-BAD_ENTRY_TYPES = [1.0, 8.0, True, False, None, "8", b"8", [8], (8,),
-                   Fraction(8), 8j, object()]
 
 BAD_ENTRY_VALUES = [
     (0, "zero"),

@@ -2,7 +2,6 @@
 that a call that raises changes nothing (stats, descriptors, swap file and
 page contents)."""
 
-from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -12,7 +11,7 @@ from vswapfast.errors import (InvalidEntryError, NoPageError,
                               ZswapDecompressError, VSwapError,
                               bad_entry_message)
 from vswapfast.zswap_entry import ZswapEntryView
-from vswap_support import Index, Token
+from vswap_support import BAD_ENTRY_TYPES, Index, Token
 from zswap_support import (PAGE_SIZE, ZERO_PAGE, assert_same_pool_snapshot,
                            check_pool_consistency, pool_snapshot, random_page,
                            seeded, text_pages)
@@ -109,8 +108,6 @@ ENTRY_METHODS = {
     "invalidate-range": lambda p, e: p.invalidate(e, 2),
 }
 
-BAD_ENTRY_TYPES = [1.0, 8.0, True, False, None, "8", b"8", [8], (8,),
-                   Fraction(8), 8j, object()]
 
 BAD_ENTRY_VALUES = [
     (0, "zero"),

@@ -2,6 +2,7 @@
 
 import queue
 import threading
+from fractions import Fraction
 
 try:
     import numpy
@@ -153,3 +154,9 @@ class Worker:
     def close(self):
         self._queue.put(None)
         self._thread.join(60)
+
+
+#: Swap entry arguments of every wrong type; both cores refuse each with
+#: TypeError before looking at anything else.
+BAD_ENTRY_TYPES = [1.0, 8.0, True, False, None, "8", b"8", [8], (8,),
+                   Fraction(8), 8j, object()]

@@ -180,6 +180,40 @@ cdef inline bint vswap_zswap_is_pool(void *zswap_entry) noexcept nogil:
         or zswap_entry == <void *>VSWAP_ZSWAP_ZERO
 
 
+# Statuses of the batch calls (the same numbers as vswapfast.batch).
+cdef enum:
+    BATCH_OK = 0
+    BATCH_EMPTY = 1
+    BATCH_FOREIGN = 2
+    BATCH_REJECTED = 3
+    BATCH_INVALID = -1
+    BATCH_BAD_HANDLE = -2
+    BATCH_CORRUPT = -3
+
+cdef inline void *vswap_handle_field(uint64_t handle) noexcept nogil:
+    """A batch handle as the zswap_entry field holds it."""
+    return <void *>((<uintptr_t>handle << 2) | VSWAP_ZSWAP_HANDLE)
+
+
+cdef inline Py_ssize_t vswap_batch_displaced(void *z, Py_ssize_t i, uint64_t *old,
+                                             signed char *status, void **displaced,
+                                             Py_ssize_t ndisplaced) noexcept nogil:
+    """Record what a batch store displaced from entry ``i``: nothing, a handle
+    (into ``old``), or another entry (into ``displaced``, for the caller to
+    release).  Returns the new count of displaced entries."""
+    if z == NULL:
+        status[i] = BATCH_EMPTY
+    elif vswap_zswap_is_handle(z):
+        if old != NULL:
+            old[i] = <uintptr_t>z >> 2
+        status[i] = BATCH_OK
+    else:
+        displaced[ndisplaced] = z
+        ndisplaced += 1
+        status[i] = BATCH_FOREIGN
+    return ndisplaced
+
+
 # Lookup, usable from other Cython code without the GIL.
 cdef vswap_cluster *vswap_cluster_lookup_lock(vswap_space *vs, uint64_t id) noexcept nogil
 cdef swp_desc *vswap_iter(vswap_space *vs, vswap_cluster **cluster, uint64_t val) noexcept nogil
@@ -219,16 +253,6 @@ cdef uint64_t vswap_check_range(VSwap space, object entry, object nr) except 0
 # Drop every pool-owned zswap entry (native and ZERO) of the space, handing
 # each to zswap_release.  Locks: map_lock briefly, then one cluster at a time.
 cdef void vswap_zswap_drain(vswap_space *vs) noexcept nogil
-
-# Statuses of the batch calls (the same numbers as vswapfast.batch).
-cdef enum:
-    BATCH_OK = 0
-    BATCH_EMPTY = 1
-    BATCH_FOREIGN = 2
-    BATCH_REJECTED = 3
-    BATCH_INVALID = -1
-    BATCH_BAD_HANDLE = -2
-    BATCH_CORRUPT = -3
 
 # An integer buffer seen as uint64 values: the buffer itself when its items
 # are 8-byte integers, else a converted copy.  Negative values wrap to huge

@@ -643,10 +643,6 @@ cdef swp_desc *range_lock_nogil(vswap_space *vs, uint64_t val, uint32_t nr,
 # Batch calls: loops over arrays of entries, with no GIL.
 # ---------------------------------------------------------------------------
 
-cdef inline void *handle_field(uint64_t handle) noexcept nogil:
-    return <void *>((<uintptr_t>handle << 2) | VSWAP_ZSWAP_HANDLE)
-
-
 cdef Py_ssize_t zswap_store_many(void *ctx, const uint64_t *vals, const uint64_t *handles,
                                  Py_ssize_t n, uint64_t *old, signed char *status,
                                  void **displaced) noexcept nogil:
@@ -669,18 +665,10 @@ cdef Py_ssize_t zswap_store_many(void *ctx, const uint64_t *vals, const uint64_t
             status[i] = BATCH_INVALID
             continue
         z = desc.zswap_entry
-        desc.zswap_entry = handle_field(handles[i])
+        desc.zswap_entry = vswap_handle_field(handles[i])
         if z == NULL:
             vswap_counter_add(&c.nr_zswap, 1)
-            status[i] = BATCH_EMPTY
-        elif vswap_zswap_is_handle(z):
-            if old != NULL:
-                old[i] = <uintptr_t>z >> 2
-            status[i] = BATCH_OK
-        else:
-            displaced[ndisplaced] = z
-            ndisplaced += 1
-            status[i] = BATCH_FOREIGN
+        ndisplaced = vswap_batch_displaced(z, i, old, status, displaced, ndisplaced)
     if c != NULL:
         vswap_cluster_unlock(c)
     return ndisplaced

@@ -25,7 +25,7 @@ from vswapfast._vswap cimport (
     VSwap, vswap_space, pthread_spin_init, pthread_spin_destroy, pthread_spin_trylock,
     pthread_spin_lock, pthread_spin_unlock, PTHREAD_PROCESS_PRIVATE,
     vswap_entry_allocated_nolock, vswap_zswap_is_object, vswap_zswap_is_handle,
-    VSWAP_ZSWAP_HANDLE, entry_val, zswap_store_many, zswap_load_erase_many,
+    vswap_handle_field, vswap_batch_displaced, entry_val, zswap_store_many, zswap_load_erase_many,
     batch_store, batch_load_erase,
     BATCH_OK, BATCH_EMPTY, BATCH_FOREIGN, BATCH_REJECTED, BATCH_INVALID, BATCH_BAD_HANDLE,
 )
@@ -236,10 +236,6 @@ cdef void zswap_index_free(zswap_index *ix) noexcept nogil:
 # Batch loops of the tree designs: one tree lock per entry.
 # ---------------------------------------------------------------------------
 
-cdef inline void *handle_field(uint64_t handle) noexcept nogil:
-    return <void *>((<uintptr_t>handle << 2) | VSWAP_ZSWAP_HANDLE)
-
-
 cdef Py_ssize_t tree_store_many(void *ctx, const uint64_t *vals, const uint64_t *handles,
                                 Py_ssize_t n, uint64_t *old, signed char *status,
                                 void **displaced) noexcept nogil:
@@ -267,18 +263,9 @@ cdef Py_ssize_t tree_store_many(void *ctx, const uint64_t *vals, const uint64_t 
             zswap_tree_unlock(t)
             status[i] = BATCH_REJECTED
             continue
-        z = zswap_tree_set(t, zswap_tree_key(ix, vals[i]), slot, handle_field(handles[i]))
+        z = zswap_tree_set(t, zswap_tree_key(ix, vals[i]), slot, vswap_handle_field(handles[i]))
         zswap_tree_unlock(t)
-        if z == NULL:
-            status[i] = BATCH_EMPTY
-        elif vswap_zswap_is_handle(z):
-            if old != NULL:
-                old[i] = <uintptr_t>z >> 2
-            status[i] = BATCH_OK
-        else:
-            displaced[ndisplaced] = z
-            ndisplaced += 1
-            status[i] = BATCH_FOREIGN
+        ndisplaced = vswap_batch_displaced(z, i, old, status, displaced, ndisplaced)
     return ndisplaced
 
 
