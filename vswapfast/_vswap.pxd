@@ -91,7 +91,9 @@ ctypedef struct zswap_entry_info:
 # Hooks of a bound zswap pool.
 ctypedef void (*zswap_release_fn)(void *owner, void *zswap_entry) noexcept nogil
 ctypedef void (*zswap_peek_fn)(void *owner, void *zswap_entry, zswap_entry_info *info) noexcept nogil
-ctypedef void (*slot_release_fn)(void *owner, uint64_t slot) noexcept nogil
+ctypedef void (*slot_release_fn)(void *owner, uint64_t val, uint64_t slot) noexcept nogil
+ctypedef bint (*slot_owned_fn)(void *owner, uint64_t val, uint64_t slot) noexcept nogil
+ctypedef void (*slot_assign_fn)(void *owner, uint64_t val, uint64_t slot) noexcept nogil
 ctypedef void (*range_freed_fn)(void *owner, uint64_t val, uint32_t nr) noexcept nogil
 
 ctypedef struct vswap_space:
@@ -115,16 +117,44 @@ ctypedef struct vswap_space:
     vswap_cluster *all_clusters
     uint64_t released_lock_acquisitions   # folded in when a cluster is released
     uint64_t released_lock_contended
-    # The bound zswap pool, if any.  Its hooks run with no vswap lock held,
-    # except zswap_peek, which runs under the cluster lock and only reads.
+    # The bound zswap pool, if any (NULL: none).  Read under a cluster lock
+    # by whoever found one of its entries or slots there; a hook that runs
+    # after that lock is dropped runs between vswap_zswap_get() and
+    # vswap_zswap_put(), which a closing pool waits for.  zswap_peek,
+    # slot_owned and range_freed run under the cluster lock.  The hooks are
+    # set before owner is published, by a pool that waited for users == 0.
     void *zswap_owner
+    long long zswap_users        # hook users in flight (vswap_seq_*)
     zswap_release_fn zswap_release
     zswap_peek_fn zswap_peek
     slot_release_fn slot_release
+    slot_owned_fn slot_owned     # whether a descriptor's slot is the pool's page
+    slot_assign_fn slot_assign   # set_slot() gave a descriptor a slot of the pool's file
     range_freed_fn range_freed   # after a free, for pools that index entries elsewhere
 
 cdef extern from "vswap_sync.h" nogil:
     void vswap_store_relaxed_i32 "vswap_store_relaxed"(int32_t *p, int32_t v)
+    long long vswap_seq_add(long long *p, long long v)
+    long long vswap_seq_load(long long *p)
+    void vswap_wait_zero(long long *p)
+    void *vswap_load_owner "vswap_load_acquire"(void **p)
+    void vswap_store_owner "vswap_store_release"(void **p, void *v)
+
+
+cdef inline void *vswap_zswap_get(vswap_space *vs) noexcept nogil:
+    """Pin the bound pool for hooks run after the cluster lock is dropped.
+
+    Caller holds the cluster lock of a descriptor in which it found the
+    pool's entry or slot (so the pool has not finished closing).  Returns
+    the pool (never NULL then); pair with vswap_zswap_put() once the hooks
+    have run, before any Python code may run.
+    """
+    vswap_seq_add(&vs.zswap_users, 1)
+    return vswap_load_owner(&vs.zswap_owner)
+
+
+cdef inline void vswap_zswap_put(vswap_space *vs) noexcept nogil:
+    vswap_seq_add(&vs.zswap_users, -1)
 
 
 cdef inline void vswap_counter_add(int32_t *counter, int32_t delta) noexcept nogil:
@@ -227,16 +257,16 @@ cdef class VSwap:
 # non-handle entries they displaced into ``displaced``.
 ctypedef Py_ssize_t (*store_many_fn)(void *ctx, const uint64_t *vals, const uint64_t *handles,
                                      Py_ssize_t n, uint64_t *old, signed char *status,
-                                     void **displaced) noexcept nogil
+                                     void **displaced, void **pinned) noexcept nogil
 ctypedef Py_ssize_t (*load_erase_many_fn)(void *ctx, const uint64_t *vals, Py_ssize_t n,
                                           uint64_t *out, signed char *status, bint erase,
-                                          void **displaced) noexcept nogil
+                                          void **displaced, void **pinned) noexcept nogil
 cdef Py_ssize_t zswap_store_many(void *vs, const uint64_t *vals, const uint64_t *handles,
                                  Py_ssize_t n, uint64_t *old, signed char *status,
-                                 void **displaced) noexcept nogil
+                                 void **displaced, void **pinned) noexcept nogil
 cdef Py_ssize_t zswap_load_erase_many(void *vs, const uint64_t *vals, Py_ssize_t n,
                                       uint64_t *out, signed char *status, bint erase,
-                                      void **displaced) noexcept nogil
+                                      void **displaced, void **pinned) noexcept nogil
 # The Python side of those calls, shared by every design: argument checks,
 # the status array, the GIL released around ``fn``, displaced entries
 # released afterwards.
@@ -249,10 +279,23 @@ cdef uint64_t entry_val(vswap_space *vs, object entry) except 0
 
 # For a zswap pool: check an (entry, nr) range of allocated descriptors in
 # one cluster, raising the VSwap exceptions; returns the first entry value.
-cdef uint64_t vswap_check_range(VSwap space, object entry, object nr) except 0
-# Drop every pool-owned zswap entry (native and ZERO) of the space, handing
-# each to zswap_release.  Locks: map_lock briefly, then one cluster at a time.
-cdef void vswap_zswap_drain(vswap_space *vs) noexcept nogil
+cdef uint64_t vswap_check_range(VSwap space, object entry, object nr,
+                                uint32_t *nr_out) except 0
+# An int argument as an exact int (TypeError otherwise, bool refused); an
+# int subclass is converted without running any of its methods.
+cdef object int_arg(object x, str name)
+# Unbind a closing pool: take every pool-owned zswap entry (native and
+# ZERO) and every slot the pool owns (slot_owned) out of the descriptors and
+# hand them to the pool's hooks, clear zswap_owner, let every cluster lock
+# holder that may have read it finish, and wait for hook users in flight.
+# Locks: map_lock briefly, then one cluster at a time; none while waiting.
+cdef void vswap_zswap_unbind(vswap_space *vs) noexcept nogil
+# Bind a pool: wait for hook users of a previous pool, set the hooks, then
+# publish ``owner``.  Caller checked that no pool is bound (GIL held).
+cdef void vswap_zswap_bind(vswap_space *vs, void *owner, zswap_release_fn release,
+                           zswap_peek_fn peek, slot_release_fn slot_release,
+                           slot_owned_fn slot_owned, slot_assign_fn slot_assign,
+                           range_freed_fn range_freed) noexcept nogil
 
 # An integer buffer seen as uint64 values: the buffer itself when its items
 # are 8-byte integers, else a converted copy.  Negative values wrap to huge
@@ -271,5 +314,9 @@ cdef Py_ssize_t u64_array_get(u64_array *a, object obj, str name, bint writable,
                               Py_ssize_t n) except -1
 cdef void u64_array_release(u64_array *a) noexcept
 cdef int u64_array_len(u64_array *a, str name, Py_ssize_t n) except -1
+# Copy input ``a`` if it shares memory with output ``out`` (aliased batch
+# arguments): inputs are read as if before any output is written.
+cdef int u64_array_unshare(u64_array *a, u64_array *out) except -1
+cdef int u64_array_unshare_bytes(u64_array *a, char *out, Py_ssize_t nbytes) except -1
 # A new array('b') of n statuses and its data.
 cdef object status_array(Py_ssize_t n, signed char **data)

@@ -32,8 +32,8 @@ from cpython.buffer cimport (
     PyObject_GetBuffer, PyBuffer_Release, PyBUF_FORMAT, PyBUF_C_CONTIGUOUS, PyBUF_WRITABLE,
 )
 from cpython cimport array
-from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_AsUnsignedLongLong
-from cpython.number cimport PyIndex_Check
+from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_AsUnsignedLongLong, PyLong_Check
+from cpython.number cimport PyIndex_Check, PyNumber_Index
 from libc.stdint cimport uint8_t, uint32_t, int32_t, uint64_t, uintptr_t
 from libc.string cimport memset, memcpy
 
@@ -580,13 +580,13 @@ cdef int free_locked(vswap_space *vs, vswap_cluster *c, swp_desc *desc, uint32_t
     cdef uint64_t slots[VSWAP_CLUSTER_MAX]
     cdef uint32_t i, id = c.id, start = desc - c.descriptors
     cdef uint64_t val = (<uint64_t>id << vs.cluster_shift) | start
+    cdef uint64_t slot_vals[VSWAP_CLUSTER_MAX]
     cdef int nobjs = 0, nowned = 0, nslots = 0, k
     cdef bint put
-    # The pool's hooks, read under the cluster lock that its close() waits on.
-    cdef void *owner = vs.zswap_owner
-    cdef zswap_release_fn zswap_release = vs.zswap_release
-    cdef slot_release_fn slot_release = vs.slot_release
-    cdef range_freed_fn range_freed = vs.range_freed
+    # The bound pool, read under the cluster lock that its close() takes:
+    # while this lock is held and the pool's entries or slots are here, it
+    # has not finished closing.
+    cdef void *owner = vswap_load_owner(&vs.zswap_owner)
     for i in range(n):
         if vswap_zswap_is_object(desc[i].zswap_entry):
             objs[nobjs] = <PyObject *>desc[i].zswap_entry
@@ -596,8 +596,9 @@ cdef int free_locked(vswap_space *vs, vswap_cluster *c, swp_desc *desc, uint32_t
             nowned += 1
         if desc[i].zswap_entry != NULL:
             vswap_counter_add(&c.nr_zswap, -1)
-        if desc[i].slot.val != 0 and slot_release != NULL:
+        if desc[i].slot.val != 0 and owner != NULL:
             slots[nslots] = desc[i].slot.val
+            slot_vals[nslots] = val + i
             nslots += 1
         if vswap_cache_is_folio(&desc[i]):
             objs[nobjs] = <PyObject *>desc[i].cache.swap_cache
@@ -606,18 +607,22 @@ cdef int free_locked(vswap_space *vs, vswap_cluster *c, swp_desc *desc, uint32_t
     bitmap_assign(c, start, n, False)
     vswap_counter_add(&c.count, -<int32_t>n)
     put = c.count == 0 or c.full
-    if range_freed != NULL:
+    if owner != NULL and vs.range_freed != NULL:
         # Under the cluster lock (which comes before the tree locks), so that
         # no store into a re-allocated entry can slip in before the pool
         # has dropped the old one.
-        range_freed(owner, val, n)
+        vs.range_freed(owner, val, n)
+    if nowned or nslots:
+        owner = vswap_zswap_get(vs)
     vswap_cluster_unlock(c)
     if put:
         cluster_put(vs, c, id)
-    for k in range(nowned):
-        zswap_release(owner, owned[k])
-    for k in range(nslots):
-        slot_release(owner, slots[k])
+    if nowned or nslots:
+        for k in range(nowned):
+            vs.zswap_release(owner, owned[k])
+        for k in range(nslots):
+            vs.slot_release(owner, slot_vals[k], slots[k])
+        vswap_zswap_put(vs)
     return nobjs
 
 
@@ -645,7 +650,7 @@ cdef swp_desc *range_lock_nogil(vswap_space *vs, uint64_t val, uint32_t nr,
 
 cdef Py_ssize_t zswap_store_many(void *ctx, const uint64_t *vals, const uint64_t *handles,
                                  Py_ssize_t n, uint64_t *old, signed char *status,
-                                 void **displaced) noexcept nogil:
+                                 void **displaced, void **pinned) noexcept nogil:
     """Store handles; a run of entries in one cluster takes its lock once
     (vswap_iter).  Displaced non-handles go to ``displaced`` (returns how
     many): the caller releases them with no lock held."""
@@ -653,21 +658,26 @@ cdef Py_ssize_t zswap_store_many(void *ctx, const uint64_t *vals, const uint64_t
     cdef vswap_cluster *c = NULL
     cdef swp_desc *desc
     cdef void *z
+    cdef uint64_t val, handle
     cdef Py_ssize_t i, ndisplaced = 0
     for i in range(n):
+        val = vals[i]
+        handle = handles[i]
         if old != NULL:
             old[i] = 0
-        if handles[i] == 0 or handles[i] >= (<uint64_t>1 << 62):
+        if handle == 0 or handle >= (<uint64_t>1 << 62):
             status[i] = BATCH_BAD_HANDLE
             continue
-        desc = vswap_iter(vs, &c, vals[i])
+        desc = vswap_iter(vs, &c, val)
         if desc == NULL:
             status[i] = BATCH_INVALID
             continue
         z = desc.zswap_entry
-        desc.zswap_entry = vswap_handle_field(handles[i])
+        desc.zswap_entry = vswap_handle_field(handle)
         if z == NULL:
             vswap_counter_add(&c.nr_zswap, 1)
+        elif vswap_zswap_is_pool(z) and pinned[0] == NULL:
+            pinned[0] = vswap_zswap_get(vs)
         ndisplaced = vswap_batch_displaced(z, i, old, status, displaced, ndisplaced)
     if c != NULL:
         vswap_cluster_unlock(c)
@@ -676,18 +686,20 @@ cdef Py_ssize_t zswap_store_many(void *ctx, const uint64_t *vals, const uint64_t
 
 cdef Py_ssize_t zswap_load_erase_many(void *ctx, const uint64_t *vals, Py_ssize_t n,
                                       uint64_t *out, signed char *status, bint erase,
-                                      void **displaced) noexcept nogil:
+                                      void **displaced, void **pinned) noexcept nogil:
     """Load (or erase) the handles of many entries, one lock per cluster run.
     Erased non-handles go to ``displaced``; returns how many."""
     cdef vswap_space *vs = <vswap_space *>ctx
     cdef vswap_cluster *c = NULL
     cdef swp_desc *desc
     cdef void *z
+    cdef uint64_t val
     cdef Py_ssize_t i, ndisplaced = 0
     for i in range(n):
+        val = vals[i]
         if out != NULL:
             out[i] = 0
-        desc = vswap_iter(vs, &c, vals[i])
+        desc = vswap_iter(vs, &c, val)
         if desc == NULL:
             status[i] = BATCH_INVALID
             continue
@@ -703,6 +715,8 @@ cdef Py_ssize_t zswap_load_erase_many(void *ctx, const uint64_t *vals, Py_ssize_
             status[i] = BATCH_FOREIGN
             if not erase:
                 continue
+            if vswap_zswap_is_pool(z) and pinned[0] == NULL:
+                pinned[0] = vswap_zswap_get(vs)
             displaced[ndisplaced] = z
             ndisplaced += 1
         if erase:
@@ -713,15 +727,22 @@ cdef Py_ssize_t zswap_load_erase_many(void *ctx, const uint64_t *vals, Py_ssize_
     return ndisplaced
 
 
-cdef void release_displaced(vswap_space *vs, void **displaced, Py_ssize_t n) noexcept:
-    """Release zswap entries displaced by a batch: pool entries through the
-    pool's hook, Python objects by reference.  GIL held, no vswap lock."""
+cdef void release_displaced(vswap_space *vs, void **displaced, Py_ssize_t n,
+                            void *pinned) noexcept:
+    """Release zswap entries displaced by a batch: first every pool entry,
+    through the hooks of ``pinned``, the pool the loop pinned when it
+    displaced the first one (a pool cannot finish closing, nor another bind,
+    while it is pinned), then the Python objects, whose __del__ may do
+    anything, the pool's close() included.  GIL held, no vswap lock."""
     cdef Py_ssize_t i
+    if pinned != NULL:
+        for i in range(n):
+            if vswap_zswap_is_pool(displaced[i]):
+                vs.zswap_release(pinned, displaced[i])
+                displaced[i] = NULL
+        vswap_zswap_put(vs)
     for i in range(n):
-        if vswap_zswap_is_pool(displaced[i]):
-            vs.zswap_release(vs.zswap_owner, displaced[i])
-        else:
-            Py_XDECREF(<PyObject *>displaced[i])
+        Py_XDECREF(<PyObject *>displaced[i])
 
 
 cdef object batch_store(vswap_space *vs, object entries, object handles, object old,
@@ -729,6 +750,7 @@ cdef object batch_store(vswap_space *vs, object entries, object handles, object 
     cdef u64_array a, h, o
     cdef signed char *status
     cdef void **displaced = NULL
+    cdef void *pinned = NULL
     cdef Py_ssize_t ndisplaced = 0
     u64_array_get(&a, entries, "entries", False, -1)
     memset(&h, 0, sizeof(h))
@@ -740,13 +762,17 @@ cdef object batch_store(vswap_space *vs, object entries, object handles, object 
         u64_array_len(&h, "handles", a.n)
         if old is not None:
             u64_array_len(&o, "old", a.n)
+            # Every input is read before any output is written, as in the
+            # twin: inputs that share memory with ``old`` are copied first.
+            u64_array_unshare(&a, &o)
+            u64_array_unshare(&h, &o)
         result = status_array(a.n, &status)
         displaced = <void **>PyMem_RawMalloc(max(a.n, 1) * sizeof(void *))
         if displaced == NULL:
             raise MemoryError()
         with nogil:
-            ndisplaced = fn(ctx, a.values, h.values, a.n, o.values, status, displaced)
-        release_displaced(vs, displaced, ndisplaced)
+            ndisplaced = fn(ctx, a.values, h.values, a.n, o.values, status, displaced, &pinned)
+        release_displaced(vs, displaced, ndisplaced, pinned)
     finally:
         PyMem_RawFree(displaced)
         u64_array_release(&a)
@@ -760,20 +786,22 @@ cdef object batch_load_erase(vswap_space *vs, object entries, object out, bint e
     cdef u64_array a, o
     cdef signed char *status
     cdef void **displaced = NULL
+    cdef void *pinned = NULL
     cdef Py_ssize_t ndisplaced = 0
     u64_array_get(&a, entries, "entries", False, -1)
     memset(&o, 0, sizeof(o))
     try:
         if out is not None or not erase:        # a load must have an out
             u64_array_get(&o, out, "old" if erase else "out", True, a.n)
+            u64_array_unshare(&a, &o)
         result = status_array(a.n, &status)
         if erase:
             displaced = <void **>PyMem_RawMalloc(max(a.n, 1) * sizeof(void *))
             if displaced == NULL:
                 raise MemoryError()
         with nogil:
-            ndisplaced = fn(ctx, a.values, a.n, o.values, status, erase, displaced)
-        release_displaced(vs, displaced, ndisplaced)
+            ndisplaced = fn(ctx, a.values, a.n, o.values, status, erase, displaced, &pinned)
+        release_displaced(vs, displaced, ndisplaced, pinned)
     finally:
         PyMem_RawFree(displaced)
         u64_array_release(&a)
@@ -837,6 +865,29 @@ cdef Py_ssize_t u64_array_get(u64_array *a, object obj, str name, bint writable,
     return count
 
 
+cdef int u64_array_unshare(u64_array *a, u64_array *out) except -1:
+    """Give input ``a`` a private copy if its values share memory with the
+    output ``out``, so that writing an output never changes an input not
+    yet read (aliased or overlapping buffers)."""
+    return u64_array_unshare_bytes(a, <char *>out.values, out.n * <Py_ssize_t>sizeof(uint64_t))
+
+
+cdef int u64_array_unshare_bytes(u64_array *a, char *out, Py_ssize_t nbytes) except -1:
+    """u64_array_unshare() against any output buffer of ``nbytes``."""
+    cdef char *lo = <char *>a.values
+    cdef char *hi = lo + a.n * <Py_ssize_t>sizeof(uint64_t)
+    cdef void *copy
+    if a.copy != NULL or a.n == 0 or nbytes == 0 or hi <= out or out + nbytes <= lo:
+        return 0
+    copy = PyMem_RawMalloc(a.n * sizeof(uint64_t))
+    if copy == NULL:
+        raise MemoryError()
+    memcpy(copy, a.values, a.n * sizeof(uint64_t))
+    a.copy = copy
+    a.values = <uint64_t *>copy
+    return 0
+
+
 cdef int u64_array_len(u64_array *a, str name, Py_ssize_t n) except -1:
     if a.n != n:
         raise ValueError("%s must have as many items as entries (%d), not %d" % (name, n, a.n))
@@ -884,11 +935,20 @@ cdef inline int entry_arg(object x, uint64_t *val) except -1:
     return ENTRY_OK
 
 
-cdef int int_arg(object x, str name) except -1:
-    """Refuse everything but ints (and bool) for ``nr``-like arguments."""
-    if PyBool_Check(x) or not isinstance(x, int):
+cdef object int_arg(object x, str name):
+    """An ``nr``-like argument as an exact int; TypeError for anything but
+    an int (bool refused).
+
+    An int subclass is converted as operator.index() converts it, without
+    running any of its methods: every later check and conversion works on
+    the plain value, so a subclass whose operators lie cannot pass a check
+    with one value and be used with another.
+    """
+    if type(x) is int:
+        return x
+    if PyBool_Check(x) or not PyLong_Check(x):
         raise TypeError("%s must be an int, not %s" % (name, type(x).__name__))
-    return 0
+    return PyNumber_Index(x)
 
 
 cdef uint32_t nr_value(object nr) except 0:
@@ -900,21 +960,23 @@ cdef uint32_t nr_value(object nr) except 0:
 
 
 cdef uint64_t slot_arg(object slot) except? 0:
-    int_arg(slot, "slot")
+    slot = int_arg(slot, "slot")
     if slot < 0 or slot >= (1 << 64):
         raise ValueError("slot must be in [0, 2**64), not %d" % slot)
     return PyLong_AsUnsignedLongLong(slot)
 
 
 cdef uint32_t nr_arg(object nr) except 0:
-    int_arg(nr, "nr")
-    return nr_value(nr)
+    return nr_value(int_arg(nr, "nr"))
 
 
-cdef int shadow_type(object shadow) except -1:
-    if shadow is not None and (PyBool_Check(shadow) or not isinstance(shadow, int)):
+cdef object shadow_type(object shadow):
+    """A shadow argument as an exact int, or None (see int_arg)."""
+    if shadow is None:
+        return None
+    if PyBool_Check(shadow) or not PyLong_Check(shadow):
         raise TypeError("shadow must be an int or None, not %s" % type(shadow).__name__)
-    return 0
+    return int_arg(shadow, "shadow")
 
 
 cdef uintptr_t shadow_value(object shadow) except? 0:
@@ -1001,13 +1063,15 @@ cdef swp_desc *range_lock(vswap_space *vs, uint64_t val, uint32_t nr, object nr_
     return &c.descriptors[index]
 
 cdef swp_desc *range_args(vswap_space *vs, object entry, object nr,
-                          vswap_cluster **cluster) except NULL:
-    """Checks 1 to 5 for an (entry, nr) range with no other arguments."""
+                          vswap_cluster **cluster, uint32_t *nr_out) except NULL:
+    """Checks 1 to 5 for an (entry, nr) range with no other arguments; the
+    converted ``nr`` goes to ``nr_out``."""
     cdef uint64_t val = 0
     cdef int kind = entry_arg(entry, &val)
-    cdef uint32_t n = nr_arg(nr)
+    nr = int_arg(nr, "nr")
+    nr_out[0] = nr_value(nr)
     check_entry(vs, entry, kind, val)
-    return range_lock(vs, val, n, nr, cluster)
+    return range_lock(vs, val, nr_out[0], nr, cluster)
 
 cdef int swap_cache_swap(vswap_space *vs, object entry, int kind, uint64_t val,
                          uint32_t n, object nr, object old, void *new) except -1:
@@ -1093,39 +1157,97 @@ cdef object zswap_view(zswap_entry_info *info):
                           bool(info.zero), bool(info.incompressible))
 
 
-cdef uint64_t vswap_check_range(VSwap space, object entry, object nr) except 0:
+cdef uint64_t vswap_check_range(VSwap space, object entry, object nr,
+                                uint32_t *nr_out) except 0:
     cdef vswap_cluster *c
-    cdef swp_desc *desc = range_args(space.vs, entry, nr, &c)
+    cdef swp_desc *desc = range_args(space.vs, entry, nr, &c, nr_out)
     cdef uint64_t val = (<uint64_t>c.id << space.vs.cluster_shift) | <uint32_t>(desc - c.descriptors)
     vswap_cluster_unlock(c)
     return val
 
 
-cdef void vswap_zswap_drain(vswap_space *vs) noexcept nogil:
+cdef void release_pool_entry(vswap_space *vs, void *owner, void *z) noexcept nogil:
+    """Hand a pool entry taken out under the cluster lock, with the pool
+    pinned there (vswap_zswap_get), to the pool; then unpin it.  No lock."""
+    vs.zswap_release(owner, z)
+    vswap_zswap_put(vs)
+
+
+cdef void vswap_zswap_bind(vswap_space *vs, void *owner, zswap_release_fn release,
+                           zswap_peek_fn peek, slot_release_fn slot_release,
+                           slot_owned_fn slot_owned, slot_assign_fn slot_assign,
+                           range_freed_fn range_freed) noexcept nogil:
+    # A thread of the previous pool's last moments may still run its hooks.
+    vswap_wait_zero(&vs.zswap_users)
+    vs.zswap_release = release
+    vs.zswap_peek = peek
+    vs.slot_release = slot_release
+    vs.slot_owned = slot_owned
+    vs.slot_assign = slot_assign
+    vs.range_freed = range_freed
+    vswap_store_owner(&vs.zswap_owner, owner)
+
+
+cdef void vswap_zswap_unbind(vswap_space *vs) noexcept nogil:
+    """Close of a pool, the space's side (see the .pxd).
+
+    The pool's objects leave each cluster under its lock, while the pool is
+    still published: a thread that took one out before the walk reached its
+    cluster pinned the pool there, and is waited for at the end.  Once
+    zswap_owner is cleared, taking every cluster lock once more lets any
+    holder that read the old value under it finish (the grace period of the
+    kernel's RCU, done with the locks themselves).
+    """
     cdef void *owned[VSWAP_CLUSTER_MAX]
+    cdef uint64_t slots[VSWAP_CLUSTER_MAX]
+    cdef uint64_t vals[VSWAP_CLUSTER_MAX]
+    cdef void *owner = vs.zswap_owner
     cdef void *z
     cdef vswap_cluster *c
-    cdef uint32_t id = 0, i, n, k
-    if vs.zswap_release == NULL:
+    cdef swp_desc *desc
+    cdef uint64_t val
+    cdef uint32_t id = 0, i, n, nslots, k
+    if owner == NULL:
         return
     while True:
         id = next_id(vs, id + 1)
         if id == 0:
-            return
+            break
         c = vswap_cluster_lookup_lock(vs, id)
         if c == NULL:
             continue
-        n = 0
+        n = nslots = 0
         for i in range(vs.cluster_size):
-            z = c.descriptors[i].zswap_entry if vswap_desc_allocated(c, i) else NULL
+            if not vswap_desc_allocated(c, i):
+                continue
+            desc = &c.descriptors[i]
+            z = desc.zswap_entry
             if vswap_zswap_is_pool(z):
                 owned[n] = z
                 n += 1
-                c.descriptors[i].zswap_entry = NULL
+                desc.zswap_entry = NULL
                 vswap_counter_add(&c.nr_zswap, -1)
+            val = (<uint64_t>id << vs.cluster_shift) | i
+            if desc.slot.val != 0 and vs.slot_owned(owner, val, desc.slot.val):
+                slots[nslots] = desc.slot.val
+                vals[nslots] = val
+                nslots += 1
+                desc.slot.val = 0
         vswap_cluster_unlock(c)
         for k in range(n):
-            vs.zswap_release(vs.zswap_owner, owned[k])
+            vs.zswap_release(owner, owned[k])
+        for k in range(nslots):
+            vs.slot_release(owner, vals[k], slots[k])
+    vswap_store_owner(&vs.zswap_owner, NULL)
+    id = 0
+    while True:
+        id = next_id(vs, id + 1)
+        if id == 0:
+            break
+        c = vswap_cluster_lookup_lock(vs, id)
+        if c != NULL:
+            vswap_cluster_unlock(c)
+    vswap_wait_zero(&vs.zswap_users)
 
 
 # ---------------------------------------------------------------------------
@@ -1149,8 +1271,8 @@ cdef class VSwap:
     def __cinit__(self, cluster_shift=VSWAP_MAX_SHIFT, max_clusters=VSWAP_MAX_CLUSTERS):
         cdef vswap_space *vs
         cdef uint32_t nwords
-        int_arg(cluster_shift, "cluster_shift")
-        int_arg(max_clusters, "max_clusters")
+        cluster_shift = int_arg(cluster_shift, "cluster_shift")
+        max_clusters = int_arg(max_clusters, "max_clusters")
         if not 1 <= cluster_shift <= VSWAP_MAX_SHIFT:
             raise ValueError("cluster_shift must be in [1, %d], not %d"
                              % (VSWAP_MAX_SHIFT, cluster_shift))
@@ -1255,7 +1377,7 @@ cdef class VSwap:
         cdef uint64_t entry = 0
         cdef uint32_t n, i
         cdef int order = 0, result
-        int_arg(nr, "nr")
+        nr = int_arg(nr, "nr")
         if nr < 1:
             raise ValueError("nr must be at least 1, not %d" % nr)
         if nr > self.vs.cluster_size or nr & (nr - 1):
@@ -1287,9 +1409,10 @@ cdef class VSwap:
         lock and the cluster again.  Returns None.
         """
         cdef vswap_cluster *c
-        cdef swp_desc *desc = range_args(self.vs, entry, nr, &c)
+        cdef uint32_t n
+        cdef swp_desc *desc = range_args(self.vs, entry, nr, &c, &n)
         cdef PyObject *objs[2 * VSWAP_CLUSTER_MAX]
-        release_all(objs, free_locked(self.vs, c, desc, nr, objs))
+        release_all(objs, free_locked(self.vs, c, desc, n, objs))
 
     # -- zswap entries ------------------------------------------------------
 
@@ -1303,6 +1426,7 @@ cdef class VSwap:
         cdef vswap_cluster *c
         cdef swp_desc *desc
         cdef void *old
+        cdef void *owner = NULL
         cdef zswap_entry_info info
         cdef uint64_t val = 0
         cdef int kind = entry_arg(entry, &val)
@@ -1315,12 +1439,13 @@ cdef class VSwap:
             vswap_counter_add(&c.nr_zswap, 1)
         elif vswap_zswap_is_pool(old):
             zswap_peek(self.vs, val, old, &info)
+            owner = vswap_zswap_get(self.vs)
         Py_INCREF(zentry)
         desc.zswap_entry = <void *>zentry
         vswap_cluster_unlock(c)
-        if not vswap_zswap_is_pool(old):
+        if owner == NULL:
             return zswap_field(old)
-        self.vs.zswap_release(self.vs.zswap_owner, old)
+        release_pool_entry(self.vs, owner, old)
         return zswap_view(&info)
 
     def zswap_entry_load(self, entry):
@@ -1350,16 +1475,18 @@ cdef class VSwap:
         cdef uint64_t val = entry_val(self.vs, entry)
         cdef swp_desc *desc = desc_lock(self.vs, val, &c)
         cdef void *old = desc.zswap_entry
+        cdef void *owner = NULL
         cdef zswap_entry_info info
         desc.zswap_entry = NULL
         if old != NULL:
             vswap_counter_add(&c.nr_zswap, -1)
             if vswap_zswap_is_pool(old):
                 zswap_peek(self.vs, val, old, &info)
+                owner = vswap_zswap_get(self.vs)
         vswap_cluster_unlock(c)
-        if not vswap_zswap_is_pool(old):
+        if owner == NULL:
             return zswap_field(old)
-        self.vs.zswap_release(self.vs.zswap_owner, old)
+        release_pool_entry(self.vs, owner, old)
         return zswap_view(&info)
 
     def zswap_empty(self, entry=None):
@@ -1440,8 +1567,8 @@ cdef class VSwap:
         cdef uint32_t n
         if folio is None:
             raise TypeError("folio must not be None")
-        int_arg(nr, "nr")
-        shadow_type(shadow)
+        nr = int_arg(nr, "nr")
+        shadow = shadow_type(shadow)
         n = nr_value(nr)
         swap_cache_swap(self.vs, entry, kind, val, n, nr, folio, <void *>shadow_value(shadow))
 
@@ -1476,8 +1603,8 @@ cdef class VSwap:
         Locks: the cluster.  Returns None.
         """
         cdef vswap_cluster *c
-        cdef swp_desc *desc = range_args(self.vs, entry, nr, &c)
-        cdef uint32_t n = nr, i
+        cdef uint32_t n, i
+        cdef swp_desc *desc = range_args(self.vs, entry, nr, &c, &n)
         for i in range(n):
             if cache_is_shadow(&desc[i]):
                 desc[i].cache.swap_cache = NULL
@@ -1496,17 +1623,24 @@ cdef class VSwap:
     def set_slot(self, entry, slot):
         """Set the physical swap slot backing ``entry``.
 
-        Locks: its cluster.  Returns the old slot.
+        With a zswap pool bound, a slot allocated in the pool's swap file
+        becomes the page of ``entry`` there (the file's reverse map), which
+        the pool reads and frees; any other slot number is kept but never
+        read as a page.  Locks: its cluster.  Returns the old slot.
         """
         cdef vswap_cluster *c
         cdef swp_desc *desc
         cdef uint64_t val = 0, old
+        cdef void *owner
         cdef int kind = entry_arg(entry, &val)
         cdef uint64_t new = slot_arg(slot)
         check_entry(self.vs, entry, kind, val)
         desc = desc_lock(self.vs, val, &c)
         old = desc.slot.val
         desc.slot.val = new
+        owner = vswap_load_owner(&self.vs.zswap_owner)
+        if owner != NULL and new != 0:
+            self.vs.slot_assign(owner, val, new)
         vswap_cluster_unlock(c)
         return old
 
@@ -1526,8 +1660,8 @@ cdef class VSwap:
         cdef vswap_cluster *c
         cdef swp_desc *desc
         cdef PyObject *objs[2 * VSWAP_CLUSTER_MAX]
-        int_arg(count, "count")
-        int_arg(nr, "nr")
+        count = int_arg(count, "count")
+        nr = int_arg(nr, "nr")
         if count < 0:
             raise ValueError("count must be at least 0, not %d" % count)
         if nr < 1:
@@ -1575,8 +1709,7 @@ cdef class VSwap:
         cdef int nobjs
         u64_array_get(&a, entries, "entries", False, -1)
         try:
-            int_arg(nr, "nr")
-            size = nr_value(nr)
+            size = nr_value(int_arg(nr, "nr"))
             out = status_array(a.n, &status)
             with nogil:
                 for i in range(a.n):
@@ -1665,12 +1798,12 @@ cdef class VSwap:
         cdef uint32_t id
         cdef int order, count, refcnt, nr_zswap
         cdef uint64_t acq, cont
-        if PyBool_Check(cluster_id) or not isinstance(cluster_id, int):
+        if PyBool_Check(cluster_id) or not PyLong_Check(cluster_id):
             raise KeyError(cluster_id)
-        if not 1 <= cluster_id <= self.vs.max_clusters:
+        if not 1 <= int_arg(cluster_id, "cluster_id") <= self.vs.max_clusters:
             raise KeyError(cluster_id)
         pthread_spin_lock(&self.vs.map_lock)
-        c = vswap_cluster_lookup_lock(self.vs, cluster_id)
+        c = vswap_cluster_lookup_lock(self.vs, <uint32_t>int_arg(cluster_id, "cluster_id"))
         if c == NULL:
             pthread_spin_unlock(&self.vs.map_lock)
             raise KeyError(cluster_id)

@@ -23,8 +23,11 @@ that holds it, so once erased it can never go back on.
 """
 
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
-from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
+from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_C_CONTIGUOUS
+cimport cython
 from cpython.bool cimport PyBool_Check
+from cpython.float cimport PyFloat_Check
+from cpython.long cimport PyLong_Check
 from cpython.number cimport PyIndex_Check
 from cpython.mem cimport PyMem_RawCalloc, PyMem_RawMalloc, PyMem_RawFree
 from cpython.ref cimport PyObject, Py_XDECREF
@@ -36,13 +39,14 @@ import os
 from vswapfast._lz4 cimport LZ4_compress_default, LZ4_decompress_safe, VSWAP_LZ4_PAGE_BOUND
 from vswapfast._swapfile cimport (
     SwapFile, swap_file, swap_file_alloc_slot, swap_file_free_slot,
-    swap_file_slot_allocated, swap_file_read, swap_file_write, page_buffer,
+    swap_file_slot_owned, swap_file_free_owned, swap_file_set_owner,
+    swap_file_read, swap_file_write, page_buffer,
 )
 from vswapfast._vswap cimport (
-    VSwap, vswap_space, vswap_cluster, swp_desc, zswap_entry_info,
+    VSwap, vswap_space, vswap_cluster, swp_desc, zswap_entry_info, range_freed_fn,
     vswap_cluster_lookup_lock, vswap_cluster_unlock, vswap_iter, vswap_desc_allocated,
     vswap_zswap_is_object, vswap_zswap_is_pool, vswap_cache_is_folio,
-    vswap_check_range, vswap_zswap_drain, vswap_counter_add,
+    vswap_check_range, vswap_zswap_bind, vswap_zswap_unbind, vswap_counter_add, int_arg,
     pthread_spinlock_t, pthread_spin_init, pthread_spin_destroy, pthread_spin_trylock,
     pthread_spin_lock, pthread_spin_unlock, PTHREAD_PROCESS_PRIVATE,
     VSWAP_ZSWAP_NATIVE, VSWAP_ZSWAP_ZERO, VSWAP_CLUSTER_MAX,
@@ -54,6 +58,7 @@ from vswapfast._zswap_index cimport (
 )
 from vswapfast._vswap cimport (
     vswap_entry_allocated_nolock, u64_array, u64_array_get, u64_array_release, status_array,
+    u64_array_unshare_bytes,
     BATCH_OK, BATCH_EMPTY, BATCH_REJECTED, BATCH_INVALID, BATCH_CORRUPT,
 )
 from vswapfast._zswap_index import DESIGNS as _INDEX_DESIGNS
@@ -74,6 +79,8 @@ cdef extern from "vswap_sync.h" nogil:
     int vswap_this_thread()
     uint64_t load_u64 "vswap_load_relaxed"(uint64_t *p)
     zswap_tree *load_tree "vswap_load_acquire"(zswap_tree **p)
+    long long vswap_seq_add(long long *p, long long v)
+    void vswap_wait_zero(long long *p)
 
 DEF PAGE = 4096
 PAGE_SIZE = PAGE
@@ -176,6 +183,7 @@ ctypedef struct zswap_pool:
     uint8_t reached_full
     uint8_t writeback
     uint8_t exclusive_loads
+    long long calls              # Zswap method calls in flight; close() waits
     size_class classes[NR_CLASSES]
 
 
@@ -506,10 +514,37 @@ cdef void drain_one(void *owner, void *z) noexcept nogil:
         zswap_drop(<zswap_pool *>owner, z)
 
 
-cdef void hook_slot_release(void *owner, uint64_t slot) noexcept nogil:
+cdef void hook_slot_release(void *owner, uint64_t val, uint64_t slot) noexcept nogil:
+    """A descriptor let go of ``slot``: free it if it is this pool's page of
+    ``val`` (the reverse map says so), and only then."""
     cdef zswap_pool *p = <zswap_pool *>owner
     if p.sf != NULL:
-        swap_file_free_slot(p.sf, slot)
+        swap_file_free_owned(p.sf, slot, val)
+
+
+cdef void hook_slot_assign(void *owner, uint64_t val, uint64_t slot) noexcept nogil:
+    """VSwap.set_slot() put ``slot`` in the descriptor of ``val``: if the slot
+    is allocated in this pool's file, it now holds the page of ``val``."""
+    cdef zswap_pool *p = <zswap_pool *>owner
+    if p.sf != NULL:
+        swap_file_set_owner(p.sf, slot, val)
+
+
+cdef bint hook_slot_owned(void *owner, uint64_t val, uint64_t slot) noexcept nogil:
+    cdef zswap_pool *p = <zswap_pool *>owner
+    return p.sf != NULL and swap_file_slot_owned(p.sf, slot, val)
+
+
+cdef inline uint64_t take_stale_slot(zswap_pool *p, swp_desc *desc, uint64_t val) noexcept nogil:
+    """release_backing() of a store: a descriptor that gets a new zswap
+    entry lets go of the slot the pool wrote its older page to, so that no
+    read finds that page again.  Caller holds the cluster lock; frees the
+    returned slot (0: none) with swap_file_free_owned() after unlocking."""
+    cdef uint64_t slot = desc.slot.val
+    if slot == 0 or p.sf == NULL or not swap_file_slot_owned(p.sf, slot, val):
+        return 0
+    desc.slot.val = 0
+    return slot
 
 
 # ---------------------------------------------------------------------------
@@ -649,6 +684,7 @@ cdef int writeback_entry(zswap_pool *p, zswap_entry *e) noexcept nogil:
         if done:
             old_slot = desc.slot.val
             desc.slot.val = slot
+            swap_file_set_owner(p.sf, slot, e.swpentry)
         vswap_cluster_unlock(c)
     if not done:
         swap_file_free_slot(p.sf, slot)
@@ -656,7 +692,7 @@ cdef int writeback_entry(zswap_pool *p, zswap_entry *e) noexcept nogil:
     count(p, WRITTEN_BACK_PAGES, 1)
     entry_put(p, e)                 # the descriptor's reference
     if old_slot:
-        swap_file_free_slot(p.sf, old_slot)
+        swap_file_free_owned(p.sf, old_slot, e.swpentry)
     return WB_OK
 
 
@@ -785,6 +821,41 @@ cdef int drop_pool_entries(zswap_pool *p, void **olds, int n) noexcept nogil:
     return nobj
 
 
+cdef void release_stale_slots(zswap_pool *p, uint64_t val, uint32_t nr) noexcept nogil:
+    """A rejected store supersedes the range's written-back pages too: let
+    go of the pool's slots of the range (take_stale_slot).  Locks: the
+    cluster; the file's lock after it is dropped."""
+    cdef uint64_t stale[VSWAP_CLUSTER_MAX]
+    cdef vswap_cluster *c = NULL
+    cdef swp_desc *desc
+    cdef uint32_t i
+    if p.sf == NULL:
+        return
+    for i in range(nr):
+        stale[i] = 0
+        desc = vswap_iter(p.vs, &c, val + i)
+        if desc != NULL:
+            stale[i] = take_stale_slot(p, desc, val + i)
+    if c != NULL:
+        vswap_cluster_unlock(c)
+    for i in range(nr):
+        if stale[i]:
+            swap_file_free_owned(p.sf, stale[i], val + i)
+
+
+cdef int reject_store(zswap_pool *p, uint64_t val, uint32_t nr, void **olds,
+                      int *nolds) noexcept nogil:
+    """The end of a rejected zswap_store(): as upstream, the range's stale
+    entries are dropped, so that nothing older can be taken for the page
+    that was not stored (and so are its written-back pages here)."""
+    cdef int n = erase_range(p, val, nr, olds)
+    if n < 0:
+        return STORE_GONE
+    nolds[0] = drop_pool_entries(p, olds, n)
+    release_stale_slots(p, val, nr)
+    return STORE_REJECTED
+
+
 cdef int pool_store(zswap_pool *p, uint64_t val, uint32_t nr, const char *src,
                     void **olds, int *nolds) noexcept nogil:
     """zswap_store() of ``nr`` pages at ``nr`` entries (one cluster).
@@ -795,19 +866,18 @@ cdef int pool_store(zswap_pool *p, uint64_t val, uint32_t nr, const char *src,
     """
     cdef char buf[VSWAP_LZ4_PAGE_BOUND]
     cdef void *news[VSWAP_CLUSTER_MAX]
+    cdef uint64_t stale[VSWAP_CLUSTER_MAX]
     cdef vswap_space *vs = p.vs
     cdef uint32_t index = val & (vs.cluster_size - 1), i, made = 0
     cdef zswap_entry *e
     cdef zslot z
+    cdef vswap_cluster *c
+    cdef swp_desc *desc
     cdef int reject = -1, n, result
     cdef bint gone = False
     nolds[0] = 0
     if not make_room(p):
-        n = erase_range(p, val, nr, olds)
-        if n < 0:
-            return STORE_GONE
-        nolds[0] = drop_pool_entries(p, olds, n)
-        return STORE_REJECTED
+        return reject_store(p, val, nr, olds, nolds)
     for i in range(nr):
         if page_is_zero(src + <size_t>i * PAGE):
             news[i] = <void *>VSWAP_ZSWAP_ZERO
@@ -817,23 +887,33 @@ cdef int pool_store(zswap_pool *p, uint64_t val, uint32_t nr, const char *src,
             if e == NULL:
                 count(p, reject, 1)
                 free_new(p, news, made)
-                n = erase_range(p, val, nr, olds)
-                if n < 0:
-                    return STORE_GONE
-                nolds[0] = drop_pool_entries(p, olds, n)
-                return STORE_REJECTED
+                return reject_store(p, val, nr, olds, nolds)
             news[i] = entry_tag(e)
         made += 1
-    # Each entry goes in under its home's lock, with lru_lock inside it.
+    # Each entry goes in under its home's lock, with lru_lock inside it;
+    # the descriptor lets go of an older written-back page under its
+    # cluster lock, taken before a tree's (the writeback order).
     for i in range(nr):
-        result = zslot_lock(p, val + i, &z, True)
+        stale[i] = 0
+        c = NULL
+        desc = NULL
+        if p.ix != NULL:
+            desc = vswap_iter(vs, &c, val + i)
+        if p.ix == NULL or desc != NULL:
+            result = zslot_lock(p, val + i, &z, True)
+        else:
+            result = ZSLOT_INVALID
         if result != ZSLOT_LOCKED:
+            if c != NULL:
+                vswap_cluster_unlock(c)
             # Freed meanwhile (or no tree memory): this page is dropped.
             free_new(p, &news[i], 1)
             if news[i] == <void *>VSWAP_ZSWAP_ZERO:
                 news[i] = NULL
             gone = True
             continue
+        if p.ix == NULL:
+            desc = &z.cluster.descriptors[(val + i) & (vs.cluster_size - 1)]
         if z.slot[0] != NULL:
             olds[nolds[0]] = z.slot[0]
             nolds[0] += 1
@@ -842,10 +922,15 @@ cdef int pool_store(zswap_pool *p, uint64_t val, uint32_t nr, const char *src,
             lru_lock(p)
             lru_link(p, entry_untag(news[i]), True)
             lru_unlock(p)
+        stale[i] = take_stale_slot(p, desc, val + i)
         zslot_unlock(&z)
+        if c != NULL:
+            vswap_cluster_unlock(c)
     for i in range(nr):
         if news[i] == <void *>VSWAP_ZSWAP_ZERO:
             count(p, ZERO_PAGES, 1)
+        if stale[i]:
+            swap_file_free_owned(p.sf, stale[i], val + i)
     nolds[0] = drop_pool_entries(p, olds, nolds[0])
     return STORE_GONE if gone else STORE_OK
 
@@ -924,7 +1009,7 @@ cdef int read_slot(zswap_pool *p, uint64_t val, char *out) noexcept nogil:
             return READ_GONE
         slot = desc.slot.val
         vswap_cluster_unlock(c)
-        if slot == 0 or p.sf == NULL or not swap_file_slot_allocated(p.sf, slot):
+        if slot == 0 or p.sf == NULL or not swap_file_slot_owned(p.sf, slot, val):
             return READ_NO_SLOT
         err = swap_file_read(p.sf, slot, out)
         if err:
@@ -954,15 +1039,23 @@ def qualified_type(obj):
     return "%s.%s" % (type(obj).__module__, type(obj).__qualname__)
 
 
-cdef int int_type(object x, str name) except -1:
-    if PyBool_Check(x) or not isinstance(x, int):
-        raise TypeError("%s must be an int, not %s" % (name, type(x).__name__))
-    return 0
+cdef object exact_int(object x, str name):
+    """An int setting as an exact int (see _vswap.int_arg)."""
+    return int_arg(x, name)
 
 
-cdef int number_type(object x, str name) except -1:
-    if PyBool_Check(x) or not isinstance(x, (int, float)):
+cdef double number_arg(object x, str name) except? -1.0:
+    """An int or float setting as a C double: TypeError for anything else
+    (bool refused).  Converted once, before any check, so that a subclass
+    cannot pass a check with one value and be used with another."""
+    if PyBool_Check(x) or not (PyLong_Check(x) or PyFloat_Check(x)):
         raise TypeError("%s must be a number, not %s" % (name, type(x).__name__))
+    return float(x)
+
+
+cdef int check_at_least_0(object value, str name) except -1:
+    if value < 0:
+        raise ValueError("%s must be at least 0, not %d" % (name, value))
     return 0
 
 
@@ -970,6 +1063,31 @@ def _physical_memory():
     return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
+cdef void index_lock_totals(zswap_index *ix, uint64_t *acq, uint64_t *cont) noexcept nogil:
+    """Acquisitions and contention of the tree locks of an index."""
+    cdef uint64_t n
+    cdef zswap_tree *t
+    for n in range(ix.nr_trees):
+        t = load_tree(&ix.trees[n])
+        if t != NULL:
+            acq[0] += load_u64(&t.lock_acquisitions)
+            cont[0] += load_u64(&t.lock_contended)
+
+
+cdef inline void pool_exit(zswap_pool *p) noexcept nogil:
+    """End a call that Zswap._enter() counted."""
+    vswap_seq_add(&p.calls, -1)
+
+
+cdef void pool_free(zswap_pool *p) noexcept nogil:
+    cdef int ci
+    for ci in range(NR_CLASSES):
+        pthread_spin_destroy(&p.classes[ci].lock)
+    pthread_spin_destroy(&p.lru_lock)
+    PyMem_RawFree(p)
+
+
+@cython.no_gc_clear
 cdef class Zswap:
     """An LZ4-compressed page pool whose entries live in a VSwap's descriptors.
 
@@ -977,7 +1095,15 @@ cdef class Zswap:
     memory_bytes=None, accept_threshold_percent=90, writeback=True,
     exclusive_loads=True)``.  See docs/semantics.md ("zswap pool").
     Thread-safe: store, load, read, invalidate and shrink may run on several
-    threads at once, with compression and I/O outside the GIL.
+    threads at once, with compression and I/O outside the GIL; ``close()``
+    waits for the calls in flight.
+
+    Every method converts its arguments (which may run Python code, the
+    pool's own ``close()`` included) before it takes the pool with
+    ``_enter()``, and runs no Python code until ``pool_exit()``.  The pool
+    is torn down by ``close()`` or deallocation alone, never by the garbage
+    collector's clearing of ``space`` (``no_gc_clear``), so the space it
+    walks is alive.
     """
 
     cdef zswap_pool *p
@@ -993,6 +1119,8 @@ cdef class Zswap:
         cdef zswap_pool *p
         cdef size_class *cls
         cdef int ci
+        cdef double max_percent, accept_percent
+        cdef bint wb, exclusive
         # Types first, then values, then state, as everywhere else.
         if not isinstance(space, VSwap):
             raise TypeError("space must be a VSwap of the compiled core, not %s"
@@ -1001,101 +1129,116 @@ cdef class Zswap:
             raise TypeError("swapfile must be a SwapFile of the compiled core or None, not %s"
                             % qualified_type(swapfile))
         if max_pool_bytes is not None:
-            int_type(max_pool_bytes, "max_pool_bytes")
-        number_type(max_pool_percent, "max_pool_percent")
+            max_pool_bytes = exact_int(max_pool_bytes, "max_pool_bytes")
+        max_percent = number_arg(max_pool_percent, "max_pool_percent")
         if memory_bytes is not None:
-            int_type(memory_bytes, "memory_bytes")
-        number_type(accept_threshold_percent, "accept_threshold_percent")
+            memory_bytes = exact_int(memory_bytes, "memory_bytes")
+        accept_percent = number_arg(accept_threshold_percent, "accept_threshold_percent")
         if not isinstance(index, str):
             raise TypeError("index must be a str, not %s" % type(index).__name__)
-        if max_pool_bytes is not None and max_pool_bytes < 0:
-            raise ValueError("max_pool_bytes must be at least 0, not %d" % max_pool_bytes)
-        if not 0 <= max_pool_percent <= 100:
-            raise ValueError("max_pool_percent must be in [0, 100], not %r" % (max_pool_percent,))
-        if memory_bytes is not None and memory_bytes < 0:
-            raise ValueError("memory_bytes must be at least 0, not %d" % memory_bytes)
-        if not 0 < accept_threshold_percent <= 100:
+        if max_pool_bytes is not None:
+            check_at_least_0(max_pool_bytes, "max_pool_bytes")
+        if not 0 <= max_percent <= 100:
+            raise ValueError("max_pool_percent must be in [0, 100], not %r"
+                             % (max_pool_percent,))
+        if memory_bytes is not None:
+            check_at_least_0(memory_bytes, "memory_bytes")
+        if not 0 < accept_percent <= 100:
             raise ValueError("accept_threshold_percent must be in (0, 100], not %r"
                              % (accept_threshold_percent,))
         if index not in _INDEX_DESIGNS:
             raise ValueError("index must be one of %s, not %r" % (", ".join(INDEX_DESIGNS), index))
+        wb = bool(writeback)
+        exclusive = bool(exclusive_loads)
+        if max_pool_bytes is None:
+            if memory_bytes is None:
+                memory_bytes = _physical_memory()
+            max_pool_bytes = int(memory_bytes * max_percent / 100)
+        max_pool_bytes = min(max_pool_bytes, 1 << 62)
+        # State, after every conversion: nothing below runs Python code.
         if (<VSwap>space).vs.zswap_owner != NULL:
             raise ValueError("space already has a zswap pool")
         if swapfile is not None and (<SwapFile>swapfile).sf == NULL:
             raise ValueError("I/O on a closed swap file")
-        if max_pool_bytes is None:
-            if memory_bytes is None:
-                memory_bytes = _physical_memory()
-            max_pool_bytes = int(memory_bytes * float(max_pool_percent) / 100)
         p = <zswap_pool *>PyMem_RawCalloc(1, sizeof(zswap_pool))
         if p == NULL:
             raise MemoryError()
-        self.p = p
         p.vs = (<VSwap>space).vs
         if _INDEX_DESIGNS[index] != ZSWAP_INDEX_VSWAP:
             p.ix = zswap_index_new(p.vs, _INDEX_DESIGNS[index])
             if p.ix == NULL:
+                PyMem_RawFree(p)
                 raise MemoryError()
-        self.index = index
         pthread_spin_init(&p.lru_lock, PTHREAD_PROCESS_PRIVATE)
         for ci in range(NR_CLASSES):
             cls = &p.classes[ci]
             cls.size, cls.pages, cls.objs = ZPOOL_CLASSES[ci]
             pthread_spin_init(&cls.lock, PTHREAD_PROCESS_PRIVATE)
+        self.index = index
         self.space = space
-        self._accept_percent = 90.0
-        self.max_pool_bytes = max_pool_bytes
-        self.accept_threshold_percent = accept_threshold_percent
-        self.writeback = writeback
-        self.exclusive_loads = exclusive_loads
+        self._accept_percent = accept_percent
+        store_i64(&p.max_pool_bytes, max_pool_bytes)
+        store_i64(&p.accept_bytes, <int64_t>(max_pool_bytes * accept_percent / 100))
+        p.writeback = wb
+        p.exclusive_loads = exclusive
         if swapfile is not None:
             self.swapfile = swapfile
             p.sf = (<SwapFile>swapfile).sf
             (<SwapFile>swapfile).nr_users += 1
-        p.vs.zswap_peek = hook_peek
-        p.vs.zswap_release = hook_release
-        p.vs.slot_release = hook_slot_release
-        if p.ix != NULL:
-            p.vs.range_freed = hook_range_freed
-        p.vs.zswap_owner = p
+        self.p = p
+        vswap_zswap_bind(p.vs, p, hook_release, hook_peek, hook_slot_release, hook_slot_owned,
+                         hook_slot_assign,
+                         hook_range_freed if p.ix != NULL else <range_freed_fn>NULL)
 
     def __dealloc__(self):
         self._close()
 
     cdef void _close(self) noexcept:
-        """Drop every entry of the pool from the space and unbind it."""
+        """Drop every entry and written-back page of the pool from the space,
+        unbind it, and free it: once the calls in flight have finished, and
+        once every thread of the space that may still use its hooks has.
+
+        GIL held on entry; released while waiting and tearing down (the
+        calls in flight may need it to finish).
+        """
         cdef zswap_pool *p = self.p
-        cdef int ci
         if p == NULL:
             return
-        if p.ix != NULL:
-            zswap_index_drain(p.ix, drain_one, p)
-            zswap_index_free(p.ix)
-        else:
-            vswap_zswap_drain(p.vs)
-        p.vs.zswap_peek = NULL
-        p.vs.zswap_release = NULL
-        p.vs.slot_release = NULL
-        p.vs.range_freed = NULL
-        p.vs.zswap_owner = NULL
-        self.p = NULL
+        self.p = NULL                   # later calls find the pool closed
+        with nogil:
+            vswap_wait_zero(&p.calls)
+            # Descriptors first: slots, and the entries of the vswap design;
+            # then no thread of the space reaches the pool any more.
+            vswap_zswap_unbind(p.vs)
+            if p.ix != NULL:
+                zswap_index_drain(p.ix, drain_one, p)
+                zswap_index_free(p.ix)
         if self.swapfile is not None:
             self.swapfile.nr_users -= 1
-        for ci in range(NR_CLASSES):
-            pthread_spin_destroy(&p.classes[ci].lock)
-        pthread_spin_destroy(&p.lru_lock)
-        PyMem_RawFree(p)
+        pool_free(p)
 
-    cdef zswap_pool *_pool(self) except NULL:
+    cdef zswap_pool *_enter(self) except NULL:
+        """The open pool, with this call counted in flight (close() waits
+        for it): pair with pool_exit().  Take it after converting every
+        argument, and run no Python code until pool_exit()."""
+        cdef zswap_pool *p = self.p
+        if p == NULL:
+            raise ValueError("zswap pool is closed")
+        vswap_seq_add(&p.calls, 1)
+        return p
+
+    cdef int _check_open(self) except -1:
+        """Raise if closed, for a closed-pool error before argument errors,
+        as the twin reports it.  Keeps no pointer."""
         if self.p == NULL:
             raise ValueError("zswap pool is closed")
-        return self.p
+        return 0
 
     def close(self):
-        """Drop every entry of the pool from the space and unbind it.
-
-        Must not run while other threads use the pool or free its entries.
-        """
+        """Drop every entry and written-back page of the pool from the space,
+        unbind it and free it.  Waits for calls in flight on other threads;
+        later calls raise ValueError("zswap pool is closed").  Closing again
+        does nothing."""
         self._close()
 
     # -- settings -----------------------------------------------------------
@@ -1103,53 +1246,86 @@ cdef class Zswap:
     @property
     def max_pool_bytes(self):
         """The pool size limit in bytes (max_pool_percent of memory)."""
-        return load_i64(&self._pool().max_pool_bytes)
+        cdef zswap_pool *p = self._enter()
+        cdef int64_t value = load_i64(&p.max_pool_bytes)
+        pool_exit(p)
+        return value
 
     @max_pool_bytes.setter
     def max_pool_bytes(self, value):
-        cdef zswap_pool *p = self._pool()
-        int_type(value, "max_pool_bytes")
-        if value < 0:
-            raise ValueError("max_pool_bytes must be at least 0, not %d" % value)
-        store_i64(&p.max_pool_bytes, min(value, (1 << 62)))
-        store_i64(&p.accept_bytes, int(p.max_pool_bytes * self._accept_percent / 100))
+        cdef zswap_pool *p
+        cdef int64_t limit
+        self._check_open()
+        value = exact_int(value, "max_pool_bytes")
+        check_at_least_0(value, "max_pool_bytes")
+        limit = min(value, 1 << 62)
+        p = self._enter()
+        store_i64(&p.max_pool_bytes, limit)
+        store_i64(&p.accept_bytes, <int64_t>(limit * self._accept_percent / 100))
+        pool_exit(p)
 
     @property
     def accept_threshold_percent(self):
         """Below this share of the limit a full pool takes stores again."""
+        self._check_open()
         return self._accept_percent
 
     @accept_threshold_percent.setter
     def accept_threshold_percent(self, value):
-        cdef zswap_pool *p = self._pool()
-        number_type(value, "accept_threshold_percent")
-        if not 0 < value <= 100:
+        cdef zswap_pool *p
+        cdef double percent
+        self._check_open()
+        percent = number_arg(value, "accept_threshold_percent")
+        if not 0 < percent <= 100:
             raise ValueError("accept_threshold_percent must be in (0, 100], not %r" % (value,))
-        self._accept_percent = float(value)
-        store_i64(&p.accept_bytes, int(p.max_pool_bytes * self._accept_percent / 100))
+        p = self._enter()
+        self._accept_percent = percent
+        store_i64(&p.accept_bytes, <int64_t>(load_i64(&p.max_pool_bytes) * percent / 100))
+        pool_exit(p)
 
     @property
     def writeback(self):
         """Whether the pool may write pages back to its swap file."""
-        return bool(self._pool().writeback)
+        cdef zswap_pool *p = self._enter()
+        cdef bint value = load_u8(&p.writeback)
+        pool_exit(p)
+        return value
 
     @writeback.setter
     def writeback(self, value):
-        store_u8(&self._pool().writeback, bool(value))
+        cdef zswap_pool *p
+        cdef bint v
+        self._check_open()
+        v = bool(value)
+        p = self._enter()
+        store_u8(&p.writeback, v)
+        pool_exit(p)
 
     @property
     def exclusive_loads(self):
         """Whether a successful load erases the entry (upstream's behaviour)."""
-        return bool(self._pool().exclusive_loads)
+        cdef zswap_pool *p = self._enter()
+        cdef bint value = load_u8(&p.exclusive_loads)
+        pool_exit(p)
+        return value
 
     @exclusive_loads.setter
     def exclusive_loads(self, value):
-        store_u8(&self._pool().exclusive_loads, bool(value))
+        cdef zswap_pool *p
+        cdef bint v
+        self._check_open()
+        v = bool(value)
+        p = self._enter()
+        store_u8(&p.exclusive_loads, v)
+        pool_exit(p)
 
     @property
     def writeback_enabled(self):
         """writeback is on and there is a swap file to write to."""
-        return writeback_enabled(self._pool())
+        cdef zswap_pool *p = self._enter()
+        cdef bint value = writeback_enabled(p)
+        pool_exit(p)
+        return value
 
     # -- operations ---------------------------------------------------------
 
@@ -1162,19 +1338,23 @@ cdef class Zswap:
         when the pool refused the pages (limit, poor compression, no memory);
         a refused store leaves none of the entries with a zswap entry.
         """
-        cdef zswap_pool *p = self._pool()
+        cdef zswap_pool *p
         cdef Py_buffer view
         cdef void *olds[VSWAP_CLUSTER_MAX]
         cdef int nolds = 0, result
         cdef Py_ssize_t nr
+        cdef uint32_t n
         cdef uint64_t val
+        self._check_open()
         if PyBool_Check(entry) or not PyIndex_Check(entry):
             raise TypeError("swap entry must be an int, not %s" % type(entry).__name__)
         nr = page_buffer(page, &view, False, "page", -1)
         try:
-            val = vswap_check_range(self.space, entry, nr)
+            val = vswap_check_range(self.space, entry, nr, &n)
+            p = self._enter()
             with nogil:
-                result = pool_store(p, val, <uint32_t>nr, <const char *>view.buf, olds, &nolds)
+                result = pool_store(p, val, n, <const char *>view.buf, olds, &nolds)
+                pool_exit(p)
         finally:
             PyBuffer_Release(&view)
         release_objects(olds, nolds)
@@ -1183,7 +1363,8 @@ cdef class Zswap:
         return result == STORE_OK
 
     cdef uint64_t _one_entry(self, object entry) except 0:
-        return vswap_check_range(self.space, entry, 1)
+        cdef uint32_t n
+        return vswap_check_range(self.space, entry, 1, &n)
 
     def load(self, entry, out=None):
         """zswap_load(): the page of ``entry`` into ``out`` (a writable buffer
@@ -1193,25 +1374,28 @@ cdef class Zswap:
         Locks: the cluster, briefly; decompression runs with no lock and no
         GIL.  Raises ZswapDecompressError on corrupt data (entry kept).
         """
-        cdef zswap_pool *p = self._pool()
-        cdef uint64_t val = self._one_entry(entry)
+        cdef zswap_pool *p
+        cdef uint64_t val
         cdef int result
-        cdef bint exclusive = p.exclusive_loads
         cdef Py_buffer view
         cdef char *buf
+        self._check_open()
+        val = self._one_entry(entry)
         if out is None:
             target = PyBytes_FromStringAndSize(NULL, PAGE)
             buf = PyBytes_AS_STRING(target)
-            with nogil:
-                result = pool_load(p, val, buf, exclusive)
         else:
             page_buffer(out, &view, True, "out", 1)
-            try:
-                with nogil:
-                    result = pool_load(p, val, <char *>view.buf, exclusive)
-            finally:
-                PyBuffer_Release(&view)
+            buf = <char *>view.buf
             target = out
+        try:
+            p = self._enter()
+            with nogil:
+                result = pool_load(p, val, buf, load_u8(&p.exclusive_loads))
+                pool_exit(p)
+        finally:
+            if out is not None:
+                PyBuffer_Release(&view)
         return self._loaded(result, val, target)
 
     cdef object _loaded(self, int result, uint64_t val, object target):
@@ -1226,16 +1410,18 @@ cdef class Zswap:
 
     def read(self, entry, out=None):
         """The page of ``entry`` wherever it lives, without moving it: its
-        swap-cache folio (a 4096-byte buffer), its zswap entry, or its slot
-        in the swap file.  Raises NoPageError when there is none.
+        swap-cache folio (a 4096-byte buffer), its zswap entry, or the
+        pool's page in the swap file.  Raises NoPageError when there is none.
 
         Locks: the cluster, briefly, for each place looked at.
         """
-        cdef zswap_pool *p = self._pool()
-        cdef uint64_t val = self._one_entry(entry)
+        cdef zswap_pool *p
+        cdef uint64_t val
         cdef Py_buffer view
         cdef int result, err = 0
         cdef char *buf
+        self._check_open()
+        val = self._one_entry(entry)
         folio = self.space.swap_cache_get_folio(val)
         if out is None:
             target = PyBytes_FromStringAndSize(NULL, PAGE)
@@ -1247,12 +1433,14 @@ cdef class Zswap:
         try:
             if folio is not None and self._copy_folio(folio, buf):
                 return target
+            p = self._enter()
             with nogil:
                 result = pool_load(p, val, buf, False)
+                if result == LOAD_NONE:
+                    err = read_slot(p, val, buf)
+                pool_exit(p)
             if result != LOAD_NONE:
                 return self._loaded(result, val, target)
-            with nogil:
-                err = read_slot(p, val, buf)
             if err == READ_NO_SLOT:
                 raise NoPageError("swap entry %#x holds no page: no folio, zswap "
                                   "entry or swap slot" % val)
@@ -1267,11 +1455,13 @@ cdef class Zswap:
                 PyBuffer_Release(&view)
 
     cdef bint _copy_folio(self, object folio, char *out) except -1:
-        """Copy a folio that is a buffer of exactly one page."""
+        """Copy a folio that is a C-contiguous buffer of exactly one page;
+        False for anything else (the page is then looked for elsewhere)."""
         cdef Py_buffer fview
         try:
-            PyObject_GetBuffer(folio, &fview, PyBUF_SIMPLE)
-        except (TypeError, BufferError):
+            PyObject_GetBuffer(folio, &fview, PyBUF_C_CONTIGUOUS)
+        except (TypeError, BufferError, ValueError):
+            # Not a buffer, or not a contiguous one (numpy says ValueError).
             return False
         try:
             if fview.len != PAGE:
@@ -1285,14 +1475,18 @@ cdef class Zswap:
         """zswap_invalidate(): erase and free the zswap entries of ``nr``
         entries from ``entry``.  Locks: the cluster, then lru_lock per pool
         entry.  Returns how many entries there were."""
-        cdef zswap_pool *p = self._pool()
+        cdef zswap_pool *p
         cdef void *olds[VSWAP_CLUSTER_MAX]
-        cdef uint64_t val = vswap_check_range(self.space, entry, nr)
-        cdef uint32_t n = nr
+        cdef uint64_t val
+        cdef uint32_t n
         cdef int found, nobj
+        self._check_open()
+        val = vswap_check_range(self.space, entry, nr, &n)
+        p = self._enter()
         with nogil:
             found = erase_range(p, val, n, olds)
             nobj = drop_pool_entries(p, olds, found) if found > 0 else 0
+            pool_exit(p)
         if found < 0:
             raise InvalidEntryError("swap entry %#x was freed during the invalidate" % val)
         release_objects(olds, nobj)
@@ -1302,14 +1496,17 @@ cdef class Zswap:
         """Write back up to ``nr`` entries from the cold end of the LRU, with
         second chance; returns how many were written.  0 when writeback is
         disabled.  Locks: lru_lock, then one cluster at a time."""
-        cdef zswap_pool *p = self._pool()
+        cdef zswap_pool *p
         cdef int64_t n, written
-        int_type(nr, "nr")
+        self._check_open()
+        nr = exact_int(nr, "nr")
         if nr < 0:
             raise ValueError("nr must be at least 0, not %d" % nr)
         n = min(nr, 1 << 62)
+        p = self._enter()
         with nogil:
             written = pool_shrink(p, n)
+            pool_exit(p)
         return written
 
     # -- batch calls (statuses in vswapfast.batch) --------------------------
@@ -1319,7 +1516,7 @@ cdef class Zswap:
         bytes): BATCH_OK, BATCH_REJECTED or BATCH_INVALID each.
 
         Locks: as ``store``, per entry; the GIL is released for the batch."""
-        cdef zswap_pool *p = self._pool()
+        cdef zswap_pool *p
         cdef u64_array a
         cdef Py_buffer view
         cdef bint has_view = False
@@ -1329,6 +1526,7 @@ cdef class Zswap:
         cdef Py_ssize_t i, nd = 0
         cdef int nolds, result
         cdef const char *src
+        self._check_open()
         u64_array_get(&a, entries, "entries", False, -1)
         try:
             page_buffer(pages, &view, False, "pages", a.n)
@@ -1337,7 +1535,8 @@ cdef class Zswap:
             displaced = <void **>PyMem_RawMalloc(max(a.n, 1) * sizeof(void *))
             if displaced == NULL:
                 raise MemoryError()
-            src = <const char *>view.buf if has_view else NULL
+            src = <const char *>view.buf
+            p = self._enter()
             with nogil:
                 for i in range(a.n):
                     if not vswap_entry_allocated_nolock(p.vs, a.values[i]):
@@ -1349,6 +1548,7 @@ cdef class Zswap:
                         nd += 1
                     status[i] = (BATCH_OK if result == STORE_OK else
                                  BATCH_REJECTED if result == STORE_REJECTED else BATCH_INVALID)
+                pool_exit(p)
             release_objects(displaced, nd)
         finally:
             PyMem_RawFree(displaced)
@@ -1360,28 +1560,34 @@ cdef class Zswap:
     def load_many(self, entries, out):
         """``load`` each entry into its page of ``out`` (a writable buffer of
         len(entries) * 4096 bytes): BATCH_OK, BATCH_EMPTY, BATCH_CORRUPT or
-        BATCH_INVALID each.  Locks: as ``load``, per entry; no GIL."""
-        cdef zswap_pool *p = self._pool()
+        BATCH_INVALID each.  Locks: as ``load``, per entry; no GIL.
+
+        ``out`` may share memory with ``entries``: the entries are read
+        before any page is written."""
+        cdef zswap_pool *p
         cdef u64_array a
         cdef Py_buffer view
         cdef bint has_view = False
         cdef signed char *status
         cdef Py_ssize_t i
         cdef int result
-        cdef bint exclusive = p.exclusive_loads
         cdef char *dst
+        self._check_open()
         u64_array_get(&a, entries, "entries", False, -1)
         try:
             page_buffer(out, &view, True, "out", a.n)
             has_view = True
+            u64_array_unshare_bytes(&a, <char *>view.buf, view.len)
             result_array = status_array(a.n, &status)
-            dst = <char *>view.buf if has_view else NULL
+            dst = <char *>view.buf
+            p = self._enter()
             with nogil:
                 for i in range(a.n):
-                    result = pool_load(p, a.values[i], dst + i * PAGE, exclusive)
+                    result = pool_load(p, a.values[i], dst + i * PAGE, load_u8(&p.exclusive_loads))
                     status[i] = (BATCH_OK if result == LOAD_OK else
                                  BATCH_EMPTY if result == LOAD_NONE else
                                  BATCH_CORRUPT if result == LOAD_CORRUPT else BATCH_INVALID)
+                pool_exit(p)
         finally:
             if has_view:
                 PyBuffer_Release(&view)
@@ -1391,19 +1597,21 @@ cdef class Zswap:
     def invalidate_many(self, entries):
         """``invalidate`` each entry: BATCH_OK (an entry was dropped),
         BATCH_EMPTY or BATCH_INVALID.  Locks: as ``invalidate``; no GIL."""
-        cdef zswap_pool *p = self._pool()
+        cdef zswap_pool *p
         cdef u64_array a
         cdef signed char *status
         cdef void *olds[1]
         cdef void **displaced = NULL
         cdef Py_ssize_t i, nd = 0
         cdef int found
+        self._check_open()
         u64_array_get(&a, entries, "entries", False, -1)
         try:
             out = status_array(a.n, &status)
             displaced = <void **>PyMem_RawMalloc(max(a.n, 1) * sizeof(void *))
             if displaced == NULL:
                 raise MemoryError()
+            p = self._enter()
             with nogil:
                 for i in range(a.n):
                     found = erase_range(p, a.values[i], 1, olds)
@@ -1414,6 +1622,7 @@ cdef class Zswap:
                     if found and drop_pool_entries(p, olds, found):
                         displaced[nd] = olds[0]
                         nd += 1
+                pool_exit(p)
             release_objects(displaced, nd)
         finally:
             PyMem_RawFree(displaced)
@@ -1423,50 +1632,63 @@ cdef class Zswap:
     # -- introspection ------------------------------------------------------
 
     def stats(self):
-        """Counters with upstream's debugfs names, plus pool geometry."""
-        cdef zswap_pool *p = self._pool()
+        """Counters with upstream's debugfs names, plus pool geometry.
+
+        Every figure is read in C first; the dict is built once the pool is
+        let go (building it can run a collection, and so a __del__ that
+        closes the pool)."""
+        cdef zswap_pool *p
+        cdef int64_t counters[NR_COUNTERS]
+        cdef int64_t lru_length, total, limit
+        cdef uint64_t lru_acq, lru_cont, acq = 0, cont = 0
+        cdef bint trees
         cdef int i
-        cdef int64_t lru_length
-        out = {name: counter_sum(p, i) for i, name in enumerate(COUNTER_NAMES)}
+        self._check_open()
+        p = self._enter()
+        for i in range(NR_COUNTERS):
+            counters[i] = counter_sum(p, i)
         lru_lock(p)
         lru_length = p.lru_length
+        lru_acq, lru_cont = p.lru_lock_acquisitions, p.lru_lock_contended
         lru_unlock(p)
         total = pool_total_size(p)
+        limit = load_i64(&p.max_pool_bytes)
+        trees = p.ix != NULL
+        if trees:
+            index_lock_totals(p.ix, &acq, &cont)
+        pool_exit(p)
+        out = {name: counters[i] for i, name in enumerate(COUNTER_NAMES)}
         out["pool_total_size"] = total
         out["lru_length"] = lru_length
-        out["max_pool_bytes"] = load_i64(&p.max_pool_bytes)
+        out["max_pool_bytes"] = limit
         out["compression_ratio"] = (out["stored_pages"] * PAGE / total) if total else 0.0
-        lru_lock(p)
-        out["lru_lock_acquisitions"] = p.lru_lock_acquisitions
-        out["lru_lock_contended"] = p.lru_lock_contended
-        lru_unlock(p)
-        out["index_lock_acquisitions"], out["index_lock_contended"] = self._index_locks()
-        return out
-
-    cdef tuple _index_locks(self):
-        """Acquisitions and contention of the locks that guard the entries."""
-        cdef zswap_pool *p = self.p
-        cdef uint64_t n, acq = 0, cont = 0
-        cdef zswap_tree *t
-        if p.ix == NULL:
+        out["lru_lock_acquisitions"] = lru_acq
+        out["lru_lock_contended"] = lru_cont
+        if not trees:
+            # The entries' locks are the space's cluster locks.
             s = self.space.stats()
-            return s["lock_acquisitions"], s["lock_contended"]
-        for n in range(p.ix.nr_trees):
-            t = load_tree(&p.ix.trees[n])
-            if t != NULL:
-                acq += load_u64(&t.lock_acquisitions)
-                cont += load_u64(&t.lock_contended)
-        return acq, cont
+            acq, cont = s["lock_acquisitions"], s["lock_contended"]
+        out["index_lock_acquisitions"] = acq
+        out["index_lock_contended"] = cont
+        return out
 
     def __len__(self):
         """Pages held: stored_pages + zero_pages."""
-        cdef zswap_pool *p = self._pool()
-        return counter_sum(p, STORED_PAGES) + counter_sum(p, ZERO_PAGES)
+        cdef zswap_pool *p
+        cdef int64_t n
+        self._check_open()
+        p = self._enter()
+        n = counter_sum(p, STORED_PAGES) + counter_sum(p, ZERO_PAGES)
+        pool_exit(p)
+        return n
 
     def __repr__(self):
         if self.p == NULL:
             return "<Zswap core=compiled closed>"
-        s = self.stats()
+        try:
+            s = self.stats()
+        except ValueError:              # closed by a collection meanwhile
+            return "<Zswap core=compiled closed>"
         return ("<Zswap core=compiled stored_pages=%d zero_pages=%d pool_total_size=%d "
                 "written_back_pages=%d>" % (s["stored_pages"], s["zero_pages"],
                                             s["pool_total_size"], s["written_back_pages"]))
@@ -1475,40 +1697,49 @@ cdef class Zswap:
         """Test hook: overwrite the stored bytes of ``entry``'s pool entry so
         that decompression fails.  Returns False if it has none, or holds the
         page raw (nothing could tell the bytes are wrong)."""
-        cdef zswap_pool *p = self._pool()
-        cdef uint64_t val = self._one_entry(entry)
+        cdef zswap_pool *p
+        cdef uint64_t val
         cdef zslot z
         cdef zswap_entry *e
         cdef bint done = False
-        if zslot_lock(p, val, &z, False) != ZSLOT_LOCKED:
-            return False
-        if is_native(z.slot[0]) and not entry_untag(z.slot[0]).incompressible:
-            e = entry_untag(z.slot[0])
-            # A literal run longer than the block: LZ4 must refuse it.
-            memset(zs_obj(p, e.zspage, e.obj), 0xff, e.length)
-            done = True
-        zslot_unlock(&z)
+        self._check_open()
+        val = self._one_entry(entry)
+        p = self._enter()
+        if zslot_lock(p, val, &z, False) == ZSLOT_LOCKED:
+            if is_native(z.slot[0]) and not entry_untag(z.slot[0]).incompressible:
+                e = entry_untag(z.slot[0])
+                # A literal run longer than the block: LZ4 must refuse it.
+                memset(zs_obj(p, e.zspage, e.obj), 0xff, e.length)
+                done = True
+            zslot_unlock(&z)
+        pool_exit(p)
         return done
 
     def _block(self, entry):
         """Test hook: the LZ4 block stored for ``entry``, as bytes, or None
         (no pool entry with compressed data)."""
-        cdef zswap_pool *p = self._pool()
-        cdef uint64_t val = self._one_entry(entry)
+        cdef zswap_pool *p
+        cdef uint64_t val
         cdef zslot z
         cdef zswap_entry *e = NULL
-        if zslot_lock(p, val, &z, False) != ZSLOT_LOCKED:
-            return None
-        if is_native(z.slot[0]) and not entry_untag(z.slot[0]).incompressible:
-            e = entry_untag(z.slot[0])
-            ref_get(&e.refs)
-        zslot_unlock(&z)
+        cdef char copy[PAGE]
+        cdef uint32_t length = 0
+        self._check_open()
+        val = self._one_entry(entry)
+        p = self._enter()
+        if zslot_lock(p, val, &z, False) == ZSLOT_LOCKED:
+            if is_native(z.slot[0]) and not entry_untag(z.slot[0]).incompressible:
+                e = entry_untag(z.slot[0])
+                ref_get(&e.refs)
+            zslot_unlock(&z)
+        if e != NULL:
+            length = e.length
+            memcpy(copy, zs_obj(p, e.zspage, e.obj), length)
+            entry_put(p, e)
+        pool_exit(p)
         if e == NULL:
             return None
-        try:
-            return PyBytes_FromStringAndSize(zs_obj(p, e.zspage, e.obj), e.length)
-        finally:
-            entry_put(p, e)
+        return PyBytes_FromStringAndSize(copy, length)
 
     @staticmethod
     def _decompress_block(block):

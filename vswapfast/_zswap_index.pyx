@@ -238,32 +238,36 @@ cdef void zswap_index_free(zswap_index *ix) noexcept nogil:
 
 cdef Py_ssize_t tree_store_many(void *ctx, const uint64_t *vals, const uint64_t *handles,
                                 Py_ssize_t n, uint64_t *old, signed char *status,
-                                void **displaced) noexcept nogil:
+                                void **displaced, void **pinned) noexcept nogil:
     cdef zswap_index *ix = <zswap_index *>ctx
     cdef Py_ssize_t i, ndisplaced = 0
     cdef zswap_tree *t
     cdef void **slot
     cdef void *z
+    cdef uint64_t val, handle
     for i in range(n):
+        # Inputs first: ``old`` may be the caller's ``handles``.
+        val = vals[i]
+        handle = handles[i]
         if old != NULL:
             old[i] = 0
-        if handles[i] == 0 or handles[i] >= (<uint64_t>1 << 62):
+        if handle == 0 or handle >= (<uint64_t>1 << 62):
             status[i] = BATCH_BAD_HANDLE
             continue
-        if not vswap_entry_allocated_nolock(ix.vs, vals[i]):
+        if not vswap_entry_allocated_nolock(ix.vs, val):
             status[i] = BATCH_INVALID
             continue
-        t = zswap_index_tree(ix, vals[i], True)
+        t = zswap_index_tree(ix, val, True)
         if t == NULL:
             status[i] = BATCH_REJECTED
             continue
         zswap_tree_lock(t)
-        slot = zswap_tree_slot(t, zswap_tree_key(ix, vals[i]), True)
+        slot = zswap_tree_slot(t, zswap_tree_key(ix, val), True)
         if slot == NULL:
             zswap_tree_unlock(t)
             status[i] = BATCH_REJECTED
             continue
-        z = zswap_tree_set(t, zswap_tree_key(ix, vals[i]), slot, vswap_handle_field(handles[i]))
+        z = zswap_tree_set(t, zswap_tree_key(ix, val), slot, vswap_handle_field(handle))
         zswap_tree_unlock(t)
         ndisplaced = vswap_batch_displaced(z, i, old, status, displaced, ndisplaced)
     return ndisplaced
@@ -271,24 +275,25 @@ cdef Py_ssize_t tree_store_many(void *ctx, const uint64_t *vals, const uint64_t 
 
 cdef Py_ssize_t tree_load_erase_many(void *ctx, const uint64_t *vals, Py_ssize_t n,
                                      uint64_t *out, signed char *status, bint erase,
-                                     void **displaced) noexcept nogil:
+                                     void **displaced, void **pinned) noexcept nogil:
     cdef zswap_index *ix = <zswap_index *>ctx
     cdef Py_ssize_t i, ndisplaced = 0
     cdef zswap_tree *t
     cdef void **slot
     cdef void *z
-    cdef uint64_t key
+    cdef uint64_t key, val
     for i in range(n):
+        val = vals[i]
         if out != NULL:
             out[i] = 0
-        if not vswap_entry_allocated_nolock(ix.vs, vals[i]):
+        if not vswap_entry_allocated_nolock(ix.vs, val):
             status[i] = BATCH_INVALID
             continue
-        t = zswap_index_tree(ix, vals[i], False)
+        t = zswap_index_tree(ix, val, False)
         if t == NULL:
             status[i] = BATCH_EMPTY
             continue
-        key = zswap_tree_key(ix, vals[i])
+        key = zswap_tree_key(ix, val)
         zswap_tree_lock(t)
         slot = zswap_tree_slot(t, key, False)
         z = slot[0] if slot != NULL else NULL

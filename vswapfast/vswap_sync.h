@@ -15,6 +15,24 @@
 #define vswap_load_relaxed(p)     __atomic_load_n((p), __ATOMIC_RELAXED)
 #define vswap_store_relaxed(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
 
+/*
+ * Calls in flight on an object that close() waits for, and the users of a
+ * bound zswap pool's hooks: sequentially consistent, so that "announce,
+ * then look" on one side and "retract, then wait" on the other never miss
+ * each other.
+ */
+#define vswap_seq_add(p, v)       __atomic_add_fetch((p), (v), __ATOMIC_SEQ_CST)
+#define vswap_seq_load(p)         __atomic_load_n((p), __ATOMIC_SEQ_CST)
+#define vswap_seq_store(p, v)     __atomic_store_n((p), (v), __ATOMIC_SEQ_CST)
+
+#include <sched.h>
+/* Wait, with no lock and no GIL held, until *p reads 0. */
+static inline void vswap_wait_zero(long long *p)
+{
+    while (__atomic_load_n(p, __ATOMIC_SEQ_CST) != 0)
+        sched_yield();
+}
+
 /* Reference counts and statistics counters. */
 #define vswap_atomic_add(p, v)     __atomic_add_fetch((p), (v), __ATOMIC_RELAXED)
 #define vswap_ref_get(p)           __atomic_add_fetch((p), 1, __ATOMIC_RELAXED)

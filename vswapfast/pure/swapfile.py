@@ -37,6 +37,8 @@ __all__ = ["PAGE_SIZE", "SwapFile"]
 
 #: Smallest file: the header page plus one slot.
 _MIN_SIZE = 2 * PAGE_SIZE
+# Offsets are off_t: the file's last byte must have one.
+_MAX_SIZE = ((1 << 63) - 1) // PAGE_SIZE * PAGE_SIZE
 
 
 def _type_name(obj):
@@ -120,6 +122,7 @@ class SwapFile:
         "_free",
         "_next",
         "_users",
+        "_rmap",
     )
 
     def __init__(self, path, size):
@@ -136,24 +139,45 @@ class SwapFile:
         path = os.fsdecode(os.fspath(path))
         if type(size) is not int:
             size = _as_int(size, "size")
-        if size < _MIN_SIZE or size % PAGE_SIZE:
-            raise ValueError("size must be a multiple of %d of at least %d bytes, not %d"
-                             % (PAGE_SIZE, _MIN_SIZE, size))
+        if size < _MIN_SIZE or size % PAGE_SIZE or size > _MAX_SIZE:
+            raise ValueError("size must be a multiple of %d from %d to %d bytes, not %d"
+                             % (PAGE_SIZE, _MIN_SIZE, _MAX_SIZE, size))
         nr_slots = size // PAGE_SIZE - 1
-        # os.open raises an OSError that carries the file name.
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        # Everything that can fail for lack of memory before the file is touched.
+        used = bytearray(nr_slots + 1)
+        created = False
+        fd = -1
         try:
-            # Truncated to 0, then extended: every slot reads as zeros and
-            # takes no disk space until it is written.
+            # os.open raises an OSError that carries the file name.
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+                created = True
+            except FileExistsError:
+                fd = os.open(path, os.O_RDWR | os.O_CLOEXEC, 0o600)
+            # Cut to 0, then extended: every slot reads as zeros and takes
+            # no disk space until it is written.
+            os.ftruncate(fd, 0)
             os.ftruncate(fd, size)
-        except OSError as exc:
-            os.close(fd)
-            raise OSError(exc.errno, exc.strerror, path) from None
+        except BaseException as exc:
+            # Nothing is left behind: no descriptor, and no file we made.
+            if fd >= 0:
+                os.close(fd)
+            if created:
+                try:
+                    os.unlink(path)
+                except OSError:
+                    pass
+            if isinstance(exc, OSError) and exc.filename is None:
+                raise OSError(exc.errno, exc.strerror, path) from None
+            raise
         self._path = path
         self._size = size
         self._nr_slots = nr_slots
         self._lock = threading.Lock()
-        self._used = bytearray(nr_slots + 1)
+        # The reverse map: slot -> the swap entry whose page a zswap pool
+        # wrote there (see the compiled core's swap_file.rmap).
+        self._rmap = {}
+        self._used = used
         self._nr_used = 0
         self._free = []
         self._next = 1
@@ -233,6 +257,7 @@ class SwapFile:
 
     def _free_locked(self, slot):
         """Give an allocated ``slot`` back.  Caller holds ``_lock``."""
+        self._rmap.pop(slot, None)
         self._used[slot] = 0
         self._nr_used -= 1
         heapq.heappush(self._free, slot)
@@ -336,6 +361,42 @@ class SwapFile:
                 return False
             self._free_locked(slot)
             return True
+
+    def _set_owner(self, slot, entry):
+        """Record that the allocated ``slot`` holds the page of swap entry
+        ``entry`` (the reverse map).  Context: takes the file lock."""
+        with self._lock:
+            if self._fd >= 0 and self._is_allocated(slot):
+                self._rmap[slot] = entry
+
+    def _owned_locked(self, slot, entry):
+        """Caller holds ``_lock``."""
+        return self._fd >= 0 and self._is_allocated(slot) and self._rmap.get(slot) == entry
+
+    def _owned(self, slot, entry):
+        """Whether ``slot`` is allocated and holds the page of ``entry``: a
+        slot number left in a descriptor is that entry's page only then.
+        Context: takes the file lock."""
+        with self._lock:
+            return self._owned_locked(slot, entry)
+
+    def _release_owned(self, slot, entry):
+        """Free ``slot`` if it holds the page of ``entry``; never raises.
+        Context: takes the file lock.  Return: True if it was freed."""
+        with self._lock:
+            if not self._owned_locked(slot, entry):
+                return False
+            self._free_locked(slot)
+            return True
+
+    def _read_owned(self, slot, entry, view):
+        """Read ``slot`` like ``read`` if it holds the page of ``entry``,
+        else return None.  Context: takes the file lock."""
+        with self._lock:
+            self._check_open()
+            if not self._owned_locked(slot, entry):
+                return None
+            return self._pread(slot, view)
 
     def _bind(self):
         """Count a zswap pool that will write back here; ``ValueError`` if

@@ -57,8 +57,14 @@ dropped, hand the pool what they read or displaced:
                                is returned unchanged
     pool._release_entry(obj)   free a pool object displaced from a
                                descriptor; any other object is ignored
-    pool._release_slot(slot)   free ``slot`` in the pool's swap file if it
-                               is allocated there
+    pool._release_slot(entry, slot)
+                               free ``slot`` in the pool's swap file if it
+                               holds the page of ``entry`` there (the
+                               file's reverse map says so)
+    pool._slot_assigned(entry, slot)
+                               called by ``set_slot`` under the cluster
+                               lock: a slot allocated in the pool's file
+                               now holds the page of ``entry``
     pool._range_freed(entry, nr)
                                called by ``free`` under the cluster lock,
                                once the bitmap has let go of the range: a
@@ -464,8 +470,8 @@ class _Dropped:
         """
         for pool, obj in self.pool_entries:
             pool._release_entry(obj)
-        for pool, slot in self.pool_slots:
-            pool._release_slot(slot)
+        for pool, entry, slot in self.pool_slots:
+            pool._release_slot(entry, slot)
         self.pool_entries = self.pool_slots = None
         self.objects = None
 
@@ -865,7 +871,9 @@ class VSwap:
         pool = self._bound_pool()
         slots = cluster.slot
         if pool is not None:
-            dropped.pool_slots += [(pool, slot) for slot in slots[index:end] if slot]
+            first = (cluster.id << self._shift) | index
+            dropped.pool_slots += [(pool, first + i, slot)
+                                   for i, slot in enumerate(slots[index:end]) if slot]
             dropped.pool_entries += [(pool, z) for z in gone if z is not None]
         zswap[index:end] = [None] * nr
         cache[index:end] = [None] * nr
@@ -874,7 +882,6 @@ class VSwap:
         cluster.bitmap &= ~(((1 << nr) - 1) << index)
         cluster.count -= nr
         if pool is not None:
-            first = (cluster.id << self._shift) | index
             dropped.pool_entries += [(pool, obj) for obj in pool._range_freed(first, nr)]
         return cluster.count == 0 or (
             cluster.full and self._find_chunk(cluster, 1 << cluster.order) >= 0)
@@ -1514,7 +1521,13 @@ class VSwap:
     def set_slot(self, entry, slot):
         """Set the physical swap slot of ``entry`` (0: none).
 
-        Context: takes the entry's cluster lock.
+        With a zswap pool bound, a slot allocated in the pool's swap file
+        becomes the page of ``entry`` there (the file's reverse map), which
+        the pool reads and frees; any other slot number is kept but never
+        read as a page.
+
+        Context: takes the entry's cluster lock, and under it the swap
+        file's lock.
 
         Return: the previous slot.
         """
@@ -1531,6 +1544,10 @@ class VSwap:
             slots = cluster.slot
             old = slots[index]
             slots[index] = slot
+            # Under the lock: see "The zswap pool" above.
+            pool = self._bound_pool()
+            if pool is not None and slot:
+                pool._slot_assigned(entry, slot)
             return old
         finally:
             cluster.lock.release()

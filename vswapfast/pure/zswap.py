@@ -289,10 +289,15 @@ class _ZswapEntry:
 
 # -- argument checks ------------------------------------------------------------
 
-def _check_real(x, name):
-    """Check that ``x`` is an int or a float (not a bool)."""
-    if not isinstance(x, (int, float)) or isinstance(x, bool):
+def _as_real(x, name):
+    """``x``, an int or a float (not a bool), as a float.
+
+    Converted once, before any check, so that a subclass whose operators
+    lie cannot pass a check with one value and be used with another.
+    """
+    if type(x) is not float and (not isinstance(x, (int, float)) or isinstance(x, bool)):
         raise TypeError("%s must be a number, not %s" % (name, type(x).__name__))
+    return float(x)
 
 
 def _check_at_least_0(value, name):
@@ -300,11 +305,12 @@ def _check_at_least_0(value, name):
         raise ValueError("%s must be at least 0, not %d" % (name, value))
 
 
-def _check_threshold(value):
+def _check_threshold(value, given):
+    """``value``: the float of the setting ``given``."""
     # Written so that NaN fails too.
     if not 0 < value <= 100:
         raise ValueError("accept_threshold_percent must be in (0, 100], not %r"
-                         % (value,))
+                         % (given,))
 
 
 def _check_pages_size(name, n, size):
@@ -411,31 +417,31 @@ class Zswap:
                             % _qualified_type(swapfile))
         if max_pool_bytes is not None:
             max_pool_bytes = _as_int(max_pool_bytes, "max_pool_bytes")
-        _check_real(max_pool_percent, "max_pool_percent")
+        max_percent = _as_real(max_pool_percent, "max_pool_percent")
         if memory_bytes is not None:
             memory_bytes = _as_int(memory_bytes, "memory_bytes")
-        _check_real(accept_threshold_percent, "accept_threshold_percent")
+        accept_percent = _as_real(accept_threshold_percent, "accept_threshold_percent")
         check_design_type(index, "index")
         if max_pool_bytes is not None:
             _check_at_least_0(max_pool_bytes, "max_pool_bytes")
         # Written so that NaN fails too.
-        if not 0 <= max_pool_percent <= 100:
+        if not 0 <= max_percent <= 100:
             raise ValueError("max_pool_percent must be in [0, 100], not %r"
                              % (max_pool_percent,))
         if memory_bytes is not None:
             _check_at_least_0(memory_bytes, "memory_bytes")
-        _check_threshold(accept_threshold_percent)
+        _check_threshold(accept_percent, accept_threshold_percent)
         index = check_design(index, "index")
         if max_pool_bytes is None:
             if memory_bytes is None:
                 memory_bytes = _physical_memory()
             # A float product, truncated, as the compiled core computes it.
-            max_pool_bytes = int(memory_bytes * float(max_pool_percent) / 100)
+            max_pool_bytes = int(memory_bytes * max_percent / 100)
 
         self._space = space
         self._swapfile = swapfile
         self._max_pool_bytes = min(max_pool_bytes, _MAX_POOL_BYTES_CAP)
-        self._accept_threshold_percent = float(accept_threshold_percent)
+        self._accept_threshold_percent = accept_percent
         self._writeback = bool(writeback)
         self._exclusive_loads = bool(exclusive_loads)
         self._index_design = index
@@ -523,9 +529,9 @@ class Zswap:
     @accept_threshold_percent.setter
     def accept_threshold_percent(self, value):
         self._check_open()
-        _check_real(value, "accept_threshold_percent")
-        _check_threshold(value)
-        self._accept_threshold_percent = float(value)
+        percent = _as_real(value, "accept_threshold_percent")
+        _check_threshold(percent, value)
+        self._accept_threshold_percent = percent
 
     @property
     def writeback(self):
@@ -667,15 +673,43 @@ class Zswap:
         taken = [self._tree_pop(e) for e in range(entry, entry + nr)]
         return [obj for obj in taken if obj is not None]
 
-    def _release_slot(self, slot):
-        """Free ``slot`` in the swap file if it is allocated there (a
-        descriptor that ``VSwap.free`` dropped held it).  Never raises.
+    def _release_slot(self, entry, slot):
+        """Free ``slot`` in the swap file if it holds the page of ``entry``
+        there (a descriptor that ``VSwap.free`` dropped held it).  Never
+        raises.
 
         Context: takes the swap file's lock.
         """
         swapfile = self._swapfile
         if swapfile is not None:
-            swapfile._release(slot)
+            swapfile._release_owned(slot, entry)
+
+    def _slot_assigned(self, entry, slot):
+        """``VSwap.set_slot`` gave ``entry`` the slot ``slot``: if it is
+        allocated in the pool's file, it now holds the page of ``entry``.
+
+        Context: caller holds the cluster lock; takes the file's lock.
+        """
+        swapfile = self._swapfile
+        if swapfile is not None:
+            swapfile._set_owner(slot, entry)
+
+    def _take_stale_slot(self, cluster, index, entry):
+        """``release_backing()`` of a store: the descriptor of ``entry``,
+        which gets a newer page, lets go of the slot the pool wrote its
+        older page to, so that no read finds that page again.
+
+        Context: caller holds the cluster lock; takes the file's lock.
+
+        Return: the slot, to free with ``_release_slot`` once the cluster
+        lock is dropped, or 0.
+        """
+        slot = cluster.slot[index]
+        swapfile = self._swapfile
+        if not slot or swapfile is None or not swapfile._owned(slot, entry):
+            return 0
+        cluster.slot[index] = 0
+        return slot
 
     # -- store --------------------------------------------------------------------------
 
@@ -853,12 +887,17 @@ class Zswap:
         Return: the objects the descriptors held before (None left out).
         """
         cluster, index = _lock_range(self._space, entry, nr)
+        stale = []
         try:
             self._check_open()
             end = index + nr
             zswap = cluster.zswap_entry
             old = zswap[index:end]
             zswap[index:end] = new
+            for i in range(nr):
+                slot = self._take_stale_slot(cluster, index + i, entry + i)
+                if slot:
+                    stale.append((entry + i, slot))
             cluster.nr_zswap += sum(1 for obj in old if obj is None)
             zeros = 0
             with self._lru_lock:
@@ -875,6 +914,8 @@ class Zswap:
                     self._zero_pages += zeros
         finally:
             cluster.lock.release()
+        for swpentry, slot in stale:
+            self._release_slot(swpentry, slot)
         return [obj for obj in old if obj is not None]
 
     def _install_tree(self, entry, new):
@@ -901,15 +942,30 @@ class Zswap:
         for i, obj in enumerate(new):
             swpentry = entry + i
             tree = trees.tree_for_store(swpentry)
-            with tree:
-                if self._closed:
-                    error = ValueError("zswap pool is closed")
-                elif not space._allocated(swpentry):
-                    error = space._not_allocated(swpentry)
-                else:
-                    prev = tree.entries.get(swpentry)
-                    tree.entries[swpentry] = obj
-                    self._link(obj)
+            # The cluster lock first, as writeback takes them: the
+            # descriptor lets go of an older written-back page under it.
+            cluster = space._clusters.get(swpentry >> space._shift)
+            stale = 0
+            if cluster is None:
+                error = space._not_allocated(swpentry)
+            else:
+                _lock_cluster(cluster)
+                try:
+                    with tree:
+                        if self._closed:
+                            error = ValueError("zswap pool is closed")
+                        elif not space._allocated(swpentry):
+                            error = space._not_allocated(swpentry)
+                        else:
+                            prev = tree.entries.get(swpentry)
+                            tree.entries[swpentry] = obj
+                            self._link(obj)
+                    if error is None:
+                        stale = self._take_stale_slot(cluster, swpentry & space._mask, swpentry)
+                finally:
+                    cluster.lock.release()
+            if stale:
+                self._release_slot(swpentry, stale)
             if error is not None:
                 self._discard(new[i:])
                 for stale in old:
@@ -970,26 +1026,32 @@ class Zswap:
         Context: takes the cluster lock, or with a tree index each entry's
         tree lock; then releases outside it.
         """
-        if self._trees is not None:
-            for i in range(nr):
-                obj = self._tree_pop(entry + i)
-                if obj is not None:
-                    self._release_entry(obj)
-            return
         space = self._space
+        dropped = []
+        if self._trees is not None:
+            dropped = [self._tree_pop(entry + i) for i in range(nr)]
         cluster = space._clusters.get(entry >> space._shift)
-        if cluster is None:
-            return
-        index = entry & space._mask
-        end = index + nr
-        _lock_cluster(cluster)
-        try:
-            zswap = cluster.zswap_entry
-            dropped = zswap[index:end]
-            zswap[index:end] = [None] * nr
-            cluster.nr_zswap -= sum(1 for obj in dropped if obj is not None)
-        finally:
-            cluster.lock.release()
+        stale = []
+        if cluster is not None:
+            index = entry & space._mask
+            end = index + nr
+            _lock_cluster(cluster)
+            try:
+                if self._trees is None:
+                    zswap = cluster.zswap_entry
+                    dropped = zswap[index:end]
+                    zswap[index:end] = [None] * nr
+                    cluster.nr_zswap -= sum(1 for obj in dropped if obj is not None)
+                # Its written-back pages are stale too.
+                for i in range(nr):
+                    if cluster.bitmap >> (index + i) & 1:
+                        slot = self._take_stale_slot(cluster, index + i, entry + i)
+                        if slot:
+                            stale.append((entry + i, slot))
+            finally:
+                cluster.lock.release()
+        for swpentry, slot in stale:
+            self._release_slot(swpentry, slot)
         for obj in dropped:
             if obj is not None:
                 self._release_entry(obj)
@@ -1188,7 +1250,7 @@ class Zswap:
             slot = cluster.slot[index]
             if not slot or swapfile is None:
                 return None
-            return swapfile._read_allocated(slot, out_view)
+            return swapfile._read_owned(slot, entry, out_view)
         finally:
             cluster.lock.release()
 
@@ -1349,7 +1411,7 @@ class Zswap:
             swapfile._release(slot)
             return _RACED
         if old_slot and old_slot != slot:
-            swapfile._release(old_slot)
+            swapfile._release_owned(old_slot, entry.swpentry)
         self._release_entry(entry)
         with self._stats_lock:
             self._written_back_pages += 1
@@ -1389,6 +1451,7 @@ class Zswap:
                     del tree.entries[swpentry]
             old_slot = cluster.slot[index]
             cluster.slot[index] = slot
+            self._swapfile._set_owner(slot, swpentry)
         finally:
             cluster.lock.release()
         return old_slot
@@ -1496,11 +1559,14 @@ class Zswap:
     # -- lifetime ----------------------------------------------------------------------------
 
     def close(self):
-        """Drop every entry of the pool from the space and unbind from it.
+        """Drop every entry and written-back page of the pool from the space
+        and unbind from it.
 
-        Later calls raise ``ValueError``; closing again does nothing.  Slots
-        already written back stay in their descriptors, and the swap file
-        stays open (and can now be closed).
+        Later calls raise ``ValueError``; closing again does nothing.
+        Descriptors let go of the slots the pool wrote their pages to, which
+        go back to the swap file: no descriptor is left naming a slot of a
+        pool that is gone.  The swap file stays open (and can now be
+        closed).
 
         Context: the map lock to mark the pool closed and list the clusters;
         each cluster's lock (with a tree index, each tree's lock) in turn to
@@ -1517,26 +1583,37 @@ class Zswap:
             # under the cluster lock, _install_tree under the tree lock), so
             # the walk below misses none.
             self._closed = True
-            clusters = [] if self._trees is not None else list(space._clusters.values())
+            clusters = list(space._clusters.values())
         taken = []
+        stale = []
         if self._trees is not None:
             # Listed after _closed is set: a tree made later gets no entry.
             for tree in self._trees.trees():
                 with tree:
                     taken += tree.entries.values()
                     tree.entries.clear()
+        base = space._shift
         for cluster in clusters:
             _lock_cluster(cluster)
             try:
-                if cluster.nr_zswap:
+                if cluster.nr_zswap and self._trees is None:
                     zswap = cluster.zswap_entry
                     for i, obj in enumerate(zswap):
                         if type(obj) is _ZswapEntry or obj is _ZERO:
                             zswap[i] = None
                             cluster.nr_zswap -= 1
                             taken.append(obj)
+                if self._swapfile is not None and cluster.bitmap:
+                    for i, slot in enumerate(cluster.slot):
+                        if slot and cluster.bitmap >> i & 1:
+                            entry = (cluster.id << base) | i
+                            slot = self._take_stale_slot(cluster, i, entry)
+                            if slot:
+                                stale.append((entry, slot))
             finally:
                 cluster.lock.release()
+        for entry, slot in stale:
+            self._release_slot(entry, slot)
         # After the walk: a VSwap call that displaced one of our objects
         # before the walk got to its cluster still finds the pool bound.
         with space._map_lock:
