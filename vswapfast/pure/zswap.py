@@ -531,6 +531,7 @@ class Zswap:
         self._check_open()
         percent = _as_real(value, "accept_threshold_percent")
         _check_threshold(percent, value)
+        self._check_open()
         self._accept_threshold_percent = percent
 
     @property
@@ -542,7 +543,9 @@ class Zswap:
     @writeback.setter
     def writeback(self, value):
         self._check_open()
-        self._writeback = bool(value)
+        value = bool(value)
+        self._check_open()
+        self._writeback = value
 
     @property
     def exclusive_loads(self):
@@ -553,7 +556,9 @@ class Zswap:
     @exclusive_loads.setter
     def exclusive_loads(self, value):
         self._check_open()
-        self._exclusive_loads = bool(value)
+        value = bool(value)
+        self._check_open()
+        self._exclusive_loads = value
 
     @property
     def writeback_enabled(self):
@@ -744,6 +749,7 @@ class Zswap:
         # The range checks now, so that a bad call changes nothing; the
         # range is checked again when the entries go in.
         self._check_range(entry, nr)
+        self._check_open()          # argument hooks may have closed the pool
 
         writeback = self.writeback_enabled
         if not self._check_limits(writeback):
@@ -1133,6 +1139,7 @@ class Zswap:
         if type(entry) is not int:
             entry = _as_entry(entry)
         out_view = _as_out(out)
+        self._check_open()          # argument hooks may have closed the pool
         if self._trees is None:
             cluster, index = _lock_range(self._space, entry, 1)
             try:
@@ -1187,6 +1194,7 @@ class Zswap:
         if type(entry) is not int:
             entry = _as_entry(entry)
         out_view = _as_out(out)
+        self._check_open()          # argument hooks may have closed the pool
         cluster, index = _lock_range(self._space, entry, 1)
         try:
             folio = cluster.swap_cache[index]
@@ -1275,6 +1283,7 @@ class Zswap:
         if type(nr) is not int:
             nr = _as_int(nr, "nr")
         _check_nr(nr)
+        self._check_open()          # argument hooks may have closed the pool
         if self._trees is not None:
             self._space._check_range_unlocked(entry, nr)
             dropped = [self._tree_pop(entry + i) for i in range(nr)]
@@ -1492,6 +1501,7 @@ class Zswap:
         self._check_open()
         values = _entries_arg(entries)
         view = self._pages_view(pages, "pages", False)
+        self._check_open()          # argument hooks may have closed the pool
         _check_pages_size("pages", len(values), view.nbytes)
         status = _status_array(len(values))
         for i, entry in enumerate(values):
@@ -1520,6 +1530,7 @@ class Zswap:
         self._check_open()
         values = _entries_arg(entries)
         view = self._pages_view(out, "out", True)
+        self._check_open()          # argument hooks may have closed the pool
         _check_pages_size("out", len(values), view.nbytes)
         status = _status_array(len(values))
         for i, entry in enumerate(values):
