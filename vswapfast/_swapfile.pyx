@@ -179,18 +179,18 @@ cdef swap_file *swap_file_new(uint64_t nr_slots) except NULL:
     cdef swap_file *sf = <swap_file *>PyMem_RawCalloc(1, sizeof(swap_file))
     if sf == NULL:
         raise MemoryError()
+    sf.fd = -1
+    pthread_spin_init(&sf.lock, PTHREAD_PROCESS_PRIVATE)
     sf.bitmap = <uint64_t *>PyMem_RawCalloc(nwords, sizeof(uint64_t))
     sf.rmap = <uint64_t *>PyMem_RawCalloc(nr_slots + 1, sizeof(uint64_t))
     if sf.bitmap == NULL or sf.rmap == NULL:
         swap_file_free(sf)
         raise MemoryError("cannot allocate the slot maps of %d slots" % nr_slots)
-    sf.fd = -1
     sf.nr_slots = nr_slots
     sf.bitmap[0] = 1            # the header page
     # Slots past the end of the file, in the last word, are never free.
     sf.bitmap[nwords - 1] |= ~((<uint64_t>2 << (sf.nr_slots & 63)) - 1)
     sf.hint = 1
-    pthread_spin_init(&sf.lock, PTHREAD_PROCESS_PRIVATE)
     return sf
 
 
