@@ -15,6 +15,7 @@ using a lock-free read of the allocation bitmap, so that they take no
 cluster lock: their cost is the tree's alone.
 """
 
+cimport cython
 from cpython.bool cimport PyBool_Check
 from cpython.number cimport PyIndex_Check
 from cpython.mem cimport PyMem_RawCalloc, PyMem_RawFree
@@ -337,6 +338,7 @@ cdef inline object field_value(void *z):
     return result
 
 
+@cython.no_gc_clear
 cdef class ZswapIndex:
     """A zswap entry index of one design over a VSwap: "vswap" (in the
     descriptors), "tree" (one tree, one lock) or "tree64m" (a tree and a
@@ -344,6 +346,9 @@ cdef class ZswapIndex:
 
     A tree index is not told of frees: its entries outlive a free of their
     swap entry until erased, as with the pre-patch trees.
+
+    Torn down only by deallocation, which drains the trees before the space
+    is let go (``no_gc_clear``: the collector never drops ``space`` first).
     """
 
     def __cinit__(self, space, design="vswap"):
