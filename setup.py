@@ -54,6 +54,7 @@ def extensions():
     return [
         extension("_vswap"),
         extension("_swapfile"),
+        extension("_pages"),
         extension("_zswap_index"),
         extension("_zswap", libraries=[find_lz4()]),
     ]

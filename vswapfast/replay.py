@@ -742,9 +742,8 @@ class _Replayer:
         counts["time_core"] += time.perf_counter() - start
         # Verify: each page must equal the page that was swapped out.
         versions = None if lru.victim_versions is None else lru.victim_versions[evs]
-        expected, _zero = self.factory.page_batch(lru.victim_keys[evs], versions)
-        if lost or not np.array_equal(out.view(np.uint64), expected.view(np.uint64)):
-            differ = (out.view(np.uint64) != expected.view(np.uint64)).any(axis=1)
+        differ = self.factory.verify(lru.victim_keys[evs], out, versions)
+        if lost or differ.any():
             differ[[i for i, _reason in lost]] = True
             bad = np.flatnonzero(differ)
             counts["mismatches"] += len(bad)
@@ -806,6 +805,7 @@ def run_replay(trace, config, factory=None, progress=None, time_read=0.0, time_p
         start = time.perf_counter()
         factory = PageFactory.synthetic()
         time_pages = time.perf_counter() - start
+    factory.use_core(core.name)
     share = 0.6 if config.floor else 1.0
 
     def swap_progress(fraction):
