@@ -55,6 +55,7 @@ def extensions():
         extension("_vswap"),
         extension("_swapfile"),
         extension("_pages"),
+        extension("_reclaim"),
         extension("_zswap_index"),
         extension("_zswap", libraries=[find_lz4()]),
     ]
