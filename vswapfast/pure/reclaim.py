@@ -29,6 +29,10 @@ def lru_misses(check, check_prev, cand, cand_next, frames, n):
     (-1 for a cold miss) and, per eviction, the event of the victim's last
     access; all int64 arrays.
     """
+    if len(check) != len(check_prev) or len(cand) != len(cand_next):
+        raise ValueError("check/check_prev and cand/cand_next must have equal lengths")
+    if int(frames) < 0:
+        raise ValueError("frames must not be negative, not %d" % frames)
     cand_list = np.asarray(cand, dtype=np.int64).tolist()
     cand_list.append(n)
     cand_next_list = np.asarray(cand_next, dtype=np.int64).tolist()
@@ -50,6 +54,9 @@ def lru_misses(check, check_prev, cand, cand_next, frames, n):
             continue
         while cand_next_list[vi] <= t:      # superseded by a later access
             vi += 1
+        if vi >= len(cand_list) - 1:
+            raise ValueError("no eviction candidate left: the candidate arrays do not "
+                             "match the checks")
         v = cand_list[vi]
         add_v(v)
         b = v + 1
@@ -106,6 +113,13 @@ def kernel_reclaim(ids, ndistinct, frames):
     ``vswapfast.reclaim.simulate_kernel`` for what each one means."""
     ids = np.asarray(ids, dtype=np.int64)
     frames = int(frames)
+    ndistinct = int(ndistinct)
+    if frames < 1:
+        raise ValueError("frames must be at least 1, not %d" % frames)
+    if ndistinct < 0:
+        raise ValueError("ndistinct must not be negative")
+    if len(ids) and (ids.min() < 0 or ids.max() >= ndistinct):
+        raise ValueError("page ids must lie in [0, %d)" % ndistinct)
     lists = _Lists(ndistinct)
     state = [NEVER] * ndistinct
     referenced = [False] * ndistinct
