@@ -58,6 +58,8 @@ FORMATS = ("auto", "keys", "rw", "u32be")
 CORES = ("compiled", "pure")
 XZ_MAGIC = b"\xfd7zXZ\x00"
 DEFAULT_CHUNK = 1024
+#: Most pool samples of a replay's time series (and of its pool peak).
+MAX_SAMPLES = 128
 
 
 class ReplayError(Exception):
@@ -334,6 +336,15 @@ def simulate(trace, frames, reclaim="lru", core="compiled"):
             raise ReplayError("frames must be at least 1, not %d" % frames)
         return simulate_kernel(trace, frames, core, versions_of=_versions)
     raise ReplayError("unknown reclaim %r (choose from %s)" % (reclaim, ", ".join(RECLAIMS)))
+
+
+def _count_distinct(keys):
+    """How many distinct keys (a plain sort: numpy's hash-based unique is
+    several times slower on large uint64 arrays)."""
+    if len(keys) == 0:
+        return 0
+    ordered = np.sort(keys)
+    return 1 + int(np.count_nonzero(ordered[1:] != ordered[:-1]))
 
 
 def _sort_pairs(first, second, n):
@@ -681,10 +692,13 @@ class _Replayer:
 
     # -- one shard's chunk ---------------------------------------------------
 
-    def _swap_out(self, ev, counts):
+    def _swap_out(self, ev, counts, buffer):
+        """Swap out the pages of evictions ``ev``, built in ``buffer``
+        (rows reused from step to step)."""
         lru, pool, space = self.lru, self.pool, self.space
         versions = None if lru.victim_versions is None else lru.victim_versions[ev]
-        pages, zero = self.factory.page_batch(lru.victim_keys[ev], versions)
+        pages, zero = self.factory.page_batch(lru.victim_keys[ev], versions,
+                                              out=buffer[:len(ev)])
         counts["zero_pages"] += int(np.count_nonzero(zero))
         start = time.perf_counter()
         entries = space.alloc_many(len(ev))
@@ -799,15 +813,25 @@ class _Replayer:
             raise RuntimeError("freeing swapped-in entries failed")
 
     def _sample(self, miss_bound):
-        """The pool's state at the event of the last miss before
-        ``miss_bound``, for the time series."""
+        """The pool's state, for the time series and the pool's peak, at the
+        event of the last miss before ``miss_bound`` (-1: at the end of the
+        trace).  Taken after a step's swap-outs, when the pool is at its
+        largest in the step."""
         lru = self.lru
-        last = min(int(miss_bound), lru.miss_count) - 1
-        if last < 0 or lru.miss_events is None:
-            return
+        if miss_bound < 0:
+            event = lru.events
+        else:
+            last = min(int(miss_bound), lru.miss_count) - 1
+            if last < 0:
+                return
+            event = int(lru.miss_events[last])
         stats = self.pool.stats()
         samples = self.samples
-        samples["event"].append(int(lru.miss_events[last]))
+        if samples["event"] and samples["event"][-1] == event:
+            for values in samples.values():
+                values.pop()
+        self.pool_peak = max(self.pool_peak, stats["pool_total_size"])
+        samples["event"].append(event)
         samples["pool_size"].append(stats["pool_total_size"])
         samples["stored_pages"].append(stats["stored_pages"])
         samples["compressed_bytes"].append(stats["compressed_bytes"])
@@ -823,23 +847,28 @@ class _Replayer:
             ev_cut = np.searchsorted(ev_miss, bounds)
             in_cut = np.searchsorted(in_miss, bounds)
             chunks = len(bounds) - 1
+            # Pool stats walk every cluster: sample them at MAX_SAMPLES
+            # steps spread over the run (the last one included), not at each.
+            sample_at = np.unique(np.linspace(0, chunks - 1, min(chunks, MAX_SAMPLES))
+                                  .round().astype(np.int64))
+            next_sample = int(sample_at[0]) if len(sample_at) else -1
+            pages = np.empty((min(len(evs), max(1, int(np.diff(ev_cut).max(initial=1)))),
+                              PAGE_SIZE), dtype=np.uint8)
             for c in range(chunks):
                 if self.errors:
                     return
                 ev = evs[ev_cut[c]:ev_cut[c + 1]]
                 if len(ev):
-                    self._swap_out(ev, counts)
-                    if shard == 0:          # the pool is at its largest now
-                        size = self.pool.stats()["pool_total_size"]
-                        if size > self.pool_peak:
-                            self.pool_peak = size
+                    self._swap_out(ev, counts, pages)
+                if shard == 0 and c == next_sample:     # the pool is at its largest
+                    self._sample(bounds[c + 1] if c + 1 < chunks else -1)
+                    next_sample = sample_at[min(len(sample_at) - 1,
+                                                np.searchsorted(sample_at, c, "right"))]
                 part = ins[in_cut[c]:in_cut[c + 1]]
                 if len(part):
                     self._swap_in(part, counts)
-                if shard == 0:
-                    self._sample(bounds[c + 1])
-                    if self.progress is not None:
-                        self.progress((c + 1) / chunks)
+                if shard == 0 and self.progress is not None:
+                    self.progress((c + 1) / chunks)
             with self.lock:
                 self.time_core += counts.pop("time_core")
                 for key, value in counts.items():
@@ -874,7 +903,7 @@ def run_replay(trace, config, factory=None, progress=None, time_read=0.0, time_p
     start = time.perf_counter()
     frames = config.frames
     if frames is None:
-        frames = max(1, len(np.unique(trace.keys)) // 10)
+        frames = max(1, _count_distinct(trace.keys) // 10)
     lru = simulate(trace, frames, config.reclaim, core.name)
     time_simulate = time.perf_counter() - start
 
@@ -918,6 +947,7 @@ def run_replay(trace, config, factory=None, progress=None, time_read=0.0, time_p
             report.time_swap = time.perf_counter() - start
             if replayer.errors:
                 raise replayer.errors[0]
+            replayer._sample(-1)            # the end of the run
             stats = replayer.pool.stats()
             for key, value in replayer.totals.items():
                 setattr(report, key, value)

@@ -299,15 +299,22 @@ class PageFactory:
         ``(n, 4096)`` uint8 array."""
         return self.page_batch(keys, versions)[0]
 
-    def page_batch(self, keys, versions=None):
+    def page_batch(self, keys, versions=None, out=None):
         """``(pages, zero)``: the pages of ``keys`` as ``pages`` does, and a
         bool array that says which of them are zero-filled.  Built by the
         compiled page builder (in C, without the GIL) unless the factory was
-        set to the pure one (see :meth:`use_core`); both give the same bytes."""
+        set to the pure one (see :meth:`use_core`); both give the same bytes.
+        ``out``, if given, is a C-contiguous ``(len(keys), 4096)`` uint8
+        array to build them in (and ``pages`` is ``out``)."""
         keys = np.ascontiguousarray(keys, dtype=np.uint64)
         if versions is not None:
             versions = np.ascontiguousarray(versions, dtype=np.uint64)
-        out = np.empty((len(keys), PAGE_SIZE), dtype=np.uint8)
+        if out is None:
+            out = np.empty((len(keys), PAGE_SIZE), dtype=np.uint8)
+        elif out.shape != (len(keys), PAGE_SIZE) or out.dtype != np.uint8 \
+                or not out.flags.c_contiguous:
+            raise ValueError("out: expected a C-contiguous (%d, 4096) uint8 array, got %s %r"
+                             % (len(keys), out.dtype, out.shape))
         zero = np.empty(len(keys), dtype=bool)
         self.builder().build_pages(keys, versions, out, zero.view(np.uint8))
         return out, zero
