@@ -92,3 +92,13 @@ def test_plot_to_a_missing_directory_fails_before_the_replay(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.startswith("vswapfast: error: --plot")
     assert len(proc.stderr.splitlines()) == 1
+
+
+def test_progress_bar_on_stderr_for_the_kernel_reclaim_and_a_plot(tmp_path):
+    pytest.importorskip("matplotlib")
+    proc = vswapfast("replay", "--events", "20000", "--keys", "2000", "--no-floor",
+                     "--reclaim", "kernel", "--plot", tmp_path / "p.png", "--json",
+                     tmp_path / "r.json")
+    assert "replay [" in proc.stderr and "kernel reclaim" in proc.stderr
+    assert "100%" in proc.stderr
+    assert "replay [" not in proc.stdout

@@ -118,16 +118,26 @@ is drawn on stderr.  The full run takes about half a minute to a minute.""")
 
     # -- replay -------------------------------------------------------------
     replay = commands.add_parser(
-        "replay", help="replay a page-access trace through an LRU into vswap + zswap",
+        "replay", help="replay a page-access trace through LRU or kernel-like reclaim "
+                       "into vswap + zswap",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="""\
-Replay a page-access trace through an LRU of N resident frames.  Each event
-accesses one page.  When a miss finds every frame in use, the least recently
-used page is evicted: a swap-out, which allocates a swap entry and stores
-the page in the zswap pool.  A miss on a page that was swapped out is a
-swap-in: the page is loaded back (from the pool, or from the swap file if
-the pool wrote it back), compared with what was swapped out, and its swap
-entry is freed.
+Replay a page-access trace through N resident frames.  Each event accesses
+one page.  When a miss finds every frame in use, a page is evicted: a
+swap-out, which allocates a swap entry and stores the page in the zswap
+pool.  A miss on a page that was swapped out is a swap-in: the page is
+loaded back (from the pool, or from the swap file if the pool wrote it
+back), compared with what was swapped out, and its swap entry is freed.
+
+Which page is evicted (--reclaim):
+  lru     the least recently used one (an exact LRU)
+  kernel  the kernel's two lists (6.18 without the multi-gen LRU): pages
+          start inactive, a second access makes them active, the inactive
+          tail is evicted and the active tail refills the inactive list when
+          it runs low; an evicted page leaves a shadow (its eviction clock)
+          in its swap descriptor, and a refault whose distance is within the
+          active list starts active.  The report counts refaults and
+          activations and checks every shadow read back.
 
 Page contents compress like real memory: a mix of zero pages, text,
 pointer-rich data and incompressible data (or the pages of a file, with
@@ -138,6 +148,9 @@ The report gives the swap-outs, swap-ins, zswap hits, zero pages,
 writebacks, pool size and compression ratio, and the time of the replay
 next to the LZ4 floor: python-lz4 compressing every swapped-out page and
 decompressing every swapped-in page of the same run, which no core can beat.
+--json writes it with the run as a time series over the trace's events
+(swap-outs, swap-ins, refaults and activations per interval; pool size,
+compression ratio and writebacks as sampled); --plot draws that series.
 
 Trace formats (any of them may be xz-compressed):
   keys    one integer key per line (decimal or 0x hex; '#' comments)

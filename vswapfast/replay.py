@@ -1,25 +1,33 @@
-"""Replay a page-access trace through an LRU of resident frames into a
-virtual swap space and its zswap pool.
+"""Replay a page-access trace through resident frames into a virtual swap
+space and its zswap pool.
 
 Every event of a trace accesses one page (a key).  The pages live in ``N``
-resident frames managed as an exact LRU: an access to a page that is not
-resident is a miss; when all frames are in use, the miss evicts the least
-recently used page, which is a *swap-out*: a new swap entry is allocated in
-the ``VSwap`` and the page is stored in the ``Zswap`` pool.  A miss on a page
-that had been swapped out is a *swap-in*: the page is loaded back (from the
-pool, or from the swap file if it was written back), compared with what was
-swapped out, and its swap entry is freed.
+resident frames: an access to a page that is not resident is a miss; when
+all frames are in use, the miss evicts a page, which is a *swap-out*: a new
+swap entry is allocated in the ``VSwap`` and the page is stored in the
+``Zswap`` pool.  Which page is evicted is the reclaim's choice: the least
+recently used one (``lru``, an exact LRU) or the kernel's active/inactive
+lists with workingset refault detection (``kernel``, see
+:mod:`vswapfast.reclaim`).  A miss on a page that had been swapped out is a
+*swap-in*: the page is loaded back (from the pool, or from the swap file if
+it was written back), compared with what was swapped out, and its swap
+entry is freed.
 
 How the work is laid out
 ------------------------
 1. :func:`read_trace` reads the keys (three formats, see ``FORMATS``).
-2. :func:`simulate_lru` finds every miss and every eviction of the LRU
-   without touching a page.  An access whose previous access to the same key
-   lies at most ``N`` events back is always a hit, so only the other events
-   (and the candidates for eviction) go through a Python loop; the rest is
-   numpy.  The result lists, in order, the evictions (swap-outs) and the
-   misses on swapped-out keys (swap-ins), each swap-in paired with the
-   eviction that put its page out.
+2. :func:`simulate` finds every miss and every eviction without touching
+   a page: :func:`simulate_lru` for the LRU, or
+   :func:`vswapfast.reclaim.simulate_kernel` (a C loop over the events)
+   for the kernel's reclaim, which also gives each eviction's shadow.  For
+   the LRU, an access whose previous access to the same key lies at most
+   ``N`` events back is always a hit, so only the other events (and the
+   candidates for eviction) go through a loop (in C); the rest is numpy.
+   The result lists, in order, the evictions (swap-outs) and the misses on
+   swapped-out keys (swap-ins), each swap-in paired with the eviction that
+   put its page out.
+   Pages are built from templates in C (``vswapfast._pages``), once to be
+   stored and once, compared in place, to verify what was loaded back.
 3. :func:`run_replay` does the swap work in steps of misses with the batch
    calls (``VSwap.alloc_many``/``free_many``, ``Zswap.store_many``/
    ``load_many``), which run in C without the GIL in the compiled core.
@@ -900,6 +908,8 @@ def run_replay(trace, config, factory=None, progress=None, time_read=0.0, time_p
     def floor_progress(fraction):
         progress(share + fraction * (1 - share), "LZ4 floor")
 
+    if progress is not None:
+        progress(0.0, "%s reclaim" % config.reclaim)
     start = time.perf_counter()
     frames = config.frames
     if frames is None:
