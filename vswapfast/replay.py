@@ -56,7 +56,8 @@ import numpy as np
 
 from vswapfast.batch import BATCH_CORRUPT, BATCH_EMPTY, BATCH_OK, BATCH_REJECTED, INDEX_DESIGNS
 from vswapfast.errors import NoPageError, SwapFileFullError
-from vswapfast.reclaim import RECLAIMS, ReclaimResult, loops, refault_is_recent, simulate_kernel
+from vswapfast.reclaim import (RECLAIMS, ReclaimResult, loops, refault_is_recent, simulate_kernel,
+                               sort_by_key as _sort_by_key)
 from vswapfast.workload import PAGE_SIZE, PageFactory, default_trace, mix64
 
 #: Trace formats: ``keys`` (one integer key per line), ``rw`` (``ADDRESS
@@ -367,25 +368,6 @@ def _sort_pairs(first, second, n):
                 (packed & np.uint64((1 << bits) - 1)).astype(np.int64))
     order = np.argsort(first)
     return first[order], second[order]
-
-
-def _sort_by_key(keys):
-    """(order, sorted keys): the events sorted by key, in time order within
-    a key.  When key and event number fit in 64 bits together, one sort of
-    ``key << bits | event`` (a plain, vectorised sort of values) does it."""
-    n = len(keys)
-    bits = max(1, int(n - 1).bit_length())
-    if n:
-        low = int(keys.min())
-        if int(keys.max()) - low < 1 << (64 - bits):
-            packed = (keys - np.uint64(low)) << np.uint64(bits)
-            packed |= np.arange(n, dtype=np.uint64)
-            packed.sort()
-            order = (packed & np.uint64((1 << bits) - 1)).astype(np.int64)
-            packed >>= np.uint64(bits)
-            return order, packed
-    order = np.argsort(keys, kind="stable")
-    return order, keys[order]
 
 
 def _versions(trace, positions):
