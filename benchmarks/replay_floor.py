@@ -4,7 +4,7 @@ pure`` end to end (process start to exit).
 
 Run it as a script for the README's figures::
 
-    python benchmarks/replay.py TRACES_DIR [--quick]
+    python benchmarks/replay_floor.py TRACES_DIR [--quick]
 
 Every ratio is of two figures measured in the same run.
 """
