@@ -254,3 +254,50 @@ def test_lru_reports_no_refaults():
     report = run_replay(small_trace(), config, factory=PageFactory.synthetic(templates=16))
     assert report.reclaim == "lru"
     assert report.refaults == report.activations == report.shadows_checked == 0
+
+
+# -- shadows in the descriptors, in batches ------------------------------------------
+
+def test_leave_and_read_shadows_in_batches(loops, core):
+    from vswapfast.batch import BATCH_EMPTY, BATCH_FOREIGN, BATCH_INVALID, BATCH_OK
+    space = core.VSwap()
+    entries = np.frombuffer(space.alloc_many(600), dtype=np.uint64)   # two clusters
+    folio = object()
+    space.swap_cache_add_folio(int(entries[5]), folio)
+    shadows = np.arange(600, dtype=np.uint64) * np.uint64(3) + np.uint64(1)
+    status = loops.leave_shadows(space, entries, shadows)
+    expected = [BATCH_OK] * 600
+    expected[5] = BATCH_FOREIGN
+    assert list(status) == expected
+    assert space.swap_cache_get_folio(int(entries[5])) is folio      # left as it was
+    assert space.swap_cache_get_shadow(int(entries[7])) == 22
+    assert space.swap_cache_get_shadow(int(entries[599])) == 599 * 3 + 1
+    space.free(int(entries[9]))
+    out = np.zeros(600, dtype=np.uint64)
+    status = loops.read_shadows(space, entries, out)
+    expected[5] = BATCH_EMPTY
+    expected[9] = BATCH_INVALID
+    assert list(status) == expected
+    ok = np.array(expected) == BATCH_OK
+    assert np.array_equal(out[ok], shadows[ok])
+    assert out[5] == out[9] == 0
+    # A shadow from the single-entry API reads the same.
+    space.swap_cache_del_folio(int(entries[5]), folio, 1, 77)
+    assert list(loops.read_shadows(space, entries[5:6], out[:1])) == [BATCH_OK]
+    assert out[0] == 77
+    assert list(loops.leave_shadows(space, np.array([0], dtype=np.uint64),
+                                    np.array([1], dtype=np.uint64))) == [BATCH_INVALID]
+
+
+def test_bad_shadow_batches_are_refused(loops, core):
+    space = core.VSwap()
+    entries = np.frombuffer(space.alloc_many(4), dtype=np.uint64)
+    with pytest.raises(ValueError, match="2\\*\\*62"):
+        loops.leave_shadows(space, entries, np.full(4, 1 << 62, dtype=np.uint64))
+    assert space.swap_cache_get_shadow(int(entries[0])) is None       # nothing changed
+    with pytest.raises(ValueError):
+        loops.leave_shadows(space, entries, np.zeros(3, dtype=np.uint64))
+    with pytest.raises((TypeError, ValueError)):
+        loops.read_shadows(space, entries, np.zeros(3, dtype=np.uint64))
+    with pytest.raises((TypeError, ValueError, BufferError)):
+        loops.read_shadows(space, entries, bytes(32))

@@ -11,7 +11,15 @@ Both run without the GIL over arrays they allocate before.
 
 import numpy as np
 
-from libc.stdint cimport int64_t, uint64_t, uint8_t
+from libc.stdint cimport int64_t, uint64_t, uint8_t, uintptr_t
+
+from vswapfast._vswap cimport (
+    BATCH_EMPTY, BATCH_FOREIGN, BATCH_INVALID, BATCH_OK, VSwap, swp_desc, status_array,
+    u64_array, u64_array_get, u64_array_release, vswap_cache_is_folio, vswap_cluster,
+    vswap_cluster_unlock, vswap_iter, vswap_space,
+)
+
+DEF SHADOW_LIMIT = 1 << 62
 
 DEF SWAP_CLUSTER_MAX = 32
 DEF GB_SHIFT = 18
@@ -250,3 +258,93 @@ def kernel_reclaim(ids, Py_ssize_t ndistinct, frames):
         deactivations=deactivations,
         activations=activations,
     )
+
+
+# -- shadows in the swap descriptors ------------------------------------------------
+
+def leave_shadows(VSwap space, entries, shadows):
+    """For each entry, what reclaim leaves once its swapped-out folio is
+    gone: __remove_mapping() -> __swap_cache_del_folio() puts the shadow of
+    workingset_eviction() in the swap-cache slot, here the descriptor's
+    swap-cache/shadow union (as ``swap_cache_add_folio`` then
+    ``swap_cache_del_folio(..., shadow=...)`` would, in one lock hold).
+
+    ``shadows`` are ints in [0, 2**62), one per entry (ValueError
+    otherwise).  Returns an ``array('b')`` of statuses: BATCH_OK;
+    BATCH_FOREIGN when a folio is in the entry's swap cache (left as it
+    was); BATCH_INVALID for an entry with no allocated descriptor.
+    Locks: one cluster at a time, each once per run of entries in it; the
+    GIL is released."""
+    cdef vswap_space *vs = space.vs
+    cdef u64_array a, s
+    cdef signed char *status
+    cdef Py_ssize_t i
+    cdef vswap_cluster *c = NULL
+    cdef swp_desc *desc
+    u64_array_get(&a, entries, "entries", False, -1)
+    try:
+        u64_array_get(&s, shadows, "shadows", False, a.n)
+        try:
+            for i in range(a.n):
+                if s.values[i] >= SHADOW_LIMIT:
+                    raise ValueError("shadows must be in [0, 2**62), not %d (item %d)"
+                                     % (s.values[i], i))
+            out = status_array(a.n, &status)
+            with nogil:
+                for i in range(a.n):
+                    desc = vswap_iter(vs, &c, a.values[i])
+                    if desc == NULL:
+                        status[i] = BATCH_INVALID
+                    elif vswap_cache_is_folio(desc):
+                        status[i] = BATCH_FOREIGN
+                    else:
+                        desc.cache.shadow = (<uintptr_t>s.values[i] << 1) | 1
+                        status[i] = BATCH_OK
+                if c != NULL:
+                    vswap_cluster_unlock(c)
+        finally:
+            u64_array_release(&s)
+    finally:
+        u64_array_release(&a)
+    return out
+
+
+def read_shadows(VSwap space, entries, out):
+    """The shadow of each entry, as the swap-in path reads it for
+    workingset_refault() (swap_cache_get_shadow()), into ``out`` (a
+    writable buffer of as many 8-byte integers; 0 where there is none).
+    Returns an ``array('b')`` of statuses: BATCH_OK; BATCH_EMPTY when the
+    entry holds no shadow (nothing, or a folio); BATCH_INVALID for an entry
+    with no allocated descriptor.  Locks: one cluster at a time; no GIL."""
+    cdef vswap_space *vs = space.vs
+    cdef u64_array a, o
+    cdef signed char *status
+    cdef Py_ssize_t i
+    cdef vswap_cluster *c = NULL
+    cdef swp_desc *desc
+    cdef uintptr_t shadow
+    u64_array_get(&a, entries, "entries", False, -1)
+    try:
+        u64_array_get(&o, out, "out", True, a.n)
+        try:
+            result = status_array(a.n, &status)
+            with nogil:
+                for i in range(a.n):
+                    o.values[i] = 0
+                    desc = vswap_iter(vs, &c, a.values[i])
+                    if desc == NULL:
+                        status[i] = BATCH_INVALID
+                        continue
+                    shadow = desc.cache.shadow
+                    if shadow & 1:
+                        o.values[i] = shadow >> 1
+                        status[i] = BATCH_OK
+                    else:
+                        status[i] = BATCH_EMPTY
+                if c != NULL:
+                    vswap_cluster_unlock(c)
+        finally:
+            u64_array_release(&o)
+    finally:
+        u64_array_release(&a)
+    return result

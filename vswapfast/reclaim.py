@@ -28,8 +28,10 @@ space available, and workingset refault detection through shadow entries:
   returns its shadow, the lruvec's ``nonresident_age`` at eviction, and ages
   that clock by one page.  The replay keeps the shadow where the kernel
   does: ``__swap_cache_del_folio()`` leaves it in the swap entry's
-  swap-cache slot, here the descriptor's swap-cache/shadow union, through
-  ``VSwap.swap_cache_del_folio(entry, folio, shadow=...)``.
+  swap-cache slot, here the descriptor's swap-cache/shadow union, as
+  ``VSwap.swap_cache_del_folio(entry, folio, shadow=...)`` does, for a
+  batch of entries at once (``leave_shadows``; ``read_shadows`` reads them
+  back, as ``swap_cache_get_shadow()``).
 - A miss on a swapped-out page is a refault.  ``workingset_refault()`` and
   ``workingset_test_recent()`` take the refault distance, the clock now
   minus the shadow, and compare it with the workingset size, which for an
@@ -41,7 +43,8 @@ space available, and workingset refault detection through shadow entries:
 Deliberate simplifications are in docs/semantics.md ("The replay's
 reclaim").
 
-The loops are in ``vswapfast._reclaim`` (compiled, no GIL) and
+The loops and the shadow batches are in ``vswapfast._reclaim`` (compiled,
+no GIL; it cimports the descriptor layout of ``vswapfast._vswap``) and
 ``vswapfast.pure.reclaim`` (its plain-Python twin).
 """
 

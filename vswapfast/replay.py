@@ -625,11 +625,6 @@ def _shards(lru, threads):
             for s in range(threads)]
 
 
-#: The folio that stands for a page while it is reclaimed (see
-#: _Replayer._leave_shadows): only its identity matters to the swap cache.
-_RECLAIMED_FOLIO = object()
-
-
 class _Replayer:
     """The swap work of one replay, shared by its worker threads."""
 
@@ -640,6 +635,7 @@ class _Replayer:
         self.config = config
         self.progress = progress
         self.lock = threading.Lock()
+        self.shadow_calls = loops(core.name)
         self.entries = np.zeros(lru.swap_outs, dtype=np.uint64)
         self.in_memory = {}
         self.totals = dict(zswap_hits=0, swapfile_reads=0, memory_reads=0, zero_pages=0,
@@ -710,22 +706,23 @@ class _Replayer:
         """As __remove_mapping() -> __swap_cache_del_folio() does once a
         swapped-out folio is reclaimed: the folio leaves the swap cache and
         its shadow from workingset_eviction() takes its place in each swap
-        entry's descriptor (the swap-cache/shadow union)."""
-        space = self.space
-        folio = _RECLAIMED_FOLIO
-        for entry, shadow in zip(entries.tolist(), shadows.tolist()):
-            space.swap_cache_add_folio(entry, folio)
-            space.swap_cache_del_folio(entry, folio, 1, shadow)
+        entry's descriptor (the swap-cache/shadow union); one batch call."""
+        status = np.frombuffer(self.shadow_calls.leave_shadows(self.space, entries, shadows),
+                               dtype=np.int8)
+        if not (status == BATCH_OK).all():
+            i = int(np.flatnonzero(status != BATCH_OK)[0])
+            raise RuntimeError("leaving the shadow of swap entry %#x failed (status %d)"
+                               % (entries[i], status[i]))
 
     def _check_shadows(self, ins, entries, counts):
         """As the swap-in path reads the shadow (swap_cache_get_shadow())
         for workingset_refault(): the shadow in each descriptor must be the
         one left at swap-out, and judge the refault as the simulation did."""
         lru = self.lru
-        get = self.space.swap_cache_get_shadow
-        found = [get(entry) for entry in entries.tolist()]
-        lost = np.array([shadow is None for shadow in found], dtype=bool)
-        read = np.array([0 if shadow is None else shadow for shadow in found], dtype=np.uint64)
+        read = np.empty(len(entries), dtype=np.uint64)
+        status = np.frombuffer(self.shadow_calls.read_shadows(self.space, entries, read),
+                               dtype=np.int8)
+        lost = status != BATCH_OK
         recent = refault_is_recent(read, lru.refault_clock[ins], lru.workingset_size[ins])
         bad = lost | (read != lru.shadows[lru.in_evict[ins]]) | (recent != lru.activated[ins])
         counts["shadows_checked"] += len(ins)
@@ -734,7 +731,8 @@ class _Replayer:
             if self.first_mismatch is None:
                 i = int(np.flatnonzero(bad)[0])
                 self.first_mismatch = "swap entry %#x: shadow %s, expected %d" % (
-                    entries[i], found[i], lru.shadows[lru.in_evict[ins[i]]])
+                    entries[i], "none" if lost[i] else int(read[i]),
+                    lru.shadows[lru.in_evict[ins[i]]])
 
     def _rejected(self, entry, page, counts):
         """A page the pool refused goes straight to the swap file, as the

@@ -7,7 +7,14 @@ the kernel's two-list active/inactive reclaim with workingset refault
 detection (see ``vswapfast.reclaim`` for the kernel functions it follows).
 """
 
+from array import array
+
 import numpy as np
+
+from vswapfast.batch import BATCH_EMPTY, BATCH_FOREIGN, BATCH_INVALID, BATCH_OK
+from vswapfast.errors import InvalidEntryError, SwapCacheError
+
+_SHADOW_LIMIT = 1 << 62
 
 #: Pages shrink_active_list() moves per call (SWAP_CLUSTER_MAX).
 SWAP_CLUSTER_MAX = 32
@@ -215,3 +222,74 @@ def kernel_reclaim(ids, ndistinct, frames):
     )
     out.update(counts)
     return out
+
+
+# -- shadows in the swap descriptors ------------------------------------------------
+
+#: The folio that stands for a page while it is reclaimed: only its identity
+#: matters to the swap cache.
+_RECLAIMED = object()
+
+
+def _values(obj, name, count=None, writable=False):
+    view = memoryview(obj)
+    if view.format not in ("Q", "q", "L", "l", "<Q", "<q") or view.itemsize != 8:
+        if writable:
+            raise TypeError("%s must be a writable buffer of 8-byte integers" % name)
+        values = np.asarray(obj).astype(np.uint64)
+    else:
+        values = np.frombuffer(view.cast("B"), dtype=np.uint64)
+    if writable and view.readonly:
+        raise TypeError("%s must be a writable buffer of 8-byte integers" % name)
+    if count is not None and len(values) != count:
+        raise ValueError("%s must have %d items, not %d" % (name, count, len(values)))
+    return values
+
+
+def leave_shadows(space, entries, shadows):
+    """For each entry, the shadow reclaim leaves once its folio is gone
+    (``swap_cache_add_folio`` then ``swap_cache_del_folio(...,
+    shadow=...)``).  Returns an ``array('b')`` of statuses: BATCH_OK;
+    BATCH_FOREIGN when a folio is in the entry's swap cache (left as it
+    was); BATCH_INVALID for an entry with no allocated descriptor."""
+    vals = _values(entries, "entries")
+    shadows = _values(shadows, "shadows", len(vals))
+    for i, value in enumerate(shadows.tolist()):
+        if value >= _SHADOW_LIMIT:
+            raise ValueError("shadows must be in [0, 2**62), not %d (item %d)" % (value, i))
+    status = array("b", bytes(len(vals)))
+    for i, (entry, shadow) in enumerate(zip(vals.tolist(), shadows.tolist())):
+        try:
+            space.swap_cache_add_folio(entry, _RECLAIMED)
+        except SwapCacheError:
+            status[i] = BATCH_FOREIGN
+            continue
+        except (InvalidEntryError, ValueError):
+            status[i] = BATCH_INVALID
+            continue
+        space.swap_cache_del_folio(entry, _RECLAIMED, 1, shadow)
+        status[i] = BATCH_OK
+    return status
+
+
+def read_shadows(space, entries, out):
+    """The shadow of each entry into ``out`` (0 where there is none).
+    Returns an ``array('b')`` of statuses: BATCH_OK; BATCH_EMPTY when the
+    entry holds no shadow; BATCH_INVALID for an entry with no allocated
+    descriptor."""
+    vals = _values(entries, "entries")
+    values = _values(out, "out", len(vals), writable=True)
+    status = array("b", bytes(len(vals)))
+    for i, entry in enumerate(vals.tolist()):
+        values[i] = 0
+        try:
+            shadow = space.swap_cache_get_shadow(entry)
+        except (InvalidEntryError, ValueError):
+            status[i] = BATCH_INVALID
+            continue
+        if shadow is None:
+            status[i] = BATCH_EMPTY
+        else:
+            values[i] = shadow
+            status[i] = BATCH_OK
+    return status
