@@ -301,3 +301,23 @@ def test_bad_shadow_batches_are_refused(loops, core):
         loops.read_shadows(space, entries, np.zeros(3, dtype=np.uint64))
     with pytest.raises((TypeError, ValueError, BufferError)):
         loops.read_shadows(space, entries, bytes(32))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_lru_loop_of_both_cores_agree_with_a_plain_lru(core_name, seed):
+    from collections import OrderedDict
+    rng = random.Random(seed)
+    keys = [rng.randrange(rng.choice([10, 100, 400])) for _ in range(4000)]
+    frames = rng.randint(1, 60)
+    lru = simulate(trace_of(keys), frames, "lru", core_name)
+    resident, evicted = OrderedDict(), []
+    for key in keys:
+        if key in resident:
+            resident.move_to_end(key)
+            continue
+        if len(resident) == frames:
+            evicted.append(resident.popitem(last=False)[0])
+        resident[key] = True
+    assert lru.victim_keys.tolist() == evicted
+    assert [keys[e] for e in lru.evict_events] == [keys[e] for e in lru.miss_events[
+        lru.cold_fill:]]
