@@ -319,5 +319,5 @@ def test_lru_loop_of_both_cores_agree_with_a_plain_lru(core_name, seed):
             evicted.append(resident.popitem(last=False)[0])
         resident[key] = True
     assert lru.victim_keys.tolist() == evicted
-    assert [keys[e] for e in lru.evict_events] == [keys[e] for e in lru.miss_events[
-        lru.cold_fill:]]
+    # Each eviction happens at a miss, after the victim's last access.
+    assert (lru.victim_pos < lru.evict_events).all()
