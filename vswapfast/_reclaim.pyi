@@ -1,0 +1,13 @@
+# Type stubs for the replay's reclaim loops.  The compiled core
+# (vswapfast._reclaim) and the pure twin (vswapfast.pure.reclaim) both
+# implement exactly this.
+from array import array
+from typing import Any, Dict, Tuple
+
+import numpy as np
+
+def lru_misses(check: Any, check_prev: Any, cand: Any, cand_next: Any, frames: int,
+               n: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]: ...
+def kernel_reclaim(ids: Any, ndistinct: int, frames: int) -> Dict[str, Any]: ...
+def leave_shadows(space: Any, entries: Any, shadows: Any) -> "array[int]": ...
+def read_shadows(space: Any, entries: Any, out: Any) -> "array[int]": ...
