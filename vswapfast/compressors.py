@@ -28,6 +28,7 @@ __all__ = [
     "ZSTD_LEVEL",
     "ZSTD_PARAMS_SOURCE_SIZE",
     "check_compressor",
+    "compressor_repr",
     "library_error",
 ]
 
@@ -79,3 +80,9 @@ def library_error(compressor, soname, detail):
         "compressor %r needs the %s library %s (on Debian and Ubuntu the "
         "package %s), which could not be loaded: %s"
         % (compressor, what, soname, package, detail))
+
+
+def compressor_repr(name):
+    """The part of a pool's repr that names its compressor: empty for the
+    default, so that a default pool's repr is what it always was."""
+    return "" if name == DEFAULT_COMPRESSOR else " compressor=%s" % name
