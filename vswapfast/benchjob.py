@@ -13,8 +13,8 @@ A compact benchmark of the designs, on the embedded default page mix:
   the same pages in a Python loop);
 - **compressors**: for each compressor asked for (lz4, zstd, lzo), batch
   store and load per page for both cores and the compression ratio, next
-  to the raw library (the same system library the compiled core calls, once
-  per page from Python) on the same pages;
+  to the raw library (the same system library the compiled core calls, in a
+  C loop over the same pages' non-zero ones);
 - **metadata**: bytes per swap entry of descriptors and zswap index, measured
   with tracemalloc while a space allocates entries and stores a handle in
   each (the compiled core allocates with ``PyMem_Raw*``, which tracemalloc
@@ -370,36 +370,26 @@ def lz4_costs(pages, rounds):
 
 
 def library_costs(name, pages, rounds):
-    """Seconds per page of the system library of compressor ``name``
-    compressing and decompressing ``pages``, one call per page (through
-    vswapfast._compress, or the pure twin's calls if the compiled core is
-    not built), and the ratio of page bytes to block bytes over the pages
-    that are not zero-filled, a block that does not shrink counting as a
-    page (zswap stores it raw)."""
+    """Seconds per page of the system library of compressor ``name`` alone
+    on ``pages``: compressing the pages that are not zero-filled (the work
+    zswap cannot avoid) and decompressing their blocks, in C loops with no
+    GIL (``vswapfast._compress.library_floor``; the pure twin's Python loop
+    if the compiled core is not built), divided by all the pages so that it
+    compares with the pools' cost per page.  Also the ratio of page bytes
+    to block bytes over the non-zero pages, a block that does not shrink
+    counting as a page (zswap stores it raw)."""
     try:
-        from vswapfast._compress import compress_page, decompress_page
+        from vswapfast._compress import library_floor
     except ImportError:
-        from vswapfast.pure.compress import compress_page, decompress_page
-    view = memoryview(pages).cast("B")
-    rows = [view[i:i + PAGE_SIZE] for i in range(0, len(view), PAGE_SIZE)]
-    blocks = [compress_page(name, row) for row in rows]
-    for row, block in zip(rows, blocks):
-        if decompress_page(name, block) != row:
-            raise BenchError("%s did not give a page back as it was" % name)
-    nonzero = [len(b) for row, b in zip(rows, blocks) if any(row)]
-
-    def run_compress():
-        for row in rows:
-            compress_page(name, row)
-
-    def run_decompress():
-        for block in blocks:
-            decompress_page(name, block)
-
+        from vswapfast.pure.compress import library_floor
+    n = len(pages)
+    runs = [library_floor(name, pages) for _ in range(rounds + 1)][1:]
+    lengths = runs[0][2]
+    nonzero = [length for length in lengths if length]
     return {
-        "compress": _timed(run_compress, rounds) / len(rows),
-        "decompress": _timed(run_decompress, rounds) / len(rows),
-        "ratio": (len(nonzero) * PAGE_SIZE / sum(min(n, PAGE_SIZE) for n in nonzero)
+        "compress": _median([r[0] for r in runs]) / n,
+        "decompress": _median([r[1] for r in runs]) / n,
+        "ratio": (len(nonzero) * PAGE_SIZE / sum(min(k, PAGE_SIZE) for k in nonzero)
                   if nonzero else 0.0),
     }
 
@@ -734,9 +724,10 @@ def format_compressors(results):
         return lines
     add("compressors, us per page of batch calls (%d pages: %s)" % (
         results["pages"]["count"], results["pages"]["mix"]))
-    add("  (library: the system library, one call per page; ratio: page bytes / block "
-        "bytes over non-zero pages, a block that does not shrink counting as a page; "
-        "pool ratio: the pool's compression_ratio)")
+    add("  (library: the system library alone on the non-zero pages, in a C loop, per page "
+        "of all; ratio: page bytes / block bytes over the non-zero pages, a block that "
+        "does not shrink counting as a page; pool ratio: the pool's compression_ratio, "
+        "allocator overhead included)")
     add("  %-6s %-9s %10s %10s %10s %10s" % ("", "", "store", "load", "ratio", "pool ratio"))
     for name, figures in comps.items():
         lib = figures["library"]

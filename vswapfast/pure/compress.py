@@ -245,3 +245,27 @@ def decompress_page(name, block):
         compressor(name)
         return None
     return compressor(name).decompress(data)
+
+
+def library_floor(name, pages):
+    """The twin of ``vswapfast._compress.library_floor``: seconds to
+    compress the non-zero pages of ``pages`` and to decompress the blocks
+    (a Python loop here), and the block lengths (0 for a zero page)."""
+    import time
+    view = memoryview(pages).cast("B")
+    if len(view) % PAGE or not len(view):
+        raise ValueError("pages must be a positive multiple of 4096 bytes, not %d" % len(view))
+    c = compressor(name)
+    rows = [bytes(view[i:i + PAGE]) for i in range(0, len(view), PAGE)]
+    zero = bytes(PAGE)
+    todo = [row for row in rows if row != zero]
+    start = time.perf_counter()
+    blocks = [c.compress(row) for row in todo]
+    compress = time.perf_counter() - start
+    start = time.perf_counter()
+    back = [c.decompress(block) for block in blocks if block is not None]
+    decompress = time.perf_counter() - start
+    if None in blocks or back != todo:
+        raise RuntimeError("%s did not give a page back as it was" % name)
+    it = iter(blocks)
+    return compress, decompress, [0 if row == zero else len(next(it)) for row in rows]
