@@ -83,6 +83,7 @@ from vswapfast.errors import (  # noqa: E402
     NoPageError, SwapCacheError, SwapFileFullError,
 )
 from vswapfast.zswap_entry import ZswapEntryView  # noqa: E402
+from vswapfast.compressors import COMPRESSORS  # noqa: E402
 
 try:
     from vswapfast import batch as _batch
@@ -373,14 +374,17 @@ class Context:
         self.sf = core.SwapFile(os.path.join(tmpdir, "swapfile"),
                                 (32 * threads + 65) * PAGE)
         self.pool_limits = (48 * 1024 * threads, 96 * 1024 * threads)
+        # The seed picks the pools' compressor in turn, so that runs with
+        # consecutive seeds cover each compressor's per-thread contexts.
+        self.compressor = COMPRESSORS[seed % len(COMPRESSORS)]
         self.pool = make_pool(core, self.pspace, self.sf, index,
                               max_pool_bytes=self.pool_limits[0],
-                              accept_threshold_percent=80.0)
+                              accept_threshold_percent=80.0, compressor=self.compressor)
         # The second pool: no swap file, non-exclusive loads.
         self.qspace = core.VSwap()
         self.pool2 = make_pool(core, self.qspace, None, index,
                                max_pool_bytes=128 * 1024 * threads,
-                               exclusive_loads=False)
+                               exclusive_loads=False, compressor=self.compressor)
         # A space without a pool, for the VSwap API itself.
         self.rspace = core.VSwap()
         # A zswap index of the design under test, on a space of its own.

@@ -108,9 +108,10 @@ def test_help_lists_the_commands():
 
 
 @pytest.mark.parametrize("command, options", [
-    ("bench", ["--threads", "--json", "--plot", "--quick", "--seed", "--no-progress"]),
+    ("bench", ["--threads", "--json", "--plot", "--quick", "--seed", "--no-progress",
+               "--compressor", "--pages"]),
     ("replay", ["--format", "--frames", "--events", "--keys", "--seed", "--pages", "--core",
-                "--index", "--threads", "--pool-limit", "--swapfile", "--swapfile-size",
+                "--index", "--compressor", "--threads", "--pool-limit", "--swapfile", "--swapfile-size",
                 "--no-swapfile", "--no-writeback", "--chunk", "--no-floor", "--json",
                 "--no-progress", "--reclaim", "--plot"]),
 ])
@@ -472,3 +473,56 @@ def test_bad_bench_options():
 def test_no_command():
     bad()
     bad("frobnicate")
+
+
+# -- compressors ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("compressor, title", [("zstd", "zstd"), ("lzo", "LZO")])
+def test_replay_with_a_compressor_reports_its_floor(small_trace, compressor, title):
+    path, keys = small_trace
+    out = vswapfast("replay", path, "--frames", 80, "--no-progress",
+                    "--compressor", compressor).stdout
+    assert "compressor %s," % compressor in out
+    assert "all equal to what was swapped out" in out
+    assert "%s floor" % title in out and "us per page compressed" in out
+    report = json.loads(vswapfast("replay", path, "--frames", 80, "--no-progress",
+                                  "--no-floor", "--json", "-",
+                                  "--compressor", compressor).stdout)
+    assert report["compressor"] == compressor
+    assert report["mismatches"] == 0 and report["compression_ratio"] > 1
+
+
+def test_replay_refuses_an_unknown_compressor(small_trace):
+    path, _ = small_trace
+    proc = vswapfast("replay", path, "--compressor", "deflate", check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("vswapfast: error: argument --compressor: invalid choice")
+    assert len(proc.stderr.splitlines()) == 1
+
+
+def test_bench_compares_the_compressors_asked_for(tmp_path):
+    out_json = tmp_path / "bench.json"
+    proc = vswapfast("bench", "--quick", "--threads", "1", "--no-progress",
+                     "--compressor", "lzo", "--compressor", "zstd", "--json", out_json)
+    assert "compressors, us per page" in proc.stdout
+    results = json.loads(out_json.read_text())
+    assert results["config"]["compressors"] == ["lzo", "zstd"]
+    assert list(results["compressors"]) == ["lzo", "zstd"]
+    for figures in results["compressors"].values():
+        assert figures["library"]["ratio"] > 1
+        for impl in ("library", "compiled", "pure"):
+            assert all(v > 0 for v in figures[impl].values())
+
+
+def test_bench_with_a_missing_library_asked_for_is_one_line(tmp_path):
+    code = ("import sys, vswapfast.compressors as c\n"
+            "c.LIBRARIES['lzo'] = ('LZO', 'libvswapfast-no-such-library.so.7', 'liblzo2-2')\n"
+            "from vswapfast.cli import main\n"
+            "sys.exit(main(['bench', '--quick', '--threads', '1', '--no-progress', "
+            "'--compressor', 'lzo']))\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=command_env(), cwd=PACKAGE_PARENT)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("vswapfast: error: compressor 'lzo' needs the LZO library")
+    assert "liblzo2-2" in proc.stderr
+    assert len(proc.stderr.splitlines()) == 1

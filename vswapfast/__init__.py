@@ -7,6 +7,7 @@ environment to use the pure-Python twin instead; both have the same API.
 import os as _os
 
 from vswapfast.errors import (
+    CompressorLibraryError,
     InvalidEntryError,
     NoPageError,
     SwapCacheError,
@@ -38,6 +39,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CORE",
+    "CompressorLibraryError",
     "InvalidEntryError",
     "NoPageError",
     "PAGE_SIZE",

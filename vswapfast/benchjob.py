@@ -11,6 +11,10 @@ A compact benchmark of the designs, on the embedded default page mix:
 - **pages**: ``Zswap`` page store and load, single calls and batch calls,
   for both cores, against raw LZ4 (python-lz4 compressing and decompressing
   the same pages in a Python loop);
+- **compressors**: for each compressor asked for (lz4, zstd, lzo), batch
+  store and load per page for both cores and the compression ratio, next
+  to the raw library (the same system library the compiled core calls, in a
+  C loop over the same pages' non-zero ones);
 - **metadata**: bytes per swap entry of descriptors and zswap index, measured
   with tracemalloc while a space allocates entries and stores a handle in
   each (the compiled core allocates with ``PyMem_Raw*``, which tracemalloc
@@ -298,12 +302,13 @@ def batch_throughput(core, design, threads, op, n, repeat, rounds):
 
 # -- pages ---------------------------------------------------------------------------
 
-def page_costs(core, pages, rounds, tmpdir):
-    """Seconds per page: store/load by single calls and by batch calls."""
+def page_costs(core, pages, rounds, tmpdir, compressor="lz4"):
+    """Seconds per page: store/load by single calls and by batch calls, in a
+    pool of ``compressor``."""
     n = len(pages)
     space = core.VSwap()
     swapfile = core.SwapFile(os.path.join(tmpdir, "bench-%s.swap" % core.name), 16 * PAGE_SIZE)
-    pool = core.Zswap(space, swapfile, max_pool_bytes=1 << 40)
+    pool = core.Zswap(space, swapfile, max_pool_bytes=1 << 40, compressor=compressor)
     try:
         entries = space.alloc_many(n)
         entry_list = [int(e) for e in entries]
@@ -314,6 +319,11 @@ def page_costs(core, pages, rounds, tmpdir):
         load = pool.load
         out = np.empty_like(pages)
         page_out = bytearray(PAGE_SIZE)
+        # The ratios of a pool that has stored each page once: the rounds
+        # below store over their own entries, which leaves zspages part
+        # empty (nothing compacts them).
+        pool.store_many(entries, pages)
+        fresh = pool.stats()
 
         def store_single():
             for entry, row in pairs:
@@ -332,8 +342,10 @@ def page_costs(core, pages, rounds, tmpdir):
         result["load_many"] = _timed(lambda: pool.load_many(entries, out), rounds) / n
         if not np.array_equal(out, pages):
             raise BenchError("the %s core gave back pages that differ" % core.name)
-        stats = pool.stats()
-        result["compression_ratio"] = stats["compression_ratio"]
+        result["compression_ratio"] = fresh["compression_ratio"]
+        result["compressed_ratio"] = (fresh["stored_pages"] * PAGE_SIZE
+                                      / fresh["compressed_bytes"]
+                                      if fresh["compressed_bytes"] else 0.0)
         return result
     finally:
         pool.close()
@@ -362,6 +374,74 @@ def lz4_costs(pages, rounds):
         "decompress": _timed(run_decompress, rounds) / n,
         "ratio": n * PAGE_SIZE / sum(len(b) for b in blocks),
     }
+
+
+def library_costs(name, pages, rounds):
+    """Seconds per page of the system library of compressor ``name`` alone
+    on ``pages``: compressing the pages that are not zero-filled (the work
+    zswap cannot avoid) and decompressing their blocks, in C loops with no
+    GIL (``vswapfast._compress.library_floor``; the pure twin's Python loop
+    if the compiled core is not built), divided by all the pages so that it
+    compares with the pools' cost per page.  Also the ratio of page bytes
+    to block bytes over the non-zero pages, a block that does not shrink
+    counting as a page (zswap stores it raw)."""
+    try:
+        from vswapfast._compress import library_floor
+    except ImportError:
+        from vswapfast.pure.compress import library_floor
+    n = len(pages)
+    runs = [library_floor(name, pages) for _ in range(rounds + 1)][1:]
+    lengths = runs[0][2]
+    nonzero = [length for length in lengths if length]
+    return {
+        "compress": _median([r[0] for r in runs]) / n,
+        "decompress": _median([r[1] for r in runs]) / n,
+        "ratio": (len(nonzero) * PAGE_SIZE / sum(min(k, PAGE_SIZE) for k in nonzero)
+                  if nonzero else 0.0),
+    }
+
+
+def _load_compressors(names):
+    """Load the library of each compressor; BenchError if one cannot be."""
+    from vswapfast.errors import CompressorLibraryError
+    try:
+        from vswapfast._compress import compressor_number
+    except ImportError:
+        from vswapfast.pure.compress import compressor_number
+    for name in names:
+        try:
+            compressor_number(name)
+        except CompressorLibraryError as exc:
+            raise BenchError(str(exc)) from None
+
+
+def compressor_costs(cores, names, pages, rounds, tmpdir, explicit, track):
+    """Per compressor: the raw library and both cores' pools on ``pages``.
+
+    A compressor whose library cannot be loaded is an error when it was
+    asked for by name (``explicit``), else it is left out with the reason.
+    Returns ({name: {"library": ..., core: ...}}, {name: reason}).
+    """
+    from vswapfast.errors import CompressorLibraryError
+    out, skipped = {}, {}
+    for name in names:
+        step = "compressor: %s" % name
+        track.start(step)
+        try:
+            figures = {"library": library_costs(name, pages, rounds)}
+        except CompressorLibraryError as exc:
+            if explicit:
+                raise BenchError(str(exc)) from None
+            skipped[name] = str(exc)
+            track.finish(step)
+            continue
+        for core_name, core in cores.items():
+            core_rounds = rounds if core_name == "compiled" else max(1, rounds // 2)
+            figures[core_name] = page_costs(core, pages, core_rounds, tmpdir, compressor=name)
+        out[name] = {impl: {k: (v * 1e6 if k != "ratio" and not k.endswith("_ratio") else v)
+                            for k, v in f.items()} for impl, f in figures.items()}
+        track.finish(step)
+    return out, skipped
 
 
 # -- metadata ------------------------------------------------------------------------
@@ -415,10 +495,21 @@ def thread_counts(highest):
     return sorted(counts)
 
 
-def run_bench(threads=None, quick=False, seed=DEFAULT_SEED, progress=None):
-    """Run every measurement; returns the results as a JSON-ready dict."""
+def run_bench(threads=None, quick=False, seed=DEFAULT_SEED, progress=None,
+              compressors=None, factory=None):
+    """Run every measurement; returns the results as a JSON-ready dict.
+
+    ``compressors``: the compressors to compare (default: every one whose
+    library loads); ``factory``: where the pages come from (default: the
+    synthetic mix of ``seed``).
+    """
+    from vswapfast.compressors import COMPRESSORS, check_compressor
     size = SIZES["quick" if quick else "full"]
     cores = _cores()
+    explicit = compressors is not None
+    compressors = [check_compressor(c) for c in (compressors or COMPRESSORS)]
+    if explicit:
+        _load_compressors(compressors)      # fail now, not after the rest
     if threads is None:
         threads = max(2, os.cpu_count() or 1)
     counts = thread_counts(threads)
@@ -432,6 +523,7 @@ def run_bench(threads=None, quick=False, seed=DEFAULT_SEED, progress=None):
             for t in counts:
                 steps.append(("batch: %s %s x%d" % (name, design, t), 1.0))
     steps += [("pages: LZ4", 1.5), ("pages: compiled", 1.5), ("pages: pure", 4.0)]
+    steps += [("compressor: %s" % c, 6.0) for c in compressors]
     meta = [("compiled", d) for d in designs] + [("pure", d) for d in designs] + [("dict", None)]
     meta = [(c, d) for c, d in meta
             if c == "dict" or (c in cores and (d == "vswap" or cores[c].ZswapIndex is not None))]
@@ -449,7 +541,8 @@ def run_bench(threads=None, quick=False, seed=DEFAULT_SEED, progress=None):
             "platform": platform.platform(),
             "numpy": np.__version__,
         },
-        "config": dict(size, threads=counts, designs=designs, seed=seed),
+        "config": dict(size, threads=counts, designs=designs, seed=seed,
+                       compressors=compressors),
     }
     try:
         import lz4
@@ -495,7 +588,8 @@ def run_bench(threads=None, quick=False, seed=DEFAULT_SEED, progress=None):
     results["batch_mops"] = batch
 
     # pages
-    factory = PageFactory.synthetic(seed)
+    if factory is None:
+        factory = PageFactory.synthetic(seed)
     pages = factory.pages(np.arange(1, size["pages_n"] + 1, dtype=np.uint64) * np.uint64(7919))
     page_results = {}
     with tempfile.TemporaryDirectory(prefix="vswapfast-bench-") as tmpdir:
@@ -510,6 +604,8 @@ def run_bench(threads=None, quick=False, seed=DEFAULT_SEED, progress=None):
                     1, size["pages_rounds"] // 2)
                 page_results[name] = page_costs(cores[name], pages, rounds, tmpdir)
             track.finish(step)
+        results["compressors"], results["compressors_skipped"] = compressor_costs(
+            cores, compressors, pages, size["pages_rounds"], tmpdir, explicit, track)
     page_us = {}
     for impl, figures in page_results.items():
         page_us[impl] = {k: (v * 1e6 if not k.endswith("ratio") else v)
@@ -606,6 +702,8 @@ def format_bench(results):
                 % (name, p["store_many"] / lz4r["compress"], p["load_many"] / lz4r["decompress"]))
     add("")
 
+    lines.extend(format_compressors(results))
+
     meta = results["metadata_bytes_per_entry"]
     entries = results["metadata_entries"]
     add("metadata, bytes per swap entry holding a zswap handle (tracemalloc)")
@@ -621,4 +719,40 @@ def format_bench(results):
                                            m["index"], m["total"]))
     add("")
     add("elapsed %.1f s" % results["elapsed_s"])
+    return lines
+
+
+def format_compressors(results):
+    """The per-compressor table (lines, ending with a blank one)."""
+    lines = []
+    add = lines.append
+    comps = results.get("compressors", {})
+    if not comps and not results.get("compressors_skipped"):
+        return lines
+    add("compressors, us per page of batch calls (%d pages: %s)" % (
+        results["pages"]["count"], results["pages"]["mix"]))
+    add("  (library: the system library alone on the non-zero pages, in a C loop, per page "
+        "of all; ratio: page bytes / block bytes over the non-zero pages, a block that "
+        "does not shrink counting as a page (for a pool: stored_pages * 4096 / "
+        "compressed_bytes); pool ratio: the pool's compression_ratio, allocator overhead "
+        "included, each page stored once)")
+    add("  %-6s %-9s %10s %10s %10s %10s" % ("", "", "store", "load", "ratio",
+                                              "pool ratio"))
+    for name, figures in comps.items():
+        lib = figures["library"]
+        add("  %-6s %-9s %10.2f %10.2f %10.2f %10s" % (name, "library", lib["compress"],
+                                                       lib["decompress"], lib["ratio"], ""))
+        for core_name in ("compiled", "pure"):
+            if core_name in figures:
+                p = figures[core_name]
+                add("  %-6s %-9s %10.2f %10.2f %10.2f %10.2f" % (
+                    "", core_name, p["store_many"], p["load_many"], p["compressed_ratio"],
+                    p["compression_ratio"]))
+        if "compiled" in figures:
+            p = figures["compiled"]
+            add("  %-6s compiled store %.2fx, load %.2fx of the library" % (
+                "", p["store_many"] / lib["compress"], p["load_many"] / lib["decompress"]))
+    for name, reason in results.get("compressors_skipped", {}).items():
+        add("  %-6s left out: %s" % (name, reason))
+    add("")
     return lines

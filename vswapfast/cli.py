@@ -66,6 +66,7 @@ def build_parser():
     from vswapfast import __version__
     from vswapfast.batch import INDEX_DESIGNS
     from vswapfast.reclaim import RECLAIMS
+    from vswapfast.compressors import COMPRESSORS
     from vswapfast.replay import CORES, DEFAULT_CHUNK, FORMATS
     from vswapfast.workload import DEFAULT_EVENTS, DEFAULT_KEYS, DEFAULT_SEED
 
@@ -91,6 +92,9 @@ Run a compact benchmark on the embedded default workload and print a table:
     on entries of its own;
   - pages: us per page of Zswap store / load (single and batch calls) for
     both cores, against raw LZ4 (python-lz4) on the same pages;
+  - compressors: us per page of batch store / load for both cores and the
+    compression ratio, per compressor (lz4, zstd, lzo), next to the system
+    library compressing and decompressing the same pages;
   - metadata: bytes per swap entry holding a zswap handle (descriptors and
     zswap index), counted with tracemalloc, for both cores, each design and
     a bare dict.
@@ -112,6 +116,13 @@ is drawn on stderr.  The full run takes about half a minute to a minute.""")
                             "that everything runs (the figures are not meaningful)")
     bench.add_argument("--seed", type=_count(0), default=DEFAULT_SEED, metavar="N",
                        help="seed of the page contents (default: %(default)s)")
+    bench.add_argument("--compressor", action="append", choices=COMPRESSORS,
+                       metavar="NAME",
+                       help="compare this compressor (%s; repeat for several; default: "
+                            "every one whose library is installed)" % ", ".join(COMPRESSORS))
+    bench.add_argument("--pages", metavar="FILE",
+                       help="take page contents from the 4 KiB pages of FILE (its first "
+                            "256 MiB) instead of the synthetic mix")
     bench.add_argument("--no-progress", action="store_true",
                        help="do not draw the progress bar")
     bench.set_defaults(func=cmd_bench)
@@ -146,8 +157,9 @@ change it.
 
 The report gives the swap-outs, swap-ins, zswap hits, zero pages,
 writebacks, pool size and compression ratio, and the time of the replay
-next to the LZ4 floor: python-lz4 compressing every swapped-out page and
-decompressing every swapped-in page of the same run, which no core can beat.
+next to the floor: the compressor's library (python-lz4 for lz4)
+compressing every swapped-out page and decompressing every swapped-in page
+of the same run, which no core can beat.
 --json writes it with the run as a time series over the trace's events
 (swap-outs, swap-ins, refaults and activations per interval; pool size,
 compression ratio and writebacks as sampled); --plot draws that series.
@@ -192,6 +204,9 @@ Exit status: 0 when every swapped-in page was verified, 1 when some differ,
                         help="where the pool keeps its zswap entries: in the swap "
                              "descriptors (vswap), one tree under one lock (tree), or a "
                              "tree per 64 MiB of swap (tree64m) (default: %(default)s)")
+    replay.add_argument("--compressor", choices=COMPRESSORS, default="lz4",
+                        help="the pool's compressor, as the kernel's zswap names them; the "
+                             "floor is then that compressor's library (default: %(default)s)")
     replay.add_argument("--threads", type=_count(1, 256), default=1, metavar="N",
                         help="replay shards: the keys are split into N disjoint sets, each "
                              "replayed by its own thread against the same space and pool "
@@ -216,7 +231,7 @@ Exit status: 0 when every swapped-in page was verified, 1 when some differ,
                              "that can be swapped out at once, so that batching changes "
                              "little when the pool writes back)")
     replay.add_argument("--no-floor", action="store_true",
-                        help="do not measure the LZ4 floor")
+                        help="do not measure the floor (the compressor's library alone)")
     replay.add_argument("--json", metavar="FILE",
                         help="also write the report as JSON to FILE ('-' for stdout, "
                              "instead of the text), with the run as a time series over "
@@ -265,10 +280,12 @@ def cmd_bench(args):
     if args.plot:
         from vswapfast.plot import _pyplot
         _pyplot()               # fail now if matplotlib is missing
+    factory = _page_factory(args.pages, args.seed)
     progress = Progress("bench", enabled=not args.no_progress)
     try:
         results = run_bench(threads=args.threads, quick=args.quick, seed=args.seed,
-                            progress=progress)
+                            progress=progress, factory=factory,
+                            compressors=_unique(args.compressor))
     finally:
         progress.close()
     if args.json != "-":
@@ -281,6 +298,23 @@ def cmd_bench(args):
         if args.json != "-":
             print("plot written to %s" % args.plot)
     return 0
+
+
+def _unique(names):
+    """The names given, each once, in order; None for none."""
+    return list(dict.fromkeys(names)) if names else None
+
+
+def _page_factory(path, seed):
+    """The pages of ``path`` (--pages), or None for the synthetic mix."""
+    from vswapfast.workload import PageFactory
+    if not path:
+        return None
+    try:
+        return PageFactory.from_file(path, seed=seed)
+    except (OSError, ValueError) as exc:
+        message = getattr(exc, "strerror", None) or str(exc)
+        raise UsageError("--pages %s: %s" % (path, message)) from None
 
 
 def cmd_replay(args):
@@ -305,7 +339,8 @@ def cmd_replay(args):
         pool_limit=args.pool_limit, swapfile=args.swapfile,
         use_swapfile=not args.no_swapfile, swapfile_size=args.swapfile_size,
         writeback=not args.no_writeback, chunk=args.chunk, floor=not args.no_floor,
-        reclaim=args.reclaim)
+        reclaim=args.reclaim,
+        compressor=args.compressor)
     config.check()
 
     start = time.perf_counter()

@@ -39,9 +39,10 @@ How the work is laid out
    With several threads each one takes the keys of one shard (the keys are
    split into disjoint sets by a hash) and runs its shard's swap work in
    order, all against the same space and pool.
-4. :func:`measure_floor` times the LZ4 work alone for the same run: LZ4
-   compression of every swapped-out page and decompression of every
-   swapped-in page, with python-lz4.
+4. :func:`measure_floor` times the compression work alone for the same
+   run: compression of every swapped-out page and decompression of every
+   swapped-in page, with the pool's compressor's library (python-lz4 for
+   lz4; for zstd and lzo the system library the compiled core calls).
 """
 
 import lzma
@@ -55,6 +56,7 @@ from typing import Dict, Optional
 import numpy as np
 
 from vswapfast.batch import BATCH_CORRUPT, BATCH_EMPTY, BATCH_OK, BATCH_REJECTED, INDEX_DESIGNS
+from vswapfast.compressors import COMPRESSORS
 from vswapfast.errors import NoPageError, SwapFileFullError
 from vswapfast.reclaim import (RECLAIMS, ReclaimResult, loops, refault_is_recent, simulate_kernel,
                                sort_by_key as _sort_by_key)
@@ -402,6 +404,7 @@ class ReplayConfig:
     floor: bool = True
     reclaim: str = "lru"                  # lru or kernel (see vswapfast.reclaim)
     timeseries_bins: int = 200            # intervals of the report's time series
+    compressor: str = "lz4"
 
     def check(self):
         if self.reclaim not in RECLAIMS:
@@ -425,6 +428,9 @@ class ReplayConfig:
             raise ReplayError("--chunk must be between 1 and 65536, not %d" % self.chunk)
         if self.swapfile_size is not None and self.swapfile_size < 2 * PAGE_SIZE:
             raise ReplayError("--swapfile-size must be at least 8 KiB")
+        if self.compressor not in COMPRESSORS:
+            raise ReplayError("unknown compressor %r (choose from %s)"
+                              % (self.compressor, ", ".join(COMPRESSORS)))
 
 
 @dataclass
@@ -477,6 +483,7 @@ class ReplayReport:
     floor_compress: Optional[float] = None
     floor_decompress: Optional[float] = None
     floor_call_cost: Optional[float] = None
+    compressor: str = "lz4"
     chunk: int = DEFAULT_CHUNK
     batch: int = 0
     swapfile: Optional[str] = None
@@ -534,9 +541,10 @@ class ReplayReport:
             "trace        %s [%s]: %s events, %s distinct keys" % (
                 self.trace, self.format, count(self.events), count(self.distinct_keys)),
             "pages        %s" % self.pages,
-            "setup        core %s, index %s, %d thread%s, %s frames, %s reclaim, pool limit %s, "
-            "%s, batches of %s misses" % (
-                self.core, self.index, self.threads, "" if self.threads == 1 else "s",
+            "setup        core %s, index %s, compressor %s, %d thread%s, %s frames, %s reclaim, "
+            "pool limit %s, %s, batches of %s misses" % (
+                self.core, self.index, self.compressor, self.threads,
+                "" if self.threads == 1 else "s",
                 count(self.frames), self.reclaim, "none" if self.pool_limit is None else mib(self.pool_limit),
                 "swap file %s" % self.swapfile if self.swapfile else "no swap file",
                 count(self.batch)),
@@ -580,9 +588,17 @@ class ReplayReport:
                 self.index, taken("index"), taken("lru")))
         if self.floor is not None:
             lines.append(
-                "LZ4 floor    %.2f s: python-lz4 compressing %s pages %.2f s, decompressing "
-                "%s pages %.2f s" % (self.floor, count(self.swap_outs), self.floor_compress,
+                "%-12s %.2f s: %s compressing %s pages %.2f s, decompressing "
+                "%s pages %.2f s" % (FLOOR_TITLES[self.compressor] + " floor", self.floor,
+                                     FLOOR_LIBRARIES[self.compressor],
+                                     count(self.swap_outs), self.floor_compress,
                                      count(self.swap_ins), self.floor_decompress))
+            lines.append("             %s: %.2f us per page compressed, %.2f us per page "
+                         "decompressed; compression ratio %.2f in the pool" % (
+                             self.compressor,
+                             1e6 * self.floor_compress / max(1, self.swap_outs),
+                             1e6 * self.floor_decompress / max(1, self.swap_ins),
+                             self.compression_ratio))
             if self.floor_call_cost is not None:
                 lines.append("             (the same calls on empty input take %.2f s)"
                              % self.floor_call_cost)
@@ -669,7 +685,8 @@ class _Replayer:
             self.swapfile_path = config.swapfile or "(temporary)"
         limit = config.pool_limit if config.pool_limit is not None else 1 << 62
         self.pool = core.Zswap(self.space, self.swapfile, max_pool_bytes=limit,
-                               writeback=config.writeback, index=config.index)
+                               writeback=config.writeback, index=config.index,
+                               compressor=config.compressor)
 
     def close(self):
         self.pool.close()
@@ -886,7 +903,7 @@ def run_replay(trace, config, factory=None, progress=None, time_read=0.0, time_p
         progress(fraction * share, "swap work")
 
     def floor_progress(fraction):
-        progress(share + fraction * (1 - share), "LZ4 floor")
+        progress(share + fraction * (1 - share), "%s floor" % FLOOR_TITLES[config.compressor])
 
     if progress is not None:
         progress(0.0, "%s reclaim" % config.reclaim)
@@ -904,7 +921,8 @@ def run_replay(trace, config, factory=None, progress=None, time_read=0.0, time_p
         misses=lru.miss_count, refaults=lru.refaults, activations=lru.activations,
         promotions=lru.promotions, deactivations=lru.deactivations,
         cold_misses=lru.cold_misses, swap_outs=lru.swap_outs, swap_ins=lru.swap_ins,
-        pool_limit=config.pool_limit, chunk=config.chunk, time_read=time_read,
+        pool_limit=config.pool_limit, chunk=config.chunk, compressor=config.compressor,
+        time_read=time_read,
         time_pages=time_pages, time_simulate=time_simulate)
 
     step = batch_size(lru, config.chunk, config.threads, config.pool_limit)
@@ -960,8 +978,10 @@ def run_replay(trace, config, factory=None, progress=None, time_read=0.0, time_p
 
     if config.floor:
         report.floor_compress, report.floor_decompress = measure_floor(
-            lru, factory, step, floor_progress if progress is not None else None)
-        report.floor_call_cost = floor_call_cost(lru.swap_outs, lru.swap_ins)
+            lru, factory, step, floor_progress if progress is not None else None,
+            config.compressor)
+        if config.compressor == "lz4":
+            report.floor_call_cost = floor_call_cost(lru.swap_outs, lru.swap_ins)
     return report
 
 
@@ -994,14 +1014,34 @@ def timeseries(lru, samples, bins=200, pool_limit=None):
     return out
 
 
-def measure_floor(lru, factory, step=DEFAULT_CHUNK, progress=None):
-    """Seconds python-lz4 takes to compress every swapped-out page and to
-    decompress every swapped-in page of ``lru``'s run, in the same order
-    and steps of ``step`` misses as the replay; making the pages is not
-    timed."""
-    import lz4.block
-    compress = lz4.block.compress
-    decompress = lz4.block.decompress
+#: What the floor of each compressor runs, and the name it goes by.
+FLOOR_LIBRARIES = {"lz4": "python-lz4", "zstd": "libzstd", "lzo": "liblzo2"}
+FLOOR_TITLES = {"lz4": "LZ4", "zstd": "zstd", "lzo": "LZO"}
+
+
+def _floor_calls(compressor):
+    """compress(row) and decompress(block) of the floor of ``compressor``:
+    python-lz4 for lz4, else the system library through the compiled
+    core's thin wrapper (or the pure twin's, if it is not built)."""
+    if compressor == "lz4":
+        import lz4.block
+        compress_block, decompress_block = lz4.block.compress, lz4.block.decompress
+        return (lambda row: compress_block(row, store_size=False),
+                lambda block: decompress_block(block, uncompressed_size=PAGE_SIZE))
+    try:
+        from vswapfast._compress import compress_page, decompress_page
+    except ImportError:
+        from vswapfast.pure.compress import compress_page, decompress_page
+    return (lambda row: compress_page(compressor, row),
+            lambda block: decompress_page(compressor, block))
+
+
+def measure_floor(lru, factory, step=DEFAULT_CHUNK, progress=None, compressor="lz4"):
+    """Seconds the library of ``compressor`` takes to compress every
+    swapped-out page and to decompress every swapped-in page of ``lru``'s
+    run, in the same order and steps of ``step`` misses as the replay;
+    making the pages is not timed."""
+    compress, decompress = _floor_calls(compressor)
     blocks = {}
     t_compress = 0.0
     t_decompress = 0.0
@@ -1017,7 +1057,7 @@ def measure_floor(lru, factory, step=DEFAULT_CHUNK, progress=None):
             view = memoryview(pages).cast("B")
             rows = [view[i:i + PAGE_SIZE] for i in range(0, len(view), PAGE_SIZE)]
             start = perf_counter()
-            out = [compress(row, store_size=False) for row in rows]
+            out = [compress(row) for row in rows]
             t_compress += perf_counter() - start
             blocks.update(zip(range(lo, hi), out))
         lo, hi = int(in_cut[c]), int(in_cut[c + 1])
@@ -1025,7 +1065,7 @@ def measure_floor(lru, factory, step=DEFAULT_CHUNK, progress=None):
             todo = [blocks.pop(e) for e in lru.in_evict[lo:hi].tolist()]
             start = perf_counter()
             for block in todo:
-                decompress(block, uncompressed_size=PAGE_SIZE)
+                decompress(block)
             t_decompress += perf_counter() - start
         if progress is not None:
             progress((c + 1) / (len(bounds) - 1))

@@ -8,6 +8,7 @@ exceptions and ``ZswapEntryView``.
 """
 
 from ..errors import (
+    CompressorLibraryError,
     InvalidEntryError,
     NoPageError,
     SwapCacheError,
@@ -33,6 +34,7 @@ CORE = "pure"
 
 __all__ = [
     "CORE",
+    "CompressorLibraryError",
     "PAGE_SIZE",
     "SWP_DESC_SIZE",
     "VSWAP_CLUSTER_SHIFT",
