@@ -42,13 +42,13 @@ def find_lz4():
 
 def extensions():
     cflags, ldflags = compile_flags()
-    def extension(name, libraries=()):
+    def extension(name, libraries=(), link=()):
         return Extension(
             "vswapfast." + name,
             ["vswapfast/%s.pyx" % name],
             include_dirs=["vswapfast"],
             extra_compile_args=cflags,
-            extra_link_args=ldflags + ["-l:" + lib for lib in libraries],
+            extra_link_args=ldflags + ["-l:" + lib for lib in libraries] + list(link),
         )
 
     return [
@@ -56,6 +56,9 @@ def extensions():
         extension("_swapfile"),
         extension("_zswap_index"),
         extension("_zswap", libraries=[find_lz4()]),
+        # libzstd and liblzo2 are loaded at run time (dlopen), by the first
+        # pool that uses them: neither is needed to build or import.
+        extension("_compress", libraries=[find_lz4()], link=["-ldl", "-pthread"]),
     ]
 
 

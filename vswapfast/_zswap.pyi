@@ -10,7 +10,7 @@ from vswapfast._vswap import VSwap
 PAGE_SIZE: int
 
 class Zswap:
-    """An LZ4-compressed page pool whose entries live in a VSwap's descriptors.
+    """A compressed page pool (LZ4, zstd or LZO) whose entries live in a VSwap's descriptors.
 
     See docs/semantics.md, section "zswap pool", for the full contract.
     """
@@ -27,9 +27,13 @@ class Zswap:
         writeback: bool = True,
         exclusive_loads: bool = True,
         index: str = "vswap",
+        compressor: str = "lz4",
     ) -> None: ...
     @property
     def index(self) -> str: ...
+    @property
+    def compressor(self) -> str:
+        """"lz4", "zstd" or "lzo" (vswapfast.compressors); fixed at creation."""
     @property
     def space(self) -> VSwap: ...
     @property

@@ -1,9 +1,9 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
-"""zswap on the swap descriptors: an LZ4-compressed page pool.
+"""zswap on the swap descriptors: a compressed page pool (LZ4, zstd or LZO).
 
 This is mm/zswap.c after the seed patch: a pool entry (``struct
 zswap_entry``) lives in its page's swap descriptor, not in a global tree.
-Pages are compressed with the system's LZ4 with no lock and no GIL held;
+Pages are compressed (vswapfast._compress) with no lock and no GIL held;
 the compressed bytes live in a size-class allocator modelled on zsmalloc
 (geometry in vswapfast.zpool); entries sit on an LRU with second chance and
 are written back to a swap file from its cold end.
@@ -33,7 +33,9 @@ from libc.string cimport memcpy, memset
 
 import os
 
-from vswapfast._lz4 cimport LZ4_compress_default, LZ4_decompress_safe, VSWAP_LZ4_PAGE_BOUND
+from vswapfast._compress cimport (
+    vswap_compress, vswap_decompress, vswap_compressor_setup, VSWAP_COMP_PAGE_BOUND,
+)
 from vswapfast._swapfile cimport (
     SwapFile, swap_file, swap_file_alloc_slot, swap_file_free_slot,
     swap_file_slot_allocated, swap_file_read, swap_file_write, page_buffer,
@@ -61,6 +63,7 @@ from vswapfast.batch import INDEX_DESIGNS
 from vswapfast.errors import (
     InvalidEntryError, NoPageError, ZswapDecompressError, bad_entry_message,
 )
+from vswapfast.compressors import compressor_repr
 from vswapfast.zpool import (
     ZPOOL_CLASSES, ZPOOL_CLASS_INDEX, ZS_HANDLE_SIZE as _ZS_HANDLE_SIZE,
     ZS_MIN_ALLOC_SIZE as _ZS_MIN_ALLOC_SIZE, ZS_SIZE_CLASS_DELTA as _ZS_SIZE_CLASS_DELTA,
@@ -189,6 +192,7 @@ ctypedef struct zswap_pool:
     uint8_t reached_full
     uint8_t writeback
     uint8_t exclusive_loads
+    uint8_t compressor           # VSWAP_COMP_*, fixed for the pool's life
     size_class classes[NR_CLASSES]
 
 
@@ -557,9 +561,7 @@ cdef int decompress_entry(zswap_pool *p, zswap_entry *e, char *out) noexcept nog
     if e.incompressible:
         memcpy(out, obj, PAGE)
         return 0
-    if LZ4_decompress_safe(obj, out, <int>e.length, PAGE) != PAGE:
-        return -1
-    return 0
+    return vswap_decompress(p.compressor, obj, <int>e.length, out)
 
 
 cdef zswap_entry *compress_page(zswap_pool *p, uint64_t swpentry, const char *page,
@@ -568,7 +570,7 @@ cdef zswap_entry *compress_page(zswap_pool *p, uint64_t swpentry, const char *pa
 
     Returns NULL with ``*reject`` set to the counter to bump on refusal.
     """
-    cdef int length = LZ4_compress_default(page, buf, PAGE, VSWAP_LZ4_PAGE_BOUND)
+    cdef int length = vswap_compress(p.compressor, page, buf)
     cdef const char *data = buf
     cdef bint raw = False
     cdef zswap_entry *e
@@ -819,7 +821,7 @@ cdef int pool_store(zswap_pool *p, uint64_t val, uint32_t nr, const char *src,
     of the cluster lock (taking lru_lock inside it).  Displaced Python
     objects are left in ``olds`` for the caller to release with the GIL.
     """
-    cdef char buf[VSWAP_LZ4_PAGE_BOUND]
+    cdef char buf[VSWAP_COMP_PAGE_BOUND]
     cdef void *news[VSWAP_CLUSTER_MAX]
     cdef vswap_space *vs = p.vs
     cdef uint32_t index = val & (vs.cluster_size - 1), i, made = 0
@@ -997,11 +999,13 @@ def _physical_memory():
 
 
 cdef class Zswap:
-    """An LZ4-compressed page pool whose entries live in a VSwap's descriptors.
+    """A compressed page pool whose entries live in a VSwap's descriptors.
 
     ``Zswap(space, swapfile=None, *, max_pool_bytes=None, max_pool_percent=20,
     memory_bytes=None, accept_threshold_percent=90, writeback=True,
-    exclusive_loads=True)``.  See docs/semantics.md ("zswap pool").
+    exclusive_loads=True, index="vswap", compressor="lz4")``; ``compressor``
+    is ``"lz4"``, ``"zstd"`` or ``"lzo"`` (vswapfast.compressors).
+    See docs/semantics.md ("zswap pool").
     Thread-safe: store, load, read, invalidate and shrink may run on several
     threads at once, with compression and I/O outside the GIL.
     """
@@ -1010,15 +1014,16 @@ cdef class Zswap:
     cdef readonly VSwap space
     cdef readonly SwapFile swapfile
     cdef readonly str index
+    cdef readonly str compressor
     cdef double _accept_percent
 
     def __cinit__(self, space, swapfile=None, *, max_pool_bytes=None,
                   max_pool_percent=20.0, memory_bytes=None,
                   accept_threshold_percent=90.0, writeback=True, exclusive_loads=True,
-                  index="vswap"):
+                  index="vswap", compressor="lz4"):
         cdef zswap_pool *p
         cdef size_class *cls
-        cdef int ci
+        cdef int ci, comp
         # Types first, then values, then state, as everywhere else.
         if not isinstance(space, VSwap):
             raise TypeError("space must be a VSwap of the compiled core, not %s"
@@ -1045,6 +1050,8 @@ cdef class Zswap:
                              % (accept_threshold_percent,))
         if index not in _INDEX_DESIGNS:
             raise ValueError("index must be one of %s, not %r" % (", ".join(INDEX_DESIGNS), index))
+        # The compressor's library is loaded here, not at import.
+        comp = vswap_compressor_setup(compressor)
         if (<VSwap>space).vs.zswap_owner != NULL:
             raise ValueError("space already has a zswap pool")
         if swapfile is not None and (<SwapFile>swapfile).sf == NULL:
@@ -1063,6 +1070,8 @@ cdef class Zswap:
             if p.ix == NULL:
                 raise MemoryError()
         self.index = index
+        self.compressor = compressor
+        p.compressor = comp
         pthread_spin_init(&p.lru_lock, PTHREAD_PROCESS_PRIVATE)
         for ci in range(nr_classes):
             cls = &p.classes[ci]
@@ -1493,9 +1502,11 @@ cdef class Zswap:
         if self.p == NULL:
             return "<Zswap core=compiled closed>"
         s = self.stats()
+        # The compressor is shown when it is not the default.
         return ("<Zswap core=compiled stored_pages=%d zero_pages=%d pool_total_size=%d "
-                "written_back_pages=%d>" % (s["stored_pages"], s["zero_pages"],
-                                            s["pool_total_size"], s["written_back_pages"]))
+                "written_back_pages=%d%s>" % (s["stored_pages"], s["zero_pages"],
+                                              s["pool_total_size"], s["written_back_pages"],
+                                              compressor_repr(self.compressor)))
 
     def _corrupt(self, entry):
         """Test hook: overwrite the stored bytes of ``entry``'s pool entry so
@@ -1510,15 +1521,16 @@ cdef class Zswap:
             return False
         if is_native(z.slot[0]) and not entry_untag(z.slot[0]).incompressible:
             e = entry_untag(z.slot[0])
-            # A literal run longer than the block: LZ4 must refuse it.
+            # 0xff bytes: for LZ4 a literal run longer than the block, for
+            # zstd a bad magic number, for LZO a run past the input.
             memset(zs_obj(p, e.zspage, e.obj), 0xff, e.length)
             done = True
         zslot_unlock(&z)
         return done
 
     def _block(self, entry):
-        """Test hook: the LZ4 block stored for ``entry``, as bytes, or None
-        (no pool entry with compressed data)."""
+        """Test hook: the block the pool's compressor stored for ``entry``,
+        as bytes, or None (no pool entry with compressed data)."""
         cdef zswap_pool *p = self._pool()
         cdef uint64_t val = self._one_entry(entry)
         cdef zslot z
@@ -1537,12 +1549,13 @@ cdef class Zswap:
             entry_put(p, e)
 
     @staticmethod
-    def _decompress_block(block):
-        """Test hook: decompress an LZ4 block made elsewhere with this core's
-        LZ4 (the system's liblz4), to one page."""
+    def _decompress_block(block, compressor="lz4"):
+        """Test hook: decompress a block made elsewhere with this core's
+        ``compressor`` (the system's library), to one page."""
+        cdef int comp = vswap_compressor_setup(compressor)
         cdef const unsigned char[::1] data = block
         cdef bytes page = PyBytes_FromStringAndSize(NULL, PAGE)
-        if data.shape[0] == 0 or LZ4_decompress_safe(<const char *>&data[0], PyBytes_AS_STRING(page),
-                                                     <int>data.shape[0], PAGE) != PAGE:
+        if data.shape[0] == 0 or vswap_decompress(comp, <const char *>&data[0], <int>data.shape[0],
+                                                  PyBytes_AS_STRING(page)) != 0:
             raise ZswapDecompressError("the block does not decompress to one page")
         return page

@@ -12,6 +12,7 @@ __all__ = [
     "SwapFileFullError",
     "NoPageError",
     "ZswapDecompressError",
+    "CompressorLibraryError",
     "bad_entry_message",
 ]
 
@@ -54,6 +55,14 @@ class ZswapDecompressError(VSwapError):
 
     The pool data is corrupt.  The zswap entry is left in place and the
     pool's ``decompress_fail`` counter is incremented.
+    """
+
+
+class CompressorLibraryError(VSwapError, OSError):
+    """The shared library a pool's compressor needs could not be loaded.
+
+    Raised when a pool with that compressor is created (never at import);
+    the message names the library and the Debian package that provides it.
     """
 
 

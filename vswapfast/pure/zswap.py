@@ -93,8 +93,6 @@ import threading
 import weakref
 from collections import OrderedDict
 
-import lz4.block
-
 from ..batch import (
     BATCH_CORRUPT,
     BATCH_EMPTY,
@@ -107,7 +105,9 @@ from ..errors import (
     SwapFileFullError,
     ZswapDecompressError,
 )
+from ..compressors import compressor_repr
 from ..zpool import PAGE_SIZE, ZPOOL_CLASSES, size_class
+from .compress import compressor as _compressor
 from ..zswap_entry import ZswapEntryView
 from .swapfile import SwapFile, _as_out, _buffer
 from .vswap import (
@@ -336,7 +336,7 @@ def _lock_range(space, entry, nr):
 
 
 class Zswap:
-    """An LZ4-compressed page pool whose entries live in a VSwap's descriptors.
+    """A compressed page pool whose entries live in a VSwap's descriptors.
 
     See ``docs/semantics.md``, section "zswap pool", for the full contract.
     A space has at most one pool.  Thread-safe: stores, loads, reads,
@@ -356,6 +356,7 @@ class Zswap:
         "_writeback",
         "_exclusive_loads",
         "_index_design",
+        "_compressor",
         "_trees",
         "_closed",
         "_zpool",
@@ -381,7 +382,7 @@ class Zswap:
     def __init__(self, space, swapfile=None, *, max_pool_bytes=None,
                  max_pool_percent=20.0, memory_bytes=None,
                  accept_threshold_percent=90.0, writeback=True,
-                 exclusive_loads=True, index="vswap"):
+                 exclusive_loads=True, index="vswap", compressor="lz4"):
         """Create a pool for ``space``, writing back to ``swapfile`` if given.
 
         ``max_pool_bytes`` defaults to ``memory_bytes * max_pool_percent /
@@ -390,7 +391,9 @@ class Zswap:
         where the pool keeps its entries: ``"vswap"`` in the descriptors,
         ``"tree"`` or ``"tree64m"`` in an index of that design (see
         ``vswapfast/pure/zswap_index.py``), the descriptors' zswap field
-        then staying as it is.  ``TypeError`` for a space or swap file of
+        then staying as it is.  ``compressor`` is ``"lz4"``, ``"zstd"`` or
+        ``"lzo"`` (``vswapfast.compressors``); its library is loaded here,
+        ``CompressorLibraryError`` if it cannot be.  ``TypeError`` for a space or swap file of
         another core (or not one at all) and for settings of the wrong
         type; ``ValueError`` for negative byte counts, a
         ``max_pool_percent`` outside ``[0, 100]``, an
@@ -426,6 +429,8 @@ class Zswap:
             _check_at_least_0(memory_bytes, "memory_bytes")
         _check_threshold(accept_threshold_percent)
         index = check_design(index, "index")
+        # Checks the name, then loads its library: here, not at import.
+        compressor = _compressor(compressor)
         if max_pool_bytes is None:
             if memory_bytes is None:
                 memory_bytes = _physical_memory()
@@ -439,6 +444,7 @@ class Zswap:
         self._writeback = bool(writeback)
         self._exclusive_loads = bool(exclusive_loads)
         self._index_design = index
+        self._compressor = compressor
         # None for "vswap": the entries live in the descriptors.
         self._trees = None if index == "vswap" else _TreeIndex(index)
         self._zpool = _ZPool()
@@ -486,6 +492,12 @@ class Zswap:
         """Where the pool keeps its entries: ``"vswap"``, ``"tree"`` or
         ``"tree64m"``.  Works on a closed pool too."""
         return self._index_design
+
+    @property
+    def compressor(self):
+        """``"lz4"``, ``"zstd"`` or ``"lzo"`` (``vswapfast.compressors``),
+        fixed at creation.  Works on a closed pool too."""
+        return self._compressor.name
 
     @property
     def space(self):
@@ -802,9 +814,8 @@ class Zswap:
         raw = page.tobytes()
         if raw == _ZERO_PAGE:
             return _ZERO
-        try:
-            data = lz4.block.compress(raw, mode="default", store_size=False)
-        except lz4.block.LZ4BlockError:
+        data = self._compressor.compress(raw)
+        if data is None:
             with self._stats_lock:
                 self._reject_compress_fail += 1
             return None
@@ -1006,13 +1017,8 @@ class Zswap:
         data = entry.data()
         if entry.incompressible:
             return data.tobytes()
-        try:
-            page = lz4.block.decompress(data, uncompressed_size=PAGE_SIZE)
-        except lz4.block.LZ4BlockError:
-            page = None
-        # python-lz4 returns a shorter page rather than failing when the
-        # block decodes to less than uncompressed_size.
-        if page is None or len(page) != PAGE_SIZE:
+        page = self._compressor.decompress(data)
+        if page is None:
             with self._stats_lock:
                 self._decompress_fail += 1
             raise ZswapDecompressError("swap entry %#x: compressed data is corrupt"
@@ -1599,7 +1605,8 @@ class Zswap:
         return True
 
     def _block(self, entry):
-        """Test hook: the LZ4 block stored for ``entry``, as bytes, or None."""
+        """Test hook: the block the pool's compressor stored for ``entry``,
+        as bytes, or None."""
         obj = self._pinned_block(entry)
         if obj is None:
             return None
@@ -1609,14 +1616,11 @@ class Zswap:
             self._put(obj)
 
     @staticmethod
-    def _decompress_block(block):
-        """Test hook: decompress an LZ4 block made elsewhere with this core's
-        LZ4, to one page; ``ZswapDecompressError`` if it is not one."""
-        try:
-            page = lz4.block.decompress(block, uncompressed_size=PAGE_SIZE)
-        except lz4.block.LZ4BlockError:
-            page = None
-        if page is None or len(page) != PAGE_SIZE:
+    def _decompress_block(block, compressor="lz4"):
+        """Test hook: decompress a block made elsewhere with this core's
+        ``compressor``, to one page; ``ZswapDecompressError`` if it is not one."""
+        page = _compressor(compressor).decompress(bytes(block)) if len(block) else None
+        if page is None:
             raise ZswapDecompressError("the block does not decompress to one page")
         return page
 
@@ -1688,7 +1692,9 @@ class Zswap:
         """Works on a closed pool too; reads the counters without a lock."""
         if self._closed:
             return "<Zswap core=pure closed>"
+        # The compressor is shown when it is not the default.
         return ("<Zswap core=pure stored_pages=%d zero_pages=%d pool_total_size=%d "
-                "written_back_pages=%d>" % (self._stored_pages, self._zero_pages,
-                                            self._zpool.total_size,
-                                            self._written_back_pages))
+                "written_back_pages=%d%s>" % (self._stored_pages, self._zero_pages,
+                                              self._zpool.total_size,
+                                              self._written_back_pages,
+                                              compressor_repr(self._compressor.name)))
