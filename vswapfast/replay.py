@@ -434,6 +434,8 @@ class ReplayConfig:
     writeback: bool = True
     chunk: int = DEFAULT_CHUNK
     floor: bool = True
+    compressor: str = "lz4"               # the pool's compressor (vswapfast.compressors)
+    accept_threshold_percent: float = 90.0
 
     def check(self):
         if self.frames is not None and self.frames < 1:
@@ -667,7 +669,9 @@ class _Replayer:
             self.swapfile_path = config.swapfile or "(temporary)"
         limit = config.pool_limit if config.pool_limit is not None else 1 << 62
         self.pool = core.Zswap(self.space, self.swapfile, max_pool_bytes=limit,
-                               writeback=config.writeback, index=config.index)
+                               writeback=config.writeback, index=config.index,
+                               compressor=config.compressor,
+                               accept_threshold_percent=config.accept_threshold_percent)
 
     def close(self):
         self.pool.close()
