@@ -248,7 +248,7 @@ failed.""")
                              "%(default)s, 96 MiB)")
     kernel.add_argument("--frames", type=_count(1), metavar="N",
                         help="resident frames: the cgroup's room for the workload (default: "
-                             "%d, 32 MiB; replay: 10%% of the trace's distinct keys)"
+                             "%d, 32 MiB, or half the distinct pages if fewer)"
                              % DEFAULT_FRAMES)
     kernel.add_argument("--events", type=_count(1), metavar="N",
                         help="replay: only the first N events")
@@ -273,6 +273,9 @@ failed.""")
                                           "%(default)s)")
     kernel.add_argument("--shrinker", action="store_true",
                         help="enable zswap's shrinker (default: off; the model has none)")
+    kernel.add_argument("--page-cluster", type=_count(0, 10), metavar="N",
+                        help="set vm.page-cluster (swap readahead of 2^N pages; 0: none) "
+                             "for the run, restored afterwards (default: leave it)")
     kernel.add_argument("--swapfile-size", type=_size, metavar="SIZE",
                         help="size of the swap file (default: a slot per distinct page "
                              "plus 16 MiB)")
@@ -412,7 +415,8 @@ def cmd_kernel(args):
         fill=args.fill, compressor=args.compressor, model_compressor=args.model_compressor,
         max_pool_percent=args.max_pool_percent,
         accept_threshold_percent=args.accept_threshold_percent, shrinker=args.shrinker,
-        swapfile_size=args.swapfile_size, directory=args.dir, core=args.core)
+        page_cluster=args.page_cluster, swapfile_size=args.swapfile_size, directory=args.dir,
+        core=args.core)
 
     def log(line):
         if args.verbose:

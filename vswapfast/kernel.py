@@ -104,6 +104,10 @@ class Machine:
     def cgroup_root(self):
         return os.path.join(self.sys, "fs", "cgroup")
 
+    @property
+    def page_cluster(self):
+        return os.path.join(self.proc, "sys", "vm", "page-cluster")
+
     def proc_file(self, name):
         return os.path.join(self.proc, name)
 
@@ -229,6 +233,7 @@ class KernelConfig:
     max_pool_percent: int = 20
     accept_threshold_percent: int = 90
     shrinker: bool = False
+    page_cluster: Optional[int] = None  # vm.page-cluster for the run (None: leave it)
     swapfile_size: Optional[int] = None  # None: a slot per distinct page, plus 16 MiB
     directory: Optional[str] = None      # where the private directory is made
     core: str = "compiled"
@@ -252,6 +257,8 @@ class KernelConfig:
         if self.workload != "replay" and (self.trace or self.events or self.keys):
             raise KernelError("a trace, --events and --keys are for the replay workload")
         fill_value(self.fill)
+        if self.page_cluster is not None and not 0 <= self.page_cluster <= 10:
+            raise KernelError("--page-cluster must be in 0..10, not %d" % self.page_cluster)
         if not re.match(r"^[a-z0-9-]+$", self.compressor):
             raise KernelError("bad compressor name %r" % self.compressor)
 
@@ -332,7 +339,9 @@ def build_workload(config):
             trace = trace.head(config.events)
     frames = config.frames
     if frames is None:
-        frames = max(1, len(np.unique(trace.keys)) // 10)
+        # Not the replay's 10% of the keys: a cgroup of a few MiB under
+        # swap readahead ends in the OOM killer.
+        frames = min(DEFAULT_FRAMES, max(1, len(np.unique(trace.keys)) // 2))
     return Workload("replay", trace, PageFactory.synthetic(seed=config.seed), frames,
                     trace.name)
 
@@ -441,6 +450,7 @@ class Preflight:
     debugfs_mounted: bool
     memtotal: int
     vmstat_names: List[str]
+    page_cluster: Optional[int]
     notes: List[str] = field(default_factory=list)
 
 
@@ -486,7 +496,13 @@ def preflight(machine, config, dry_run=False):
         raise KernelError("%s has no zswpout counter" % machine.proc_file("vmstat"))
     for name in ("mkswap", "swapon", "swapoff") + (() if mounted else ("mount", "umount")):
         _tool(name)
-    pre = Preflight(params, cgroup, mounted, mem_total(machine), sorted(vmstat))
+    try:
+        page_cluster = int(_read(machine.page_cluster))
+    except (OSError, ValueError):
+        if config.page_cluster is not None:
+            raise KernelError("cannot read %s" % machine.page_cluster) from None
+        page_cluster = None
+    pre = Preflight(params, cgroup, mounted, mem_total(machine), sorted(vmstat), page_cluster)
     if not machine.is_root():
         pre.notes.append("not root: a real run would refuse to start")
     return pre
@@ -535,6 +551,9 @@ def plan(machine, config, pre, slots, frames):
         if old != value:
             lines.append("write %s = %s (was %s; restored afterwards)"
                          % (os.path.join(machine.zswap_params, name), value, old))
+    if config.page_cluster is not None and config.page_cluster != pre.page_cluster:
+        lines.append("write %s = %d (was %s; restored afterwards)"
+                     % (machine.page_cluster, config.page_cluster, pre.page_cluster))
     lines.append("create memory cgroup %s/%s<pid>, %s = child's baseline + %d frames "
                  "(%d MiB); removed afterwards"
                  % (pre.cgroup.parent, CGROUP_PREFIX, pre.cgroup.limit_file, frames,
@@ -559,6 +578,7 @@ class KernelSide:
     samples: int
     seconds: float
     params: Dict[str, str]
+    page_cluster: Optional[int]
 
 
 class _Sampler(threading.Thread):
@@ -723,6 +743,14 @@ class KernelRun:
                 raise KernelFailure("cannot set zswap %s to %s (%s)"
                                   % (name, params[name], exc.strerror or exc)) from None
 
+    def set_page_cluster(self):
+        want, old = self.config.page_cluster, self.pre.page_cluster
+        if want is None or want == old:
+            return
+        path = self.machine.page_cluster
+        self.undo.push("%s = %d (was %d)" % (path, want, old), lambda: _write(path, old))
+        _write(path, want)
+
     def make_cgroup(self):
         cg = self.pre.cgroup
         path = os.path.join(cg.parent, "%s%d" % (CGROUP_PREFIX, os.getpid()))
@@ -770,8 +798,10 @@ class KernelRun:
         self.mount_debugfs()
         self.make_swapfile()
         self.set_params()
+        self.set_page_cluster()
         self.make_cgroup()
         params = read_zswap_params(self.machine)
+        page_cluster = int(_read(self.machine.page_cluster))
         self.start_child()
         timeout = self.config.timeout
         _expect(self.from_child, b"r", self.child, "start", timeout)
@@ -800,7 +830,7 @@ class KernelRun:
         vmstat = {name: after[name] - before[name] for name in after if name in before}
         return KernelSide(vmstat, baseline, limit, stored_end, pool_end,
                           sampler.stored_peak, sampler.pool_peak, sampler.samples,
-                          seconds, params)
+                          seconds, params, page_cluster)
 
     def close(self):
         """Undo every change, with the signals that would interrupt it blocked."""
@@ -939,10 +969,10 @@ class Comparison:
             "workload     %s" % self.description,
             "pages        %s" % self.pages,
             "frames       %s (%d MiB); compressor %s (model: %s), max_pool_percent %s, "
-            "accept_threshold_percent %s, shrinker %s" % (
+            "accept_threshold_percent %s, shrinker %s, page-cluster %s" % (
                 "{:,}".format(self.frames), self.frames * PAGE_SIZE >> 20, s["compressor"],
                 s["model_compressor"], s["max_pool_percent"], s["accept_threshold_percent"],
-                "on" if s["shrinker"] else "off"),
+                "on" if s["shrinker"] else "off", s["page_cluster"]),
             "",
             "%-24s %14s %14s %8s" % ("", "kernel", "model", "model/k"),
         ]
@@ -999,6 +1029,7 @@ def compare(config, workload, kernel, model, model_stored_peak):
         "max_pool_percent": config.max_pool_percent,
         "accept_threshold_percent": config.accept_threshold_percent,
         "shrinker": config.shrinker,
+        "page_cluster": kernel.page_cluster,
         "core": config.core,
     }
     return Comparison(workload.name, workload.description, workload.factory.describe(),
