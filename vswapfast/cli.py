@@ -284,6 +284,10 @@ failed.""")
                              "(default: the temporary directory; not tmpfs)")
     kernel.add_argument("--core", choices=CORES, default="compiled",
                         help="the model's core (default: %(default)s)")
+    kernel.add_argument("--sysfs", default="/sys", metavar="DIR",
+                        help="where sysfs is mounted (default: %(default)s)")
+    kernel.add_argument("--procfs", default="/proc", metavar="DIR",
+                        help="where procfs is mounted (default: %(default)s)")
     kernel.add_argument("--dry-run", action="store_true",
                         help="check the machine and print every change a run would make; "
                              "change nothing")
@@ -405,7 +409,7 @@ def cmd_replay(args):
 
 
 def cmd_kernel(args):
-    from vswapfast.kernel import KernelConfig, run_kernel
+    from vswapfast.kernel import KernelConfig, Machine, run_kernel
     if args.workload != "replay" and args.trace is not None:
         raise UsageError("a trace is for the replay workload")
     _check_writable(args.json, "--json")
@@ -422,7 +426,8 @@ def cmd_kernel(args):
         if args.verbose:
             sys.stderr.write("%s: %s\n" % (PROG, line))
 
-    result = run_kernel(config, dry_run=args.dry_run, log=log)
+    machine = Machine(sys=args.sysfs, proc=args.procfs)
+    result = run_kernel(config, machine=machine, dry_run=args.dry_run, log=log)
     if args.dry_run:
         print("dry run: nothing changed; a run would:")
         for line in result:
