@@ -622,6 +622,7 @@ def _child(program, rfd, wfd):
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         for sig in _CATCH:
             signal.signal(sig, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_SETMASK, set())
         os.read(rfd, 1)                             # in the cgroup now
         pages = memoryview(program.pages).cast("B")
         scratch = mmap.mmap(-1, 2 * PAGE_SIZE, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
@@ -795,14 +796,20 @@ class KernelRun:
 
     def run(self):
         """Make the changes, run the child, and return a :class:`KernelSide`."""
-        self.mount_debugfs()
-        self.make_swapfile()
-        self.set_params()
-        self.set_page_cluster()
-        self.make_cgroup()
-        params = read_zswap_params(self.machine)
-        page_cluster = int(_read(self.machine.page_cluster))
-        self.start_child()
+        # A signal in the middle of a step could leave its change off the
+        # undo stack: hold the signals until every step is recorded.
+        old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, _BLOCK)
+        try:
+            self.mount_debugfs()
+            self.make_swapfile()
+            self.set_params()
+            self.set_page_cluster()
+            self.make_cgroup()
+            params = read_zswap_params(self.machine)
+            page_cluster = int(_read(self.machine.page_cluster))
+            self.start_child()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
         timeout = self.config.timeout
         _expect(self.from_child, b"r", self.child, "start", timeout)
         usage_path = os.path.join(self.cgroup_dir, self.pre.cgroup.usage_file)
