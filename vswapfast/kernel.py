@@ -661,8 +661,9 @@ def _execute(region, pages, slot, content):
                 region[off:off + PAGE_SIZE] = pages[c * PAGE_SIZE:(c + 1) * PAGE_SIZE]
 
 
-def _expect(rfd, want, pid, what, timeout):
-    """Wait for the child's byte ``want``."""
+def _expect(rfd, want, pid, what, timeout, oom_kills=lambda: None):
+    """Wait for the child's byte ``want``; a child that closed its end
+    instead is dead or dying, and is reaped to say how it died."""
     import select
     ready, _, _ = select.select([rfd], [], [], timeout)
     got = os.read(rfd, 1) if ready else b""
@@ -671,17 +672,17 @@ def _expect(rfd, want, pid, what, timeout):
             raise KernelFailure("the workload process did not %s within %.0f s" % (what, timeout))
         if got == b"m":
             raise KernelFailure("the workload process could not mlockall its baseline")
-        _, status = os.waitpid(pid, os.WNOHANG)
-        raise KernelFailure("the workload process died before it could %s (%s)"
-                          % (what, _describe_status(status)))
+        _, status = os.waitpid(pid, 0)
+        why = _describe_status(status)
+        if oom_kills():
+            why = ("the cgroup's OOM killer: the kernel found nothing more to reclaim; "
+                   "try more --frames, or --page-cluster 0 against swap readahead")
+        raise KernelFailure("the workload process died before it could %s (%s)" % (what, why))
 
 
 def _describe_status(status):
-    if status == 0:
-        return "still running or exited cleanly"
     if os.WIFSIGNALED(status):
-        sig = os.WTERMSIG(status)
-        return "killed by signal %d%s" % (sig, ", the OOM killer?" if sig == 9 else "")
+        return "killed by signal %d" % os.WTERMSIG(status)
     return "exit status %d" % os.WEXITSTATUS(status)
 
 
@@ -752,6 +753,20 @@ class KernelRun:
         self.undo.push("%s = %d (was %d)" % (path, want, old), lambda: _write(path, old))
         _write(path, want)
 
+    def oom_kills(self):
+        """OOM kills in the run's cgroup so far (v1 ``memory.oom_control``,
+        v2 ``memory.events``); None when unknown."""
+        name = "memory.oom_control" if self.pre.cgroup.version == 1 else "memory.events"
+        try:
+            with open(os.path.join(self.cgroup_dir, name)) as f:
+                for line in f:
+                    key, _, value = line.partition(" ")
+                    if key == "oom_kill":
+                        return int(value)
+        except (OSError, ValueError, TypeError):
+            pass
+        return None
+
     def make_cgroup(self):
         cg = self.pre.cgroup
         path = os.path.join(cg.parent, "%s%d" % (CGROUP_PREFIX, os.getpid()))
@@ -811,7 +826,7 @@ class KernelRun:
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
         timeout = self.config.timeout
-        _expect(self.from_child, b"r", self.child, "start", timeout)
+        _expect(self.from_child, b"r", self.child, "start", timeout, self.oom_kills)
         usage_path = os.path.join(self.cgroup_dir, self.pre.cgroup.usage_file)
         baseline = int(_read(usage_path))
         limit = baseline + self.frames * PAGE_SIZE
@@ -822,7 +837,8 @@ class KernelRun:
         sampler.start()
         try:
             os.write(self.to_child, b"g")
-            _expect(self.from_child, b"d", self.child, "finish the workload", timeout)
+            _expect(self.from_child, b"d", self.child, "finish the workload", timeout,
+                    self.oom_kills)
             seconds = time.perf_counter() - start
             stored_end, pool_end = sampler.sample()
             after = read_vmstat(self.machine)
