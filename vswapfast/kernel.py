@@ -35,7 +35,8 @@ compressor in the kernel, without ``mkswap``/``swapon``/``swapoff``, and
 when zswap may be in use by someone else: zswap already enabled, any swap
 device already active (zswap only holds pages of active swap, and another
 device would take part of the run's swap-outs and pollute the global vmstat
-counters), or pages already in the pool.  ``dry_run`` checks the same
+counters), or pages already in the pool (read when debugfs is mounted;
+with no swap active the pool cannot hold any).  ``dry_run`` checks the same
 (except root) and lists every change without making any.
 
 The paths of sysfs and procfs come from a :class:`Machine`, so that the
@@ -886,7 +887,9 @@ def _rmdir_cgroup(path):
 def run_kernel_side(machine, config, pre, program, frames, log=lambda line: None):
     """Run ``program`` under the kernel's zswap; every change is undone
     before this returns or raises, also on Ctrl-C and SIGTERM/SIGHUP."""
-    handlers = {sig: signal.signal(sig, _on_terminate) for sig in _CATCH}
+    handlers = {}
+    if threading.current_thread() is threading.main_thread():
+        handlers = {sig: signal.signal(sig, _on_terminate) for sig in _CATCH}
     run = KernelRun(machine, config, pre, program, frames, log)
     try:
         return run.run()
@@ -1023,9 +1026,17 @@ def _per_page(pool, stored):
 def compare(config, workload, kernel, model, model_stored_peak):
     """The :class:`Comparison` of a kernel side and a model side."""
     v = kernel.vmstat
+    # A page leaves memory as one of: a zswap store (zswap_store() counts
+    # zswpout), a zero-filled slot (swap_writeout()'s zeromap path counts
+    # swpout_zero), or a write to the swap device (__swap_writepage(),
+    # count_swpout_vm_event() counts pswpout).  zswap_writeback_entry()
+    # counts zswpwb and then writes with __swap_writepage(), so pswpout also
+    # holds the written-back pages, which left memory earlier as zswpout.
     pswpout_direct = v.get("pswpout", 0) - v.get("zswpwb", 0)
     k = {
         "swap_outs": v.get("zswpout", 0) + v.get("swpout_zero", 0) + pswpout_direct,
+        # zswap_load() counts zswpin, swap_read_folio_zeromap() swpin_zero,
+        # the device read pswpin; readahead pages count when they are read.
         "swap_ins": v.get("zswpin", 0) + v.get("pswpin", 0) + v.get("swpin_zero", 0),
         "zero_pages": v.get("swpout_zero"),
         "written_back": v.get("zswpwb"),
