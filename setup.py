@@ -54,6 +54,8 @@ def extensions():
     return [
         extension("_vswap"),
         extension("_swapfile"),
+        extension("_pages"),
+        extension("_reclaim"),
         extension("_zswap_index"),
         extension("_zswap", libraries=[find_lz4()]),
         # libzstd and liblzo2 are loaded at run time (dlopen), by the first

@@ -112,7 +112,7 @@ def test_help_lists_the_commands():
     ("replay", ["--format", "--frames", "--events", "--keys", "--seed", "--pages", "--core",
                 "--index", "--threads", "--pool-limit", "--swapfile", "--swapfile-size",
                 "--no-swapfile", "--no-writeback", "--chunk", "--no-floor", "--json",
-                "--no-progress"]),
+                "--no-progress", "--reclaim", "--plot"]),
 ])
 def test_help_explains_every_option(command, options):
     out = vswapfast(command, "--help").stdout

@@ -65,6 +65,7 @@ def _count(minimum, maximum=None):
 def build_parser():
     from vswapfast import __version__
     from vswapfast.batch import INDEX_DESIGNS
+    from vswapfast.reclaim import RECLAIMS
     from vswapfast.replay import CORES, DEFAULT_CHUNK, FORMATS
     from vswapfast.workload import DEFAULT_EVENTS, DEFAULT_KEYS, DEFAULT_SEED
 
@@ -117,16 +118,26 @@ is drawn on stderr.  The full run takes about half a minute to a minute.""")
 
     # -- replay -------------------------------------------------------------
     replay = commands.add_parser(
-        "replay", help="replay a page-access trace through an LRU into vswap + zswap",
+        "replay", help="replay a page-access trace through LRU or kernel-like reclaim "
+                       "into vswap + zswap",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="""\
-Replay a page-access trace through an LRU of N resident frames.  Each event
-accesses one page.  When a miss finds every frame in use, the least recently
-used page is evicted: a swap-out, which allocates a swap entry and stores
-the page in the zswap pool.  A miss on a page that was swapped out is a
-swap-in: the page is loaded back (from the pool, or from the swap file if
-the pool wrote it back), compared with what was swapped out, and its swap
-entry is freed.
+Replay a page-access trace through N resident frames.  Each event accesses
+one page.  When a miss finds every frame in use, a page is evicted: a
+swap-out, which allocates a swap entry and stores the page in the zswap
+pool.  A miss on a page that was swapped out is a swap-in: the page is
+loaded back (from the pool, or from the swap file if the pool wrote it
+back), compared with what was swapped out, and its swap entry is freed.
+
+Which page is evicted (--reclaim):
+  lru     the least recently used one (an exact LRU)
+  kernel  the kernel's two lists (6.18 without the multi-gen LRU): pages
+          start inactive, a second access makes them active, the inactive
+          tail is evicted and the active tail refills the inactive list when
+          it runs low; an evicted page leaves a shadow (its eviction clock)
+          in its swap descriptor, and a refault whose distance is within the
+          active list starts active.  The report counts refaults and
+          activations and checks every shadow read back.
 
 Page contents compress like real memory: a mix of zero pages, text,
 pointer-rich data and incompressible data (or the pages of a file, with
@@ -137,6 +148,9 @@ The report gives the swap-outs, swap-ins, zswap hits, zero pages,
 writebacks, pool size and compression ratio, and the time of the replay
 next to the LZ4 floor: python-lz4 compressing every swapped-out page and
 decompressing every swapped-in page of the same run, which no core can beat.
+--json writes it with the run as a time series over the trace's events
+(swap-outs, swap-ins, refaults and activations per interval; pool size,
+compression ratio and writebacks as sampled); --plot draws that series.
 
 Trace formats (any of them may be xz-compressed):
   keys    one integer key per line (decimal or 0x hex; '#' comments)
@@ -166,6 +180,11 @@ Exit status: 0 when every swapped-in page was verified, 1 when some differ,
     replay.add_argument("--pages", metavar="FILE",
                         help="take page contents from the 4 KiB pages of FILE (its first "
                              "256 MiB) instead of the synthetic mix")
+    replay.add_argument("--reclaim", choices=RECLAIMS, default="lru",
+                        help="which pages are swapped out: an exact LRU (lru), or the "
+                             "kernel's active/inactive lists with workingset refault "
+                             "detection through shadows in the swap descriptors (kernel) "
+                             "(default: %(default)s)")
     replay.add_argument("--core", choices=CORES, default="compiled",
                         help="the compiled core or its pure-Python twin (default: "
                              "%(default)s)")
@@ -200,7 +219,12 @@ Exit status: 0 when every swapped-in page was verified, 1 when some differ,
                         help="do not measure the LZ4 floor")
     replay.add_argument("--json", metavar="FILE",
                         help="also write the report as JSON to FILE ('-' for stdout, "
-                             "instead of the text)")
+                             "instead of the text), with the run as a time series over "
+                             "the trace's events")
+    replay.add_argument("--plot", metavar="FILE",
+                        help="draw the run into a PNG at FILE over the trace's events: "
+                             "swap-outs and swap-ins per interval, pool size against its "
+                             "limit, compression ratio, writebacks (needs matplotlib)")
     replay.add_argument("--no-progress", action="store_true",
                         help="do not draw the progress bar")
     replay.set_defaults(func=cmd_replay)
@@ -284,6 +308,10 @@ failed.""")
                              "(default: the temporary directory; not tmpfs)")
     kernel.add_argument("--core", choices=CORES, default="compiled",
                         help="the model's core (default: %(default)s)")
+    kernel.add_argument("--reclaim", choices=("lru", "kernel"), default="lru",
+                        help="the model's reclaim: an exact LRU, or the kernel's "
+                             "active/inactive lists (see 'vswapfast replay --help') "
+                             "(default: %(default)s)")
     kernel.add_argument("--sysfs", default="/sys", metavar="DIR",
                         help="where sysfs is mounted (default: %(default)s)")
     kernel.add_argument("--procfs", default="/proc", metavar="DIR",
@@ -364,11 +392,16 @@ def cmd_replay(args):
         raise UsageError("--swapfile-size must be at least 8K, not %d" % args.swapfile_size)
     _check_writable(args.swapfile, "--swapfile")
     _check_writable(args.json, "--json")
+    _check_writable(args.plot, "--plot")
+    if args.plot:
+        from vswapfast.plot import _pyplot
+        _pyplot()               # fail now if matplotlib is missing
     config = ReplayConfig(
         frames=args.frames, core=args.core, index=args.index, threads=args.threads,
         pool_limit=args.pool_limit, swapfile=args.swapfile,
         use_swapfile=not args.no_swapfile, swapfile_size=args.swapfile_size,
-        writeback=not args.no_writeback, chunk=args.chunk, floor=not args.no_floor)
+        writeback=not args.no_writeback, chunk=args.chunk, floor=not args.no_floor,
+        reclaim=args.reclaim)
     config.check()
 
     start = time.perf_counter()
@@ -401,6 +434,16 @@ def cmd_replay(args):
         print("\n".join(report.format_text()))
     if args.json:
         _write_json(report.to_dict(), args.json)
+    if args.plot:
+        from vswapfast.plot import plot_replay
+        plot_replay(report.to_dict(), args.plot)
+        if args.json != "-":
+            print("plot written to %s" % args.plot)
+    if report.shadow_mismatches:
+        sys.stderr.write("%s: error: %d shadows read back from the swap descriptors differ "
+                         "from those left at swap-out (first: %s)\n"
+                         % (PROG, report.shadow_mismatches, report.first_mismatch))
+        return 1
     if report.mismatches:
         sys.stderr.write("%s: error: %d swapped-in pages differ from what was swapped out "
                          "(first: %s)\n" % (PROG, report.mismatches, report.first_mismatch))
@@ -420,7 +463,7 @@ def cmd_kernel(args):
         max_pool_percent=args.max_pool_percent,
         accept_threshold_percent=args.accept_threshold_percent, shrinker=args.shrinker,
         page_cluster=args.page_cluster, swapfile_size=args.swapfile_size, directory=args.dir,
-        core=args.core)
+        core=args.core, reclaim=args.reclaim)
 
     def log(line):
         if args.verbose:

@@ -238,6 +238,7 @@ class KernelConfig:
     swapfile_size: Optional[int] = None  # None: a slot per distinct page, plus 16 MiB
     directory: Optional[str] = None      # where the private directory is made
     core: str = "compiled"
+    reclaim: str = "lru"                # the model's reclaim: lru or kernel
     sample_interval: float = 0.01
     timeout: float = 600.0
 
@@ -920,20 +921,27 @@ def run_model_side(config, workload, pool_limit):
                           "--model-compressor lz4 to compare counts only" % compressor)
     if "accept_threshold_percent" in names:
         extra["accept_threshold_percent"] = config.accept_threshold_percent
+    if "reclaim" in names:
+        extra["reclaim"] = config.reclaim
+    elif config.reclaim != "lru":
+        raise KernelError("the model has no %r reclaim in this build" % config.reclaim)
     rconfig = ReplayConfig(frames=workload.frames, core=config.core, pool_limit=pool_limit,
                            floor=False, **extra)
     try:
         report = run_replay(workload.trace, rconfig, factory=workload.factory)
     except ReplayError as exc:
         raise KernelError(str(exc)) from None
-    return report, _model_stored_peak(workload)
+    return report, _model_stored_peak(workload, config)
 
 
-def _model_stored_peak(workload):
-    """Most non-zero pages the exact LRU has swapped out at once (what the
-    pool holds at its fullest when nothing is written back or rejected)."""
-    from vswapfast.replay import simulate_lru
-    lru = simulate_lru(workload.trace, workload.frames)
+def _model_stored_peak(workload, config):
+    """Most non-zero pages the model's reclaim has swapped out at once (what
+    the pool holds at its fullest when nothing is written back or rejected)."""
+    from vswapfast import replay
+    if hasattr(replay, "simulate"):
+        lru = replay.simulate(workload.trace, workload.frames, config.reclaim, config.core)
+    else:
+        lru = replay.simulate_lru(workload.trace, workload.frames)
     if not lru.swap_outs:
         return 0
     zero = workload.factory.page_batch(lru.victim_keys, lru.victim_versions)[1]
@@ -994,6 +1002,7 @@ class Comparison:
         lines = [
             "workload     %s" % self.description,
             "pages        %s" % self.pages,
+            "model        %s core, %s reclaim" % (s["core"], s["reclaim"]),
             "frames       %s (%d MiB); compressor %s (model: %s), max_pool_percent %s, "
             "accept_threshold_percent %s, shrinker %s, page-cluster %s" % (
                 "{:,}".format(self.frames), self.frames * PAGE_SIZE >> 20, s["compressor"],
@@ -1065,6 +1074,7 @@ def compare(config, workload, kernel, model, model_stored_peak):
         "shrinker": config.shrinker,
         "page_cluster": kernel.page_cluster,
         "core": config.core,
+        "reclaim": config.reclaim,
     }
     return Comparison(workload.name, workload.description, workload.factory.describe(),
                       workload.frames, settings, k, m, dataclasses.asdict(kernel),

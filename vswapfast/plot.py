@@ -1,4 +1,5 @@
-"""Figures of ``vswapfast bench --plot``, drawn with matplotlib (Agg).
+"""Figures of ``vswapfast bench --plot`` and ``vswapfast replay --plot``, drawn
+with matplotlib (Agg).
 
 matplotlib is imported only here, and only when a figure is asked for, so
 the rest of the package works without it.
@@ -126,3 +127,79 @@ def _metadata(ax, results):
     ax.set_title("metadata per swap entry holding a zswap handle")
     ax.legend(fontsize=8)
     ax.grid(True, axis="y", alpha=0.3)
+
+
+def plot_replay(report, path):
+    """Draw a replay's time series (``ReplayReport.to_dict()``, with its
+    ``timeseries``) into a PNG at ``path``: over the trace's events, the
+    swap-outs and swap-ins per interval, the pool size against its limit,
+    the compression ratio and the pages written back."""
+    series = report.get("timeseries")
+    if not series:
+        raise PlotError("the replay has no time series to draw")
+    plt = _pyplot()
+    fig, axes = plt.subplots(4, 1, figsize=(11, 11), sharex=True)
+    try:
+        _swap_traffic(axes[0], series)
+        _pool_size(axes[1], series)
+        _ratio(axes[2], series)
+        _writebacks(axes[3], series)
+        axes[3].set_xlabel("trace events")
+        fig.suptitle("vswapfast replay: %s, %s frames, %s reclaim, core %s" % (
+            report["trace"], "{:,}".format(report["frames"]), report.get("reclaim", "lru"),
+            report["core"]))
+        fig.tight_layout(rect=(0, 0, 1, 0.97))
+        try:
+            fig.savefig(path, dpi=100, format="png")
+        except OSError as exc:
+            raise PlotError("cannot write the plot %s (%s)" % (path, exc.strerror or exc)) from None
+    finally:
+        plt.close(fig)
+
+
+def _steps(ax, edges, values, **kwargs):
+    ax.stairs(values, edges, **kwargs)
+
+
+def _swap_traffic(ax, series):
+    edges = series["edges"]
+    _steps(ax, edges, series["swap_outs"], label="swap-outs", color="tab:red")
+    _steps(ax, edges, series["swap_ins"], label="swap-ins", color="tab:blue")
+    if "activations" in series:
+        _steps(ax, edges, series["activations"], label="refaults activated",
+               color="tab:green", linestyle="--")
+    width = (edges[-1] - edges[0]) / max(1, len(edges) - 1)
+    ax.set_ylabel("pages per %s events" % "{:,.0f}".format(width))
+    ax.set_title("swap traffic per interval")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+
+
+def _pool_size(ax, series):
+    x = series["sample_event"]
+    ax.plot(x, np.asarray(series["pool_size"], dtype=float) / 1048576.0, color="tab:purple",
+            label="pool size")
+    if series.get("pool_limit") is not None:
+        ax.axhline(series["pool_limit"] / 1048576.0, color="black", linestyle=":",
+                   label="pool limit")
+    ax.set_ylabel("MiB")
+    ax.set_title("zswap pool size")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+
+
+def _ratio(ax, series):
+    # An empty pool has no ratio: leave a gap rather than draw a zero.
+    ratio = np.asarray(series["compression_ratio"], dtype=float)
+    ratio[np.asarray(series["stored_pages"]) == 0] = np.nan
+    ax.plot(series["sample_event"], ratio, color="tab:orange")
+    ax.set_ylabel("stored / compressed")
+    ax.set_title("pool compression ratio")
+    ax.grid(True, alpha=0.3)
+
+
+def _writebacks(ax, series):
+    ax.plot(series["sample_event"], series["writebacks"], color="tab:brown")
+    ax.set_ylabel("pages (cumulative)")
+    ax.set_title("pages written back to the swap file")
+    ax.grid(True, alpha=0.3)

@@ -1,25 +1,33 @@
-"""Replay a page-access trace through an LRU of resident frames into a
-virtual swap space and its zswap pool.
+"""Replay a page-access trace through resident frames into a virtual swap
+space and its zswap pool.
 
 Every event of a trace accesses one page (a key).  The pages live in ``N``
-resident frames managed as an exact LRU: an access to a page that is not
-resident is a miss; when all frames are in use, the miss evicts the least
-recently used page, which is a *swap-out*: a new swap entry is allocated in
-the ``VSwap`` and the page is stored in the ``Zswap`` pool.  A miss on a page
-that had been swapped out is a *swap-in*: the page is loaded back (from the
-pool, or from the swap file if it was written back), compared with what was
-swapped out, and its swap entry is freed.
+resident frames: an access to a page that is not resident is a miss; when
+all frames are in use, the miss evicts a page, which is a *swap-out*: a new
+swap entry is allocated in the ``VSwap`` and the page is stored in the
+``Zswap`` pool.  Which page is evicted is the reclaim's choice: the least
+recently used one (``lru``, an exact LRU) or the kernel's active/inactive
+lists with workingset refault detection (``kernel``, see
+:mod:`vswapfast.reclaim`).  A miss on a page that had been swapped out is a
+*swap-in*: the page is loaded back (from the pool, or from the swap file if
+it was written back), compared with what was swapped out, and its swap
+entry is freed.
 
 How the work is laid out
 ------------------------
 1. :func:`read_trace` reads the keys (three formats, see ``FORMATS``).
-2. :func:`simulate_lru` finds every miss and every eviction of the LRU
-   without touching a page.  An access whose previous access to the same key
-   lies at most ``N`` events back is always a hit, so only the other events
-   (and the candidates for eviction) go through a Python loop; the rest is
-   numpy.  The result lists, in order, the evictions (swap-outs) and the
-   misses on swapped-out keys (swap-ins), each swap-in paired with the
-   eviction that put its page out.
+2. :func:`simulate` finds every miss and every eviction without touching
+   a page: :func:`simulate_lru` for the LRU, or
+   :func:`vswapfast.reclaim.simulate_kernel` (a C loop over the events)
+   for the kernel's reclaim, which also gives each eviction's shadow.  For
+   the LRU, an access whose previous access to the same key lies at most
+   ``N`` events back is always a hit, so only the other events (and the
+   candidates for eviction) go through a loop (in C); the rest is numpy.
+   The result lists, in order, the evictions (swap-outs) and the misses on
+   swapped-out keys (swap-ins), each swap-in paired with the eviction that
+   put its page out.
+   Pages are built from templates in C (``vswapfast._pages``), once to be
+   stored and once, compared in place, to verify what was loaded back.
 3. :func:`run_replay` does the swap work in steps of misses with the batch
    calls (``VSwap.alloc_many``/``free_many``, ``Zswap.store_many``/
    ``load_many``), which run in C without the GIL in the compiled core.
@@ -48,6 +56,8 @@ import numpy as np
 
 from vswapfast.batch import BATCH_CORRUPT, BATCH_EMPTY, BATCH_OK, BATCH_REJECTED, INDEX_DESIGNS
 from vswapfast.errors import NoPageError, SwapFileFullError
+from vswapfast.reclaim import (RECLAIMS, ReclaimResult, loops, refault_is_recent, simulate_kernel,
+                               sort_by_key as _sort_by_key)
 from vswapfast.workload import PAGE_SIZE, PageFactory, default_trace, mix64
 
 #: Trace formats: ``keys`` (one integer key per line), ``rw`` (``ADDRESS
@@ -57,6 +67,8 @@ FORMATS = ("auto", "keys", "rw", "u32be")
 CORES = ("compiled", "pure")
 XZ_MAGIC = b"\xfd7zXZ\x00"
 DEFAULT_CHUNK = 1024
+#: Most pool samples of a replay's time series (and of its pool peak).
+MAX_SAMPLES = 128
 
 
 class ReplayError(Exception):
@@ -255,38 +267,11 @@ def read_trace(path, fmt="auto"):
 
 # -- the LRU ------------------------------------------------------------------
 
-@dataclass
-class LruResult:
-    """Misses and evictions of an exact LRU of ``frames`` over a trace.
-
-    The ``i``-th eviction (swap-out) is of the key last accessed at event
-    ``victim_pos[i]``; it happens at miss number ``cold_fill + i``.  The
-    ``j``-th swap-in is at miss number ``in_miss[j]`` and brings back the
-    page of eviction ``in_evict[j]``.
-    """
-    events: int
-    frames: int
-    distinct: int
-    hits: int
-    cold_misses: int
-    miss_count: int
-    cold_fill: int
-    victim_pos: np.ndarray
-    victim_keys: np.ndarray
-    victim_versions: Optional[np.ndarray]
-    in_miss: np.ndarray
-    in_evict: np.ndarray
-
-    @property
-    def swap_outs(self):
-        return len(self.victim_pos)
-
-    @property
-    def swap_ins(self):
-        return len(self.in_evict)
+#: The result of :func:`simulate_lru` (and of ``--reclaim kernel``).
+LruResult = ReclaimResult
 
 
-def simulate_lru(trace, frames):
+def simulate_lru(trace, frames, core="compiled"):
     """Run ``trace`` through an LRU of ``frames`` resident pages.
 
     The LRU holds, at any time, the ``frames`` keys with the most recent
@@ -298,7 +283,9 @@ def simulate_lru(trace, frames):
     full, evicts the key whose last access is the first one at or after
     ``b`` not yet followed by a later access to its key, and ``b`` moves
     past it.  Only a last access followed by no access to its key within
-    ``frames`` events can be that one, so the loop walks those alone.
+    ``frames`` events can be that one, so the loop walks those alone; it
+    runs in C (``vswapfast._reclaim.lru_misses``) unless ``core`` is
+    ``pure``.
     """
     keys = trace.keys
     n = len(keys)
@@ -331,32 +318,8 @@ def simulate_lru(trace, frames):
     check_prev -= 1
     cand, cand_next = _sort_pairs(cand, cand_next, n)
 
-    cand_list = cand.tolist()
-    cand_list.append(n)
-    cand_next_list = cand_next.tolist()
-    cand_next_list.append(1 << 62)
-    miss_p = []
-    victims = []
-    add_p, add_v = miss_p.append, victims.append
-    b = 0
-    vi = 0
-    cold = frames
-    for t, p in zip(check.tolist(), check_prev.tolist()):
-        if p >= b:
-            continue                        # a hit
-        add_p(p)
-        if cold:                            # filling free frames
-            cold -= 1
-            continue
-        while cand_next_list[vi] <= t:      # superseded by a later access
-            vi += 1
-        v = cand_list[vi]
-        add_v(v)
-        b = v + 1
-        vi += 1
-
-    miss_prev = np.array(miss_p, dtype=np.int64)
-    victim_pos = np.array(victims, dtype=np.int64)
+    miss_events, miss_prev, victim_pos = loops(core).lru_misses(
+        check, check_prev, cand, cand_next, frames, n)
     swapin = np.flatnonzero(miss_prev >= 0)
     in_evict = np.searchsorted(victim_pos, miss_prev[swapin])
     versions = None
@@ -368,7 +331,29 @@ def simulate_lru(trace, frames):
         cold_misses=cold_misses, miss_count=len(miss_prev),
         cold_fill=min(frames, len(miss_prev)), victim_pos=victim_pos,
         victim_keys=keys[victim_pos], victim_versions=versions,
-        in_miss=swapin, in_evict=in_evict)
+        in_miss=swapin, in_evict=in_evict, miss_events=miss_events)
+
+
+def simulate(trace, frames, reclaim="lru", core="compiled"):
+    """The misses and evictions of ``trace`` through ``frames`` resident
+    pages under ``reclaim`` (``lru`` or ``kernel``, see
+    ``vswapfast.reclaim``), with the loops of ``core``."""
+    if reclaim == "lru":
+        return simulate_lru(trace, frames, core)
+    if reclaim == "kernel":
+        if int(frames) < 1:
+            raise ReplayError("frames must be at least 1, not %d" % frames)
+        return simulate_kernel(trace, frames, core, versions_of=_versions)
+    raise ReplayError("unknown reclaim %r (choose from %s)" % (reclaim, ", ".join(RECLAIMS)))
+
+
+def _count_distinct(keys):
+    """How many distinct keys (a plain sort: numpy's hash-based unique is
+    several times slower on large uint64 arrays)."""
+    if len(keys) == 0:
+        return 0
+    ordered = np.sort(keys)
+    return 1 + int(np.count_nonzero(ordered[1:] != ordered[:-1]))
 
 
 def _sort_pairs(first, second, n):
@@ -383,25 +368,6 @@ def _sort_pairs(first, second, n):
                 (packed & np.uint64((1 << bits) - 1)).astype(np.int64))
     order = np.argsort(first)
     return first[order], second[order]
-
-
-def _sort_by_key(keys):
-    """(order, sorted keys): the events sorted by key, in time order within
-    a key.  When key and event number fit in 64 bits together, one sort of
-    ``key << bits | event`` (a plain, vectorised sort of values) does it."""
-    n = len(keys)
-    bits = max(1, int(n - 1).bit_length())
-    if n:
-        low = int(keys.min())
-        if int(keys.max()) - low < 1 << (64 - bits):
-            packed = (keys - np.uint64(low)) << np.uint64(bits)
-            packed |= np.arange(n, dtype=np.uint64)
-            packed.sort()
-            order = (packed & np.uint64((1 << bits) - 1)).astype(np.int64)
-            packed >>= np.uint64(bits)
-            return order, packed
-    order = np.argsort(keys, kind="stable")
-    return order, keys[order]
 
 
 def _versions(trace, positions):
@@ -436,8 +402,16 @@ class ReplayConfig:
     floor: bool = True
     compressor: str = "lz4"               # the pool's compressor (vswapfast.compressors)
     accept_threshold_percent: float = 90.0
+    reclaim: str = "lru"                  # lru or kernel (see vswapfast.reclaim)
+    timeseries_bins: int = 200            # intervals of the report's time series
 
     def check(self):
+        if self.reclaim not in RECLAIMS:
+            raise ReplayError("unknown reclaim %r (choose from %s)"
+                              % (self.reclaim, ", ".join(RECLAIMS)))
+        if not 1 <= self.timeseries_bins <= 1 << 20:
+            raise ReplayError("timeseries_bins must be between 1 and 1048576, not %d"
+                              % self.timeseries_bins)
         if self.frames is not None and self.frames < 1:
             raise ReplayError("--frames must be at least 1, not %d" % self.frames)
         if self.core not in CORES:
@@ -467,11 +441,18 @@ class ReplayReport:
     events: int
     distinct_keys: int
     frames: int
+    reclaim: str = "lru"
     hits: int = 0
     misses: int = 0
     cold_misses: int = 0
     swap_outs: int = 0
     swap_ins: int = 0
+    refaults: int = 0
+    activations: int = 0
+    promotions: int = 0
+    deactivations: int = 0
+    shadows_checked: int = 0
+    shadow_mismatches: int = 0
     zswap_hits: int = 0
     swapfile_reads: int = 0
     memory_reads: int = 0
@@ -502,10 +483,11 @@ class ReplayReport:
     batch: int = 0
     swapfile: Optional[str] = None
     lock_stats: Dict[str, int] = field(default_factory=dict)
+    timeseries: Optional[Dict[str, list]] = None
 
     @property
     def time_replay(self):
-        """The LRU simulation and the swap work: the replay proper."""
+        """The reclaim simulation and the swap work: the replay proper."""
         return self.time_simulate + self.time_swap
 
     @property
@@ -523,6 +505,22 @@ class ReplayReport:
             out["swap_over_floor"] = self.time_swap / self.floor
         return out
 
+    def _reclaim_lines(self, count, pct):
+        """Lines on the kernel reclaim's refaults and shadows (none for lru)."""
+        if self.reclaim != "kernel":
+            return []
+        return [
+            "refaults     %s, %s activated by their refault distance%s; %s pages promoted "
+            "on a second access, %s deactivated" % (
+                count(self.refaults), count(self.activations),
+                pct(self.activations, self.refaults), count(self.promotions),
+                count(self.deactivations)),
+            "shadows      %s read back from the swap descriptors, %s" % (
+                count(self.shadows_checked),
+                "each as left at swap-out" if not self.shadow_mismatches
+                else "%s DIFFER" % count(self.shadow_mismatches)),
+        ]
+
     def format_text(self):
         """The report as lines of text."""
         def count(n):
@@ -538,16 +536,17 @@ class ReplayReport:
             "trace        %s [%s]: %s events, %s distinct keys" % (
                 self.trace, self.format, count(self.events), count(self.distinct_keys)),
             "pages        %s" % self.pages,
-            "setup        core %s, index %s, %d thread%s, %s frames, pool limit %s, %s, "
-            "batches of %s misses" % (
+            "setup        core %s, index %s, %d thread%s, %s frames, %s reclaim, pool limit %s, "
+            "%s, batches of %s misses" % (
                 self.core, self.index, self.threads, "" if self.threads == 1 else "s",
-                count(self.frames), "none" if self.pool_limit is None else mib(self.pool_limit),
+                count(self.frames), self.reclaim, "none" if self.pool_limit is None else mib(self.pool_limit),
                 "swap file %s" % self.swapfile if self.swapfile else "no swap file",
                 count(self.batch)),
             "",
             "hits         %s%s" % (count(self.hits), pct(self.hits, self.events)),
             "misses       %s (%s cold, %s swap-ins)" % (
                 count(self.misses), count(self.cold_misses), count(self.swap_ins)),
+            *self._reclaim_lines(count, pct),
             "swap-outs    %s (%s zero pages%s)" % (
                 count(self.swap_outs), count(self.zero_pages),
                 ", %s rejected by the pool" % count(self.rejected) if self.rejected else ""),
@@ -565,11 +564,11 @@ class ReplayReport:
                 "all equal to what was swapped out" if not self.mismatches
                 else "%s DIFFER (first: %s)" % (count(self.mismatches), self.first_mismatch)),
             "",
-            "time         read %.2f s, page templates %.2f s, LRU %.2f s, swap work %.2f s "
+            "time         read %.2f s, page templates %.2f s, reclaim %.2f s, swap work %.2f s "
             "(in the core %.2f s%s)" % (self.time_read, self.time_pages, self.time_simulate,
                                         self.time_swap, self.time_core,
                                         ", summed over threads" if self.threads > 1 else ""),
-            "replay       %.2f s (LRU + swap work)" % self.time_replay,
+            "replay       %.2f s (reclaim + swap work)" % self.time_replay,
         ]
         if self.lock_stats:
             locks = self.lock_stats
@@ -628,6 +627,11 @@ def _shards(lru, threads):
             for s in range(threads)]
 
 
+#: The folio that stands for a page while it is reclaimed (see
+#: _Replayer._leave_shadows): only its identity matters to the swap cache.
+_RECLAIMED_FOLIO = object()
+
+
 class _Replayer:
     """The swap work of one replay, shared by its worker threads."""
 
@@ -643,7 +647,9 @@ class _Replayer:
         self.totals = dict(zswap_hits=0, swapfile_reads=0, memory_reads=0, zero_pages=0,
                            rejected=0,
                            rejected_to_swapfile=0, rejected_in_memory=0, verified=0,
-                           mismatches=0)
+                           mismatches=0, shadows_checked=0, shadow_mismatches=0)
+        self.samples = dict(event=[], pool_size=[], stored_pages=[], compressed_bytes=[],
+                            compression_ratio=[], writebacks=[])
         self.first_mismatch = None
         self.pool_peak = 0
         self.time_core = 0.0
@@ -680,10 +686,13 @@ class _Replayer:
 
     # -- one shard's chunk ---------------------------------------------------
 
-    def _swap_out(self, ev, counts):
+    def _swap_out(self, ev, counts, buffer):
+        """Swap out the pages of evictions ``ev``, built in ``buffer``
+        (rows reused from step to step)."""
         lru, pool, space = self.lru, self.pool, self.space
         versions = None if lru.victim_versions is None else lru.victim_versions[ev]
-        pages, zero = self.factory.page_batch(lru.victim_keys[ev], versions)
+        pages, zero = self.factory.page_batch(lru.victim_keys[ev], versions,
+                                              out=buffer[:len(ev)])
         counts["zero_pages"] += int(np.count_nonzero(zero))
         start = time.perf_counter()
         entries = space.alloc_many(len(ev))
@@ -698,6 +707,38 @@ class _Replayer:
                     raise RuntimeError("storing swap entry %#x failed (status %d)"
                                        % (entries[i], status[i]))
                 self._rejected(int(entries[i]), pages[i], counts)
+        if lru.shadows is not None:
+            self._leave_shadows(entries, lru.shadows[ev])
+
+    def _leave_shadows(self, entries, shadows):
+        """As __remove_mapping() -> __swap_cache_del_folio() does once a
+        swapped-out folio is reclaimed: the folio leaves the swap cache and
+        its shadow from workingset_eviction() takes its place in each swap
+        entry's descriptor (the swap-cache/shadow union)."""
+        space = self.space
+        folio = _RECLAIMED_FOLIO
+        for entry, shadow in zip(entries.tolist(), shadows.tolist()):
+            space.swap_cache_add_folio(entry, folio)
+            space.swap_cache_del_folio(entry, folio, 1, shadow)
+
+    def _check_shadows(self, ins, entries, counts):
+        """As the swap-in path reads the shadow (swap_cache_get_shadow())
+        for workingset_refault(): the shadow in each descriptor must be the
+        one left at swap-out, and judge the refault as the simulation did."""
+        lru = self.lru
+        get = self.space.swap_cache_get_shadow
+        found = [get(entry) for entry in entries.tolist()]
+        lost = np.array([shadow is None for shadow in found], dtype=bool)
+        read = np.array([0 if shadow is None else shadow for shadow in found], dtype=np.uint64)
+        recent = refault_is_recent(read, lru.refault_clock[ins], lru.workingset_size[ins])
+        bad = lost | (read != lru.shadows[lru.in_evict[ins]]) | (recent != lru.activated[ins])
+        counts["shadows_checked"] += len(ins)
+        if bad.any():
+            counts["shadow_mismatches"] += int(np.count_nonzero(bad))
+            if self.first_mismatch is None:
+                i = int(np.flatnonzero(bad)[0])
+                self.first_mismatch = "swap entry %#x: shadow %s, expected %d" % (
+                    entries[i], found[i], lru.shadows[lru.in_evict[ins[i]]])
 
     def _rejected(self, entry, page, counts):
         """A page the pool refused goes straight to the swap file, as the
@@ -746,9 +787,8 @@ class _Replayer:
         counts["time_core"] += time.perf_counter() - start
         # Verify: each page must equal the page that was swapped out.
         versions = None if lru.victim_versions is None else lru.victim_versions[evs]
-        expected, _zero = self.factory.page_batch(lru.victim_keys[evs], versions)
-        if lost or not np.array_equal(out.view(np.uint64), expected.view(np.uint64)):
-            differ = (out.view(np.uint64) != expected.view(np.uint64)).any(axis=1)
+        differ = self.factory.verify(lru.victim_keys[evs], out, versions)
+        if lost or differ.any():
             differ[[i for i, _reason in lost]] = True
             bad = np.flatnonzero(differ)
             counts["mismatches"] += len(bad)
@@ -758,11 +798,39 @@ class _Replayer:
                 self.first_mismatch = "key %d, swap entry %#x: %s" % (
                     lru.victim_keys[evs[i]], entries[i], reason)
         counts["verified"] += len(ins)
+        if lru.shadows is not None:
+            self._check_shadows(ins, entries, counts)
         start = time.perf_counter()
         status = np.frombuffer(space.free_many(entries), dtype=np.int8)
         counts["time_core"] += time.perf_counter() - start
         if not (status == BATCH_OK).all():
             raise RuntimeError("freeing swapped-in entries failed")
+
+    def _sample(self, miss_bound):
+        """The pool's state, for the time series and the pool's peak, at the
+        event of the last miss before ``miss_bound`` (-1: at the end of the
+        trace).  Taken after a step's swap-outs, when the pool is at its
+        largest in the step."""
+        lru = self.lru
+        if miss_bound < 0:
+            event = lru.events
+        else:
+            last = min(int(miss_bound), lru.miss_count) - 1
+            if last < 0:
+                return
+            event = int(lru.miss_events[last])
+        stats = self.pool.stats()
+        samples = self.samples
+        if samples["event"] and samples["event"][-1] == event:
+            for values in samples.values():
+                values.pop()
+        self.pool_peak = max(self.pool_peak, stats["pool_total_size"])
+        samples["event"].append(event)
+        samples["pool_size"].append(stats["pool_total_size"])
+        samples["stored_pages"].append(stats["stored_pages"])
+        samples["compressed_bytes"].append(stats["compressed_bytes"])
+        samples["compression_ratio"].append(stats["compression_ratio"])
+        samples["writebacks"].append(stats["written_back_pages"])
 
     def work(self, shard, evs, ins, bounds):
         try:
@@ -773,16 +841,23 @@ class _Replayer:
             ev_cut = np.searchsorted(ev_miss, bounds)
             in_cut = np.searchsorted(in_miss, bounds)
             chunks = len(bounds) - 1
+            # Pool stats walk every cluster: sample them at MAX_SAMPLES
+            # steps spread over the run (the last one included), not at each.
+            sample_at = np.unique(np.linspace(0, chunks - 1, min(chunks, MAX_SAMPLES))
+                                  .round().astype(np.int64))
+            next_sample = int(sample_at[0]) if len(sample_at) else -1
+            pages = np.empty((min(len(evs), max(1, int(np.diff(ev_cut).max(initial=1)))),
+                              PAGE_SIZE), dtype=np.uint8)
             for c in range(chunks):
                 if self.errors:
                     return
                 ev = evs[ev_cut[c]:ev_cut[c + 1]]
                 if len(ev):
-                    self._swap_out(ev, counts)
-                    if shard == 0:          # the pool is at its largest now
-                        size = self.pool.stats()["pool_total_size"]
-                        if size > self.pool_peak:
-                            self.pool_peak = size
+                    self._swap_out(ev, counts, pages)
+                if shard == 0 and c == next_sample:     # the pool is at its largest
+                    self._sample(bounds[c + 1] if c + 1 < chunks else -1)
+                    next_sample = sample_at[min(len(sample_at) - 1,
+                                                np.searchsorted(sample_at, c, "right"))]
                 part = ins[in_cut[c]:in_cut[c + 1]]
                 if len(part):
                     self._swap_in(part, counts)
@@ -810,6 +885,7 @@ def run_replay(trace, config, factory=None, progress=None, time_read=0.0, time_p
         start = time.perf_counter()
         factory = PageFactory.synthetic()
         time_pages = time.perf_counter() - start
+    factory.use_core(core.name)
     share = 0.6 if config.floor else 1.0
 
     def swap_progress(fraction):
@@ -818,17 +894,21 @@ def run_replay(trace, config, factory=None, progress=None, time_read=0.0, time_p
     def floor_progress(fraction):
         progress(share + fraction * (1 - share), "LZ4 floor")
 
+    if progress is not None:
+        progress(0.0, "%s reclaim" % config.reclaim)
     start = time.perf_counter()
     frames = config.frames
     if frames is None:
-        frames = max(1, len(np.unique(trace.keys)) // 10)
-    lru = simulate_lru(trace, frames)
+        frames = max(1, _count_distinct(trace.keys) // 10)
+    lru = simulate(trace, frames, config.reclaim, core.name)
     time_simulate = time.perf_counter() - start
 
     report = ReplayReport(
         trace=trace.name, format=trace.format, pages=factory.describe(), core=core.name,
         index=config.index, threads=config.threads, events=lru.events,
-        distinct_keys=lru.distinct, frames=frames, hits=lru.hits, misses=lru.miss_count,
+        distinct_keys=lru.distinct, frames=frames, reclaim=config.reclaim, hits=lru.hits,
+        misses=lru.miss_count, refaults=lru.refaults, activations=lru.activations,
+        promotions=lru.promotions, deactivations=lru.deactivations,
         cold_misses=lru.cold_misses, swap_outs=lru.swap_outs, swap_ins=lru.swap_ins,
         pool_limit=config.pool_limit, chunk=config.chunk, time_read=time_read,
         time_pages=time_pages, time_simulate=time_simulate)
@@ -863,6 +943,7 @@ def run_replay(trace, config, factory=None, progress=None, time_read=0.0, time_p
             report.time_swap = time.perf_counter() - start
             if replayer.errors:
                 raise replayer.errors[0]
+            replayer._sample(-1)            # the end of the run
             stats = replayer.pool.stats()
             for key, value in replayer.totals.items():
                 setattr(report, key, value)
@@ -878,6 +959,8 @@ def run_replay(trace, config, factory=None, progress=None, time_read=0.0, time_p
             report.lock_stats = {k: stats[k] for k in (
                 "index_lock_acquisitions", "index_lock_contended",
                 "lru_lock_acquisitions", "lru_lock_contended") if k in stats}
+            report.timeseries = timeseries(lru, replayer.samples, config.timeseries_bins,
+                                           config.pool_limit)
         finally:
             replayer.close()
 
@@ -886,6 +969,35 @@ def run_replay(trace, config, factory=None, progress=None, time_read=0.0, time_p
             lru, factory, step, floor_progress if progress is not None else None)
         report.floor_call_cost = floor_call_cost(lru.swap_outs, lru.swap_ins)
     return report
+
+
+def timeseries(lru, samples, bins=200, pool_limit=None):
+    """The run over the trace's time (events), as lists for JSON:
+    ``edges`` (``bins + 1`` event numbers) and, per interval, ``swap_outs``,
+    ``swap_ins``, ``refaults`` and ``activations`` (kernel reclaim);
+    then the pool as sampled after each batch step: at ``sample_event``,
+    ``pool_size`` (bytes), ``pool_limit`` (bytes, or None), ``stored_pages``,
+    ``compressed_bytes``, ``compression_ratio`` and ``writebacks`` (pages
+    written back so far)."""
+    bins = max(1, min(int(bins), max(1, lru.events)))
+    edges = np.linspace(0, lru.events, bins + 1).round().astype(np.int64)
+    edges[-1] = lru.events
+
+    def per_interval(events):
+        counts, _ = np.histogram(events, bins=edges)
+        return counts.tolist()
+
+    out = dict(edges=edges.tolist(), swap_outs=per_interval(lru.evict_events),
+               swap_ins=per_interval(lru.swapin_events))
+    if lru.activated is not None:
+        out["refaults"] = out["swap_ins"]
+        out["activations"] = per_interval(lru.swapin_events[lru.activated])
+    out["sample_event"] = list(samples["event"])
+    for key in ("pool_size", "stored_pages", "compressed_bytes", "compression_ratio",
+                "writebacks"):
+        out[key] = list(samples[key])
+    out["pool_limit"] = pool_limit
+    return out
 
 
 def measure_floor(lru, factory, step=DEFAULT_CHUNK, progress=None):

@@ -45,7 +45,6 @@ DEFAULT_EVENTS = 600_000
 DEFAULT_KEYS = 20_000
 
 _M64 = (1 << 64) - 1
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
 
 def mix64(values):
@@ -229,6 +228,8 @@ class PageFactory:
         self._class_count = np.maximum(counts, 1).astype(np.uint64)
         self.template_zero = ~self.templates.view(np.uint64).any(axis=1)
         self.weights = weights
+        self.core = "compiled"
+        self._builders = {}
 
     # -- construction ----------------------------------------------------
 
@@ -298,29 +299,64 @@ class PageFactory:
         ``(n, 4096)`` uint8 array."""
         return self.page_batch(keys, versions)[0]
 
-    def page_batch(self, keys, versions=None):
+    def page_batch(self, keys, versions=None, out=None):
         """``(pages, zero)``: the pages of ``keys`` as ``pages`` does, and a
-        bool array that says which of them are zero-filled."""
-        keys = np.asarray(keys, dtype=np.uint64)
-        h = self._hash(keys)
-        cls = np.searchsorted(self._thresholds, h >> np.uint64(44), side="right")
-        tidx = (self._class_start[cls]
-                + (h & np.uint64(0xFFFFFFFF)) % self._class_count[cls]).astype(np.intp)
-        out = self.templates[tidx]
-        stamp = ~self.template_zero[tidx]
-        if stamp.any():
-            rows = np.flatnonzero(stamp)
-            hs = h[rows]
-            value = keys[rows] * _GOLDEN
-            if versions is not None:
-                value += np.asarray(versions, dtype=np.uint64)[rows] * np.uint64(0xD6E8FEB86659FD93)
-            value = mix64(value) | np.uint64(1)
-            words = out.view(np.uint64)
-            first = (hs >> np.uint64(20)).astype(np.intp) & (WORDS - 1)
-            second = (first + 1 + ((hs >> np.uint64(29)).astype(np.intp) & (WORDS - 2))) & (WORDS - 1)
-            words[rows, first] = value
-            words[rows, second] = value ^ hs
-        return out, ~stamp
+        bool array that says which of them are zero-filled.  Built by the
+        compiled page builder (in C, without the GIL) unless the factory was
+        set to the pure one (see :meth:`use_core`); both give the same bytes.
+        ``out``, if given, is a C-contiguous ``(len(keys), 4096)`` uint8
+        array to build them in (and ``pages`` is ``out``)."""
+        keys = np.ascontiguousarray(keys, dtype=np.uint64)
+        if versions is not None:
+            versions = np.ascontiguousarray(versions, dtype=np.uint64)
+        if out is None:
+            out = np.empty((len(keys), PAGE_SIZE), dtype=np.uint8)
+        elif out.shape != (len(keys), PAGE_SIZE) or out.dtype != np.uint8 \
+                or not out.flags.c_contiguous:
+            raise ValueError("out: expected a C-contiguous (%d, 4096) uint8 array, got %s %r"
+                             % (len(keys), out.dtype, out.shape))
+        zero = np.empty(len(keys), dtype=bool)
+        self.builder().build_pages(keys, versions, out, zero.view(np.uint8))
+        return out, zero
+
+    def verify(self, keys, pages, versions=None):
+        """A bool array: which rows of ``pages`` differ from the pages of
+        ``keys`` (at ``versions``)."""
+        keys = np.ascontiguousarray(keys, dtype=np.uint64)
+        if versions is not None:
+            versions = np.ascontiguousarray(versions, dtype=np.uint64)
+        differ = np.empty(len(keys), dtype=bool)
+        self.builder().verify_pages(keys, versions, np.ascontiguousarray(pages),
+                                    differ.view(np.uint8))
+        return differ
+
+    def use_core(self, core):
+        """Build pages with the ``compiled`` or the ``pure`` page builder
+        from now on; returns the factory."""
+        if core not in ("compiled", "pure"):
+            raise ValueError("unknown core %r (choose from compiled, pure)" % (core,))
+        self.core = core
+        return self
+
+    def builder(self, core=None):
+        """The page builder of ``core`` (default: the factory's) over this
+        factory's templates.  Without the compiled one, the pure one."""
+        core = core or self.core
+        builder = self._builders.get(core)
+        if builder is None:
+            cls = None
+            if core == "compiled":
+                try:
+                    from vswapfast._pages import PageBuilder as cls
+                except ImportError:
+                    cls = None
+            if cls is None:
+                from vswapfast.pure.pages import PageBuilder as cls
+            seed_hash = int(mix64(np.array([self.seed & _M64], dtype=np.uint64))[0])
+            builder = cls(self.templates, self._thresholds, self._class_start,
+                          self._class_count, self.template_zero.astype(np.uint8), seed_hash)
+            self._builders[core] = builder
+        return builder
 
     def describe(self):
         if self.source == "synthetic":

@@ -1,0 +1,13 @@
+# Type stubs for the page builder.  The compiled core (vswapfast._pages) and
+# the pure twin (vswapfast.pure.pages) both implement exactly this.
+from typing import Any, Optional
+
+class PageBuilder:
+    """Template pages and the class table of a PageFactory, copied; builds
+    and verifies the pages of keys (in C without the GIL when compiled)."""
+
+    def __init__(self, templates: Any, thresholds: Any, class_start: Any, class_count: Any,
+                 template_zero: Any, seed_hash: int) -> None: ...
+    def build_pages(self, keys: Any, versions: Optional[Any], out: Any, zero: Any) -> None: ...
+    def verify_pages(self, keys: Any, versions: Optional[Any], pages: Any, differ: Any) -> int: ...
+    def __repr__(self) -> str: ...

@@ -1,0 +1,217 @@
+"""The loops of the replay's reclaim, in plain Python: the pure twin of
+``vswapfast._reclaim`` (same functions, same results).
+
+``lru_misses`` walks the candidate misses of an exact LRU (see
+``vswapfast.replay.simulate_lru``); ``kernel_reclaim`` runs a trace through
+the kernel's two-list active/inactive reclaim with workingset refault
+detection (see ``vswapfast.reclaim`` for the kernel functions it follows).
+"""
+
+import numpy as np
+
+#: Pages shrink_active_list() moves per call (SWAP_CLUSTER_MAX).
+SWAP_CLUSTER_MAX = 32
+#: 30 - PAGE_SHIFT: pages per GiB as a shift, for inactive_is_low().
+GB_SHIFT = 18
+
+# Page states of kernel_reclaim.
+NEVER, INACTIVE, ACTIVE, SWAPPED = 0, 1, 2, 3
+
+
+def lru_misses(check, check_prev, cand, cand_next, frames, n):
+    """The misses and evictions of an exact LRU of ``frames`` pages.
+
+    ``check``: the events that may miss, in order, with ``check_prev``, the
+    previous access to their key (-1 for none); ``cand``: the last accesses
+    that may be evicted, in order, with ``cand_next``, the next access to
+    their key (``n`` for none).  Returns ``(miss_events, miss_prev,
+    victims)``: the event of each miss, the previous access of its key
+    (-1 for a cold miss) and, per eviction, the event of the victim's last
+    access; all int64 arrays.
+    """
+    if len(check) != len(check_prev) or len(cand) != len(cand_next):
+        raise ValueError("check/check_prev and cand/cand_next must have equal lengths")
+    if int(frames) < 0:
+        raise ValueError("frames must not be negative, not %d" % frames)
+    cand_list = np.asarray(cand, dtype=np.int64).tolist()
+    cand_list.append(n)
+    cand_next_list = np.asarray(cand_next, dtype=np.int64).tolist()
+    cand_next_list.append(1 << 62)
+    miss_t = []
+    miss_p = []
+    victims = []
+    add_t, add_p, add_v = miss_t.append, miss_p.append, victims.append
+    b = 0
+    vi = 0
+    cold = int(frames)
+    for t, p in zip(np.asarray(check).tolist(), np.asarray(check_prev).tolist()):
+        if p >= b:
+            continue                        # a hit
+        add_t(t)
+        add_p(p)
+        if cold:                            # filling free frames
+            cold -= 1
+            continue
+        while cand_next_list[vi] <= t:      # superseded by a later access
+            vi += 1
+        if vi >= len(cand_list) - 1:
+            raise ValueError("no eviction candidate left: the candidate arrays do not "
+                             "match the checks")
+        v = cand_list[vi]
+        add_v(v)
+        b = v + 1
+        vi += 1
+    return (np.array(miss_t, dtype=np.int64), np.array(miss_p, dtype=np.int64),
+            np.array(victims, dtype=np.int64))
+
+
+def _isqrt(x):
+    """int_sqrt(): the integer square root, rounded down."""
+    r = int(x ** 0.5)
+    while r * r > x:
+        r -= 1
+    while (r + 1) * (r + 1) <= x:
+        r += 1
+    return r
+
+
+class _Lists:
+    """The two LRU lists as arrays of links: node ``ndistinct`` heads the
+    inactive list, node ``ndistinct + 1`` the active one; ``nxt`` points
+    from head to tail."""
+
+    def __init__(self, ndistinct):
+        size = ndistinct + 2
+        self.prev = list(range(size))
+        self.nxt = list(range(size))
+        self.head = (None, ndistinct, ndistinct + 1)   # indexed by INACTIVE/ACTIVE
+        self.count = [0, 0, 0]
+
+    def add_head(self, lru, page):
+        head = self.head[lru]
+        first = self.nxt[head]
+        self.nxt[head] = page
+        self.prev[page] = head
+        self.nxt[page] = first
+        self.prev[first] = page
+        self.count[lru] += 1
+
+    def delete(self, lru, page):
+        p, q = self.prev[page], self.nxt[page]
+        self.nxt[p] = q
+        self.prev[q] = p
+        self.count[lru] -= 1
+
+    def tail(self, lru):
+        return self.prev[self.head[lru]]
+
+
+def kernel_reclaim(ids, ndistinct, frames):
+    """Run the page ids of a trace (int64, each in ``[0, ndistinct)``)
+    through ``frames`` resident pages under the kernel's active/inactive
+    reclaim.  Returns a dict of arrays and counts; see
+    ``vswapfast.reclaim.simulate_kernel`` for what each one means."""
+    ids = np.asarray(ids, dtype=np.int64)
+    frames = int(frames)
+    ndistinct = int(ndistinct)
+    if frames < 1:
+        raise ValueError("frames must be at least 1, not %d" % frames)
+    if ndistinct < 0:
+        raise ValueError("ndistinct must not be negative")
+    if len(ids) and (ids.min() < 0 or ids.max() >= ndistinct):
+        raise ValueError("page ids must lie in [0, %d)" % ndistinct)
+    lists = _Lists(ndistinct)
+    state = [NEVER] * ndistinct
+    referenced = [False] * ndistinct
+    last = [0] * ndistinct
+    shadow = [0] * ndistinct
+    evicted_as = [0] * ndistinct
+    age = 0                         # lruvec->nonresident_age
+    counts = dict(promotions=0, deactivations=0, activations=0)
+    miss_t, miss_p, victims, clocks = [], [], [], []
+    in_miss, in_evict, refault_clock, ws_size, activated = [], [], [], [], []
+    resident = 0
+
+    def mark_accessed(page):
+        # folio_mark_accessed(): inactive,unreferenced -> referenced;
+        # inactive,referenced -> active (workingset_activation ages the
+        # non-resident clock); active,unreferenced -> referenced.
+        nonlocal age
+        if not referenced[page]:
+            referenced[page] = True
+        elif state[page] == INACTIVE:
+            lists.delete(INACTIVE, page)
+            state[page] = ACTIVE
+            lists.add_head(ACTIVE, page)
+            referenced[page] = False
+            age += 1
+            counts["promotions"] += 1
+
+    def reclaim_one():
+        nonlocal age
+        inactive, active = lists.count[INACTIVE], lists.count[ACTIVE]
+        gb = (inactive + active) >> GB_SHIFT
+        ratio = _isqrt(10 * gb) if gb else 1
+        if inactive * ratio < active:                   # inactive_is_low()
+            for _ in range(min(SWAP_CLUSTER_MAX, active)):   # shrink_active_list()
+                page = lists.tail(ACTIVE)
+                lists.delete(ACTIVE, page)
+                state[page] = INACTIVE
+                lists.add_head(INACTIVE, page)
+                counts["deactivations"] += 1
+        page = lists.tail(INACTIVE)                     # shrink_inactive_list()
+        lists.delete(INACTIVE, page)
+        state[page] = SWAPPED
+        referenced[page] = False
+        shadow[page] = age                              # workingset_eviction()
+        age += 1
+        evicted_as[page] = len(victims)
+        victims.append(last[page])
+        clocks.append(shadow[page])
+
+    for t, page in enumerate(ids.tolist()):
+        st = state[page]
+        if st == INACTIVE or st == ACTIVE:
+            mark_accessed(page)
+            last[page] = t
+            continue
+        miss_t.append(t)
+        miss_p.append(last[page] if st == SWAPPED else -1)
+        if resident == frames:
+            reclaim_one()
+        else:
+            resident += 1
+        lru = INACTIVE
+        if st == SWAPPED:                               # workingset_refault()
+            ws = lists.count[ACTIVE]
+            recent = age - shadow[page] <= ws
+            in_miss.append(len(miss_t) - 1)
+            in_evict.append(evicted_as[page])
+            refault_clock.append(age)
+            ws_size.append(ws)
+            activated.append(recent)
+            if recent:
+                lru = ACTIVE
+                age += 1
+                counts["activations"] += 1
+        state[page] = lru
+        lists.add_head(lru, page)
+        mark_accessed(page)
+        last[page] = t
+
+    out = dict(
+        miss_events=np.array(miss_t, dtype=np.int64),
+        miss_prev=np.array(miss_p, dtype=np.int64),
+        victims=np.array(victims, dtype=np.int64),
+        shadows=np.array(clocks, dtype=np.uint64),
+        in_miss=np.array(in_miss, dtype=np.int64),
+        in_evict=np.array(in_evict, dtype=np.int64),
+        refault_clock=np.array(refault_clock, dtype=np.uint64),
+        workingset_size=np.array(ws_size, dtype=np.int64),
+        activated=np.array(activated, dtype=bool),
+        nr_active=lists.count[ACTIVE],
+        nr_inactive=lists.count[INACTIVE],
+        nonresident_age=age,
+    )
+    out.update(counts)
+    return out
