@@ -239,3 +239,20 @@ def test_filled_pages():
     assert (pages[1] == pages[1][0]).all() and pages[1][0] != 0
     pages, zero = kernel.FilledPages("0xa5").page_batch([7])
     assert (pages == 0xA5).all() and not zero.any()
+
+
+def test_cli_help_names_every_option():
+    r = _cli("--help")
+    assert r.returncode == 0
+    for option in ("--pages", "--frames", "--fill", "--compressor", "--model-compressor",
+                   "--max-pool-percent", "--accept-threshold-percent", "--shrinker",
+                   "--page-cluster", "--swapfile-size", "--dir", "--core", "--reclaim",
+                   "--sysfs", "--procfs", "--dry-run", "--json"):
+        assert option in r.stdout
+
+
+def test_dry_run_of_the_kernel_reclaim(tmp_path):
+    m = machine(tmp_path, euid=1000)
+    lines = run_kernel(KernelConfig(workload="replay", keys=300, events=3000,
+                                    reclaim="kernel"), machine=m, dry_run=True)
+    assert any("memory cgroup" in line for line in lines)
