@@ -256,3 +256,17 @@ def test_dry_run_of_the_kernel_reclaim(tmp_path):
     lines = run_kernel(KernelConfig(workload="replay", keys=300, events=3000,
                                     reclaim="kernel"), machine=m, dry_run=True)
     assert any("memory cgroup" in line for line in lines)
+
+
+def test_filled_pages_replay_through_the_model():
+    """The replay takes FilledPages as it takes a PageFactory, and verifies
+    every swapped-in page against it."""
+    from vswapfast.replay import ReplayConfig, run_replay
+    config = KernelConfig(workload="memhog", pages=512, frames=128, fill="mixed")
+    workload = kernel.build_workload(config)
+    report = run_replay(workload.trace, ReplayConfig(frames=128, floor=False),
+                        factory=workload.factory)
+    assert report.swap_ins == 512 and report.mismatches == 0
+    assert report.verified == 512
+    assert report.zero_pages == report.swap_outs // 2 or abs(
+        report.zero_pages - report.swap_outs / 2) <= 1

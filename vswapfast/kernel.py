@@ -291,19 +291,34 @@ class FilledPages:
     def __init__(self, fill="mixed"):
         self.fill = fill_value(fill)
 
-    def page_batch(self, keys, versions=None):
+    def _bytes(self, keys):
         keys = np.asarray(keys, dtype=np.uint64)
         if self.fill is None:
             byte = np.where(keys % np.uint64(2) == 0, 0,
                             ((keys >> np.uint64(1)) % np.uint64(255)) + np.uint64(1))
         else:
             byte = np.full(len(keys), self.fill, dtype=np.uint64)
-        byte = byte.astype(np.uint8)
-        pages = np.repeat(byte[:, None], PAGE_SIZE, axis=1)
-        return pages, byte == 0
+        return byte.astype(np.uint8)
+
+    def page_batch(self, keys, versions=None, out=None):
+        """``(pages, zero)`` as ``PageFactory.page_batch``; ``out`` is filled
+        when given."""
+        byte = self._bytes(keys)
+        if out is None:
+            out = np.empty((len(byte), PAGE_SIZE), dtype=np.uint8)
+        out[:] = byte[:, None]
+        return out, byte == 0
 
     def pages(self, keys, versions=None):
         return self.page_batch(keys, versions)[0]
+
+    def verify(self, keys, pages, versions=None):
+        """Which rows of ``pages`` differ from the pages of ``keys``."""
+        return (np.asarray(pages) != self._bytes(keys)[:, None]).any(axis=1)
+
+    def use_core(self, core):
+        """Nothing to choose: the pages are built by numpy either way."""
+        return self
 
     def describe(self):
         if self.fill is None:
