@@ -69,7 +69,11 @@ from vswapfast.errors import (
     InvalidEntryError, NoPageError, ZswapDecompressError, bad_entry_message,
 )
 from vswapfast.compressors import compressor_repr
-from vswapfast.zpool import ZPOOL_CLASSES, ZPOOL_CLASS_DELTA as _ZPOOL_CLASS_DELTA
+from vswapfast.zpool import (
+    ZPOOL_CLASSES, ZPOOL_CLASS_INDEX, ZS_HANDLE_SIZE as _ZS_HANDLE_SIZE,
+    ZS_MIN_ALLOC_SIZE as _ZS_MIN_ALLOC_SIZE, ZS_SIZE_CLASS_DELTA as _ZS_SIZE_CLASS_DELTA,
+    ZS_SIZE_CLASSES as _ZS_SIZE_CLASSES,
+)
 
 cdef extern from "vswap_sync.h" nogil:
     int64_t load_i64 "vswap_load_relaxed"(int64_t *p)
@@ -87,14 +91,23 @@ cdef extern from "vswap_sync.h" nogil:
 
 DEF PAGE = 4096
 PAGE_SIZE = PAGE
-DEF NR_CLASSES = 128
+# Room for zsmalloc's ZS_SIZE_CLASSES class indexes; merged classes use fewer.
+DEF NR_CLASSES = 255
 DEF NR_STAT_SLOTS = 64
 
 # The geometry comes from vswapfast.zpool, the one place both cores read it.
-cdef uint32_t CLASS_DELTA = _ZPOOL_CLASS_DELTA
-if len(ZPOOL_CLASSES) != NR_CLASSES or max(ZPOOL_CLASSES)[0] != PAGE:
-    raise ImportError("vswapfast.zpool does not match the compiled pool (%d classes)"
+cdef uint32_t ZS_MIN_ALLOC = _ZS_MIN_ALLOC_SIZE
+cdef uint32_t CLASS_DELTA = _ZS_SIZE_CLASS_DELTA
+cdef uint32_t HANDLE_SIZE = _ZS_HANDLE_SIZE
+cdef int nr_classes = len(ZPOOL_CLASSES)
+if (nr_classes > NR_CLASSES or _ZS_SIZE_CLASSES != NR_CLASSES
+        or len(ZPOOL_CLASS_INDEX) != NR_CLASSES or max(ZPOOL_CLASSES)[0] != PAGE):
+    raise ImportError("vswapfast.zpool does not match the compiled pool (%d class indexes)"
                       % NR_CLASSES)
+# Kernel class index -> position of its (possibly merged) class.
+cdef uint8_t class_of_index[NR_CLASSES]
+for _i, _c in enumerate(ZPOOL_CLASS_INDEX):
+    class_of_index[_i] = _c
 
 # Counters, summed over per-thread slots (the kernel's are atomics or
 # per-CPU); the first ones carry upstream's debugfs names.
@@ -267,9 +280,22 @@ cdef void zspage_free(zswap_pool *p, zspage *zp) noexcept nogil:
     PyMem_RawFree(zp)
 
 
+cdef inline uint32_t class_of_length(uint32_t length) noexcept nogil:
+    """The class zs_malloc() takes for ``length`` bytes: the handle is added
+    before the lookup, and get_size_class_index() clamps to the last (huge)
+    class; merged indexes share their class.  No lock."""
+    cdef uint32_t size = length + HANDLE_SIZE
+    cdef uint32_t idx = 0
+    if size > ZS_MIN_ALLOC:
+        idx = (size - ZS_MIN_ALLOC + CLASS_DELTA - 1) // CLASS_DELTA
+    if idx > NR_CLASSES - 1:
+        idx = NR_CLASSES - 1
+    return class_of_index[idx]
+
+
 cdef int zs_malloc(zswap_pool *p, uint32_t length, zspage **zpp, uint32_t *objp) noexcept nogil:
     """Allocate an object for ``length`` bytes.  Locks: its class.  0 or -1."""
-    cdef uint32_t ci = (length + CLASS_DELTA - 1) // CLASS_DELTA - 1
+    cdef uint32_t ci = class_of_length(length)
     cdef size_class *cls = &p.classes[ci]
     cdef zspage *zp
     cdef zspage *fresh = NULL
@@ -1083,7 +1109,7 @@ cdef inline void pool_exit(zswap_pool *p) noexcept nogil:
 
 cdef void pool_free(zswap_pool *p) noexcept nogil:
     cdef int ci
-    for ci in range(NR_CLASSES):
+    for ci in range(nr_classes):
         pthread_spin_destroy(&p.classes[ci].lock)
     pthread_spin_destroy(&p.lru_lock)
     PyMem_RawFree(p)
@@ -1179,7 +1205,7 @@ cdef class Zswap:
         self.compressor = compressor
         p.compressor = comp
         pthread_spin_init(&p.lru_lock, PTHREAD_PROCESS_PRIVATE)
-        for ci in range(NR_CLASSES):
+        for ci in range(nr_classes):
             cls = &p.classes[ci]
             cls.size, cls.pages, cls.objs = ZPOOL_CLASSES[ci]
             pthread_spin_init(&cls.lock, PTHREAD_PROCESS_PRIVATE)

@@ -1,4 +1,4 @@
-"""The ``vswapfast`` command: ``bench`` and ``replay``.
+"""The ``vswapfast`` command: ``bench``, ``replay`` and ``kernel``.
 
 Errors in what the user gave (a missing or malformed trace, an impossible
 option value) end the command with one line on stderr,
@@ -243,7 +243,103 @@ Exit status: 0 when every swapped-in page was verified, 1 when some differ,
     replay.add_argument("--no-progress", action="store_true",
                         help="do not draw the progress bar")
     replay.set_defaults(func=cmd_replay)
+    _add_kernel(commands, DEFAULT_SEED)
     return parser
+
+
+def _add_kernel(commands, default_seed):
+    from vswapfast.kernel import DEFAULT_FRAMES, DEFAULT_PAGES, WORKLOADS
+    from vswapfast.replay import CORES, FORMATS
+    kernel = commands.add_parser(
+        "kernel", help="run a workload under the kernel's zswap and under the model, "
+                       "side by side",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="""\
+Run one workload twice: under the running kernel's zswap, in a child process
+confined by a memory cgroup of --frames pages (plus the child's own
+baseline) with a swap file of its own, and under vswapfast's model (an exact
+LRU of the same frames and vswapfast's pool), with the same pages, the same
+accesses and the same zswap settings; print them side by side.
+
+Workloads:
+  usemem  write --pages pages (the replay's synthetic page mix), then read
+          them back
+  memhog  the same over same-filled pages (--fill)
+  replay  a trace (or the embedded default workload) with --frames, the page
+          contents 'vswapfast replay' gives it
+
+Needs root, zswap (CONFIG_ZSWAP), a memory cgroup controller, mkswap/swapon.
+Refuses to start when zswap is enabled or swap is already active (someone may
+be using them).  Every setting it changes (zswap parameters, the cgroup, the
+swap file, a debugfs mount) is put back on success, on error, on Ctrl-C and
+on SIGTERM; --dry-run lists the changes without making any.
+
+Exit status: 0 on success, 2 for a refusal or bad input, 1 when a step
+failed.""")
+    kernel.add_argument("workload", nargs="?", choices=WORKLOADS, default="usemem",
+                        help="the workload (default: %(default)s)")
+    kernel.add_argument("trace", nargs="?", metavar="TRACE",
+                        help="replay: the trace file (default: the embedded default workload)")
+    kernel.add_argument("--format", choices=FORMATS, default="auto",
+                        help="trace format (default: auto)")
+    kernel.add_argument("--pages", type=_count(1), default=DEFAULT_PAGES, metavar="N",
+                        help="usemem/memhog: pages written and read back (default: "
+                             "%(default)s, 96 MiB)")
+    kernel.add_argument("--frames", type=_count(1), metavar="N",
+                        help="resident frames: the cgroup's room for the workload (default: "
+                             "%d, 32 MiB, or half the distinct pages if fewer)"
+                             % DEFAULT_FRAMES)
+    kernel.add_argument("--events", type=_count(1), metavar="N",
+                        help="replay: only the first N events")
+    kernel.add_argument("--keys", type=_count(1), metavar="N",
+                        help="replay: distinct keys of the default workload")
+    kernel.add_argument("--seed", type=_count(0), default=default_seed, metavar="N",
+                        help="seed of the default workload and the page contents "
+                             "(default: %(default)s)")
+    kernel.add_argument("--fill", default="mixed", metavar="BYTE",
+                        help="memhog: the byte every page repeats, or 'mixed' (half zero "
+                             "pages, half a non-zero byte) (default: %(default)s)")
+    kernel.add_argument("--compressor", default="lzo",
+                        help="zswap's compressor, for the kernel and the model (default: "
+                             "%(default)s, the kernel's)")
+    kernel.add_argument("--model-compressor", metavar="NAME",
+                        help="another compressor for the model only (pool sizes are then "
+                             "not comparable)")
+    kernel.add_argument("--max-pool-percent", type=_count(0, 100), default=20, metavar="P",
+                        help="zswap max_pool_percent (default: %(default)s)")
+    kernel.add_argument("--accept-threshold-percent", type=_count(0, 100), default=90,
+                        metavar="P", help="zswap accept_threshold_percent (default: "
+                                          "%(default)s)")
+    kernel.add_argument("--shrinker", action="store_true",
+                        help="enable zswap's shrinker (default: off; the model has none)")
+    kernel.add_argument("--page-cluster", type=_count(0, 10), metavar="N",
+                        help="set vm.page-cluster (swap readahead of 2^N pages; 0: none) "
+                             "for the run, restored afterwards (default: leave it)")
+    kernel.add_argument("--swapfile-size", type=_size, metavar="SIZE",
+                        help="size of the swap file (default: a slot per distinct page "
+                             "plus 16 MiB)")
+    kernel.add_argument("--dir", metavar="DIR",
+                        help="where to make the private directory of the swap file "
+                             "(default: the temporary directory; not tmpfs)")
+    kernel.add_argument("--core", choices=CORES, default="compiled",
+                        help="the model's core (default: %(default)s)")
+    kernel.add_argument("--reclaim", choices=("lru", "kernel"), default="lru",
+                        help="the model's reclaim: an exact LRU, or the kernel's "
+                             "active/inactive lists (see 'vswapfast replay --help') "
+                             "(default: %(default)s)")
+    kernel.add_argument("--sysfs", default="/sys", metavar="DIR",
+                        help="where sysfs is mounted (default: %(default)s)")
+    kernel.add_argument("--procfs", default="/proc", metavar="DIR",
+                        help="where procfs is mounted (default: %(default)s)")
+    kernel.add_argument("--dry-run", action="store_true",
+                        help="check the machine and print every change a run would make; "
+                             "change nothing")
+    kernel.add_argument("--json", metavar="FILE",
+                        help="also write the comparison as JSON to FILE ('-' for stdout, "
+                             "instead of the text)")
+    kernel.add_argument("--verbose", action="store_true",
+                        help="say what is undone at the end")
+    kernel.set_defaults(func=cmd_kernel)
 
 
 # -- commands ---------------------------------------------------------------------
@@ -390,6 +486,38 @@ def cmd_replay(args):
     return 0
 
 
+def cmd_kernel(args):
+    from vswapfast.kernel import KernelConfig, Machine, run_kernel
+    if args.workload != "replay" and args.trace is not None:
+        raise UsageError("a trace is for the replay workload")
+    _check_writable(args.json, "--json")
+    config = KernelConfig(
+        workload=args.workload, pages=args.pages, frames=args.frames, trace=args.trace,
+        trace_format=args.format, events=args.events, keys=args.keys, seed=args.seed,
+        fill=args.fill, compressor=args.compressor, model_compressor=args.model_compressor,
+        max_pool_percent=args.max_pool_percent,
+        accept_threshold_percent=args.accept_threshold_percent, shrinker=args.shrinker,
+        page_cluster=args.page_cluster, swapfile_size=args.swapfile_size, directory=args.dir,
+        core=args.core, reclaim=args.reclaim)
+
+    def log(line):
+        if args.verbose:
+            sys.stderr.write("%s: %s\n" % (PROG, line))
+
+    machine = Machine(sys=args.sysfs, proc=args.procfs)
+    result = run_kernel(config, machine=machine, dry_run=args.dry_run, log=log)
+    if args.dry_run:
+        print("dry run: nothing changed; a run would:")
+        for line in result:
+            print("  " + line)
+        return 0
+    if args.json != "-":
+        print("\n".join(result.format_text()))
+    if args.json:
+        _write_json(result.to_dict(), args.json)
+    return 0
+
+
 # -- entry point ---------------------------------------------------------------------
 
 def _fail(message, status=2):
@@ -401,17 +529,20 @@ def _fail(message, status=2):
 def main(argv=None):
     """Run the command line; returns the exit status."""
     from vswapfast.benchjob import BenchError
+    from vswapfast.kernel import KernelError
     from vswapfast.plot import PlotError
     from vswapfast.replay import ReplayError
 
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        return _fail("a command is needed: bench or replay (see '%s --help')" % PROG)
+        return _fail("a command is needed: bench, replay or kernel (see '%s --help')" % PROG)
     try:
         return args.func(args)
     except (UsageError, ReplayError, BenchError, PlotError) as exc:
         return _fail(exc)
+    except KernelError as exc:
+        return _fail(exc, exc.status)
     except MemoryError:
         return _fail("out of memory (try a smaller trace, --events, or fewer --frames)", 1)
     except KeyboardInterrupt:

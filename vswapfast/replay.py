@@ -402,6 +402,8 @@ class ReplayConfig:
     writeback: bool = True
     chunk: int = DEFAULT_CHUNK
     floor: bool = True
+    compressor: str = "lz4"               # the pool's compressor (vswapfast.compressors)
+    accept_threshold_percent: float = 90.0
     reclaim: str = "lru"                  # lru or kernel (see vswapfast.reclaim)
     timeseries_bins: int = 200            # intervals of the report's time series
     compressor: str = "lz4"
@@ -686,7 +688,8 @@ class _Replayer:
         limit = config.pool_limit if config.pool_limit is not None else 1 << 62
         self.pool = core.Zswap(self.space, self.swapfile, max_pool_bytes=limit,
                                writeback=config.writeback, index=config.index,
-                               compressor=config.compressor)
+                               compressor=config.compressor,
+                               accept_threshold_percent=config.accept_threshold_percent)
 
     def close(self):
         self.pool.close()
