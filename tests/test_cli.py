@@ -110,6 +110,7 @@ def test_help_lists_the_commands():
 @pytest.mark.parametrize("command, options", [
     ("bench", ["--threads", "--json", "--plot", "--quick", "--seed", "--no-progress"]),
     ("replay", ["--format", "--frames", "--events", "--keys", "--seed", "--pages", "--core",
+                "--csv", "--split", "--block-size",
                 "--index", "--threads", "--pool-limit", "--swapfile", "--swapfile-size",
                 "--no-swapfile", "--no-writeback", "--chunk", "--no-floor", "--json",
                 "--no-progress"]),

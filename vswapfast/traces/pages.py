@@ -1,0 +1,119 @@
+"""From records to page accesses: the chunks every reader yields, block
+requests split into the 4 KiB pages they touch, and objects split into
+pages.
+
+A block request (a byte offset and a size) touches every 4 KiB page from
+the one holding its first byte to the one holding its last; it becomes one
+access per page, in address order, each a write if the request was one.
+A request of 0 bytes touches no page.  This is the splitting libCacheSim
+leaves to its users for block traces (libCacheSim issue #99, "Question
+about handling block traces": requests must be split into 4K blocks before
+or while reading).
+"""
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+PAGE_SHIFT = 12
+PAGE_SIZE = 1 << PAGE_SHIFT
+#: Events per chunk a reader aims at (a chunk is a few MiB at most).
+CHUNK_EVENTS = 1 << 18
+#: The largest request or object, in bytes: 4 GiB (1M pages).
+MAX_REQUEST = 1 << 32
+#: Bits of a page key left to the page number when a key also names a
+#: volume or an object: volumes of up to 2**60 bytes, objects of up to
+#: 2**PAGE_INDEX_BITS pages.
+VOLUME_SHIFT = 48
+PAGE_INDEX_BITS = 20
+
+
+@dataclass
+class Chunk:
+    """Consecutive events of a trace: ``keys`` (uint64 page keys) and
+    ``writes`` (bool, one per key; None when the format has no writes)."""
+    keys: np.ndarray
+    writes: Optional[np.ndarray] = None
+
+    def __len__(self):
+        return len(self.keys)
+
+    def __repr__(self):
+        return "<Chunk of %d events%s>" % (len(self.keys),
+                                          "" if self.writes is None else ", with writes")
+
+
+def page_counts(offsets, sizes):
+    """How many 4 KiB pages each request (uint64 ``offsets``, ``sizes`` in
+    bytes) touches; 0 for a request of 0 bytes."""
+    first = offsets >> np.uint64(PAGE_SHIFT)
+    end = offsets + sizes                      # one past the last byte
+    last = (end - np.uint64(1)) >> np.uint64(PAGE_SHIFT)
+    counts = (last - first + np.uint64(1)).astype(np.int64)
+    counts[sizes == 0] = 0
+    return first, counts
+
+
+def expand(first, counts, writes=None, limit=CHUNK_EVENTS):
+    """Yield Chunks of the pages ``first[i] .. first[i] + counts[i] - 1`` of
+    every request ``i`` in order, cut between requests into chunks of about
+    ``limit`` pages (a single request larger than that is a chunk of its
+    own)."""
+    n = len(first)
+    ends = np.cumsum(counts)
+    lo = 0
+    while lo < n:
+        base = int(ends[lo - 1]) if lo else 0
+        hi = int(np.searchsorted(ends, base + limit, side="right"))
+        hi = max(hi, lo + 1)
+        c = counts[lo:hi]
+        total = int(ends[hi - 1]) - base
+        if total:
+            starts = np.repeat(ends[lo:hi] - c - base, c)
+            step = np.arange(total, dtype=np.int64) - starts
+            keys = np.repeat(first[lo:hi], c) + step.astype(np.uint64)
+            w = None if writes is None else np.repeat(writes[lo:hi], c)
+            yield Chunk(keys, w)
+        lo = hi
+
+
+class Ordinals:
+    """Dense numbers for the distinct values of a column (volume names,
+    object ids), in order of first appearance.  Memory grows with the
+    distinct values, not with the records."""
+
+    def __init__(self):
+        self.numbers = {}
+
+    def __len__(self):
+        return len(self.numbers)
+
+    def of(self, values):
+        """The numbers of ``values`` (a list or a 1-D array), as int64."""
+        numbers = self.numbers
+        if not isinstance(values, np.ndarray):
+            return np.array([numbers.setdefault(v, len(numbers)) for v in values],
+                            dtype=np.int64)
+        unique, first, inverse = np.unique(values, return_index=True, return_inverse=True)
+        mapped = np.empty(len(unique), dtype=np.int64)
+        # New values are numbered in the order they first appear.
+        for u in np.argsort(first, kind="stable").tolist():
+            mapped[u] = numbers.setdefault(unique[u].item(), len(numbers))
+        return mapped[inverse.reshape(-1)]
+
+
+def volume_keys(volumes, pages):
+    """Page keys ``volume << VOLUME_SHIFT | page`` (volume numbers from
+    :class:`Ordinals`)."""
+    return (volumes.astype(np.uint64) << np.uint64(VOLUME_SHIFT)) | pages
+
+
+def object_pages(ordinals, objects, sizes, writes=None, limit=CHUNK_EVENTS):
+    """Yield Chunks splitting each object into the 4 KiB pages its size
+    covers (at least one): the key of page ``i`` of an object is its dense
+    number (from ``ordinals``) ``<< PAGE_INDEX_BITS | i``."""
+    numbers = ordinals.of(objects).astype(np.uint64)
+    counts = np.maximum((sizes.astype(np.int64) + PAGE_SIZE - 1) >> PAGE_SHIFT, 1)
+    first = numbers << np.uint64(PAGE_INDEX_BITS)
+    return expand(first, counts, writes, limit)
