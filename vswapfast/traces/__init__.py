@@ -49,7 +49,7 @@ from vswapfast.traces.csv import CsvSpec
 from vswapfast.traces.pages import CHUNK_EVENTS, PAGE_SIZE, Chunk
 from vswapfast.traces.source import (
     SNIFF, TraceError, TraceOptions, TraceSource, compression_of)
-from vswapfast.traces.text import looks_like_text
+from vswapfast.traces.text import content_lines, looks_like_text
 
 #: Every format by name.
 READERS = {m.NAME: m for m in (keys, rw, u32be, oracle_general, csv, msr, cloudphysics)}
@@ -66,14 +66,15 @@ def detect(head, whole=False):
     (``whole``: ``head`` is all of it).  A TraceError for a CSV that no
     preset fits, which needs ``--csv``."""
     text = looks_like_text(head)
-    for name in ("cloudphysics", "msr", "rw", "keys"):
+    for name in ("cloudphysics", "msr"):
         if READERS[name].sniff(head, text):
             return name
     if text:
-        if head.strip() and b"," in head.split(b"\n", 1)[0]:
+        first = content_lines(head, 1)
+        if first and b"," in first[0]:
             raise TraceError("the trace looks like CSV but fits no preset (msr, "
                              "cloudphysics): give its columns with --csv SPEC")
-        return "keys"
+        return "rw" if rw.sniff(head, text) else "keys"
     if oracle_general.sniff(head, text, whole=whole):
         return "oracleGeneral"
     return "u32be"

@@ -39,7 +39,7 @@ field stops the read with the file, the line and what was expected.
 import numpy as np
 
 from vswapfast.traces.pages import (
-    CHUNK_EVENTS, MAX_REQUEST, PAGE_SHIFT, VOLUME_SHIFT, Chunk, Ordinals, expand,
+    MAX_REQUEST, PAGE_SHIFT, VOLUME_SHIFT, Chunk, Ordinals, expand,
     object_pages, page_counts, volume_keys)
 from vswapfast.traces.source import TraceError, read_lines, show
 from vswapfast.traces.text import parse_int
@@ -56,6 +56,9 @@ WORD_OPS = {b"r": False, b"read": False, b"w": True, b"write": True}
 #: WRITE_ ones).
 SCSI_OPS = {0x08: False, 0x28: False, 0xa8: False, 0x88: False,
             0x0a: True, 0x2a: True, 0xaa: True, 0x8a: True}
+#: Offsets (in bytes) stop below this: with a request of up to
+#: MAX_REQUEST bytes, every page number stays below 2**VOLUME_SHIFT.
+MAX_OFFSET = 1 << (VOLUME_SHIFT + PAGE_SHIFT - 1)
 SCSI_EXPECTED = "a SCSI read or write opcode in hex (08, 28, a8, 88 or 0a, 2a, aa, 8a)"
 
 
@@ -243,7 +246,7 @@ def _records(source, spec, columns, rows, split, volumes, objects):
         offsets = _integers(source, columns, rows, "offset",
                             "a byte offset" if spec.unit == 1 else
                             "an offset in units of %d bytes" % spec.unit,
-                            ((1 << (VOLUME_SHIFT + PAGE_SHIFT)) - MAX_REQUEST) // spec.unit)
+                            MAX_OFFSET // spec.unit)
         offsets *= np.uint64(spec.unit)
         if sizes is None:
             sizes = np.ones(len(rows), dtype=np.uint64)
@@ -283,10 +286,17 @@ def _integers(source, columns, rows, field, expected, limit=1 << 64):
         except ValueError:
             raise TraceError("%s:%d: expected %s%s in column %s, got %s" % (
                 source.name, number, expected,
-                " below %d" % limit if limit < 1 << 64 else "",
+                " below %s" % _number(limit) if limit < 1 << 64 else "",
                 columns.label[field], show(token.strip()))) from None
         out.append(value)
     return np.array(out, dtype=np.uint64)
+
+
+def _number(n):
+    """``n`` as a power of two when it is one (2**32), else in digits."""
+    if n & (n - 1) == 0:
+        return "2**%d" % (n.bit_length() - 1)
+    return str(n)
 
 
 def _ops(source, spec, columns, rows):

@@ -41,14 +41,60 @@ def compression_of(head):
     return None
 
 
+class _ZstdStream:
+    """A readable stream of zstd-compressed ``raw``, frame after frame.
+
+    zstandard's own stream reader ends quietly at a frame cut short, which
+    would lose the end of a truncated trace without a word; here a file
+    that ends inside a frame is an error.  The file is fed in small blocks,
+    so that what is decompressed at once stays small.
+    """
+
+    FEED = 1 << 16
+
+    def __init__(self, raw, zstandard):
+        self._raw = raw
+        self._zstd = zstandard
+        self._dctx = zstandard.ZstdDecompressor()
+        self._obj = self._dctx.decompressobj()
+        self._in_frame = False
+        self._buffer = bytearray()
+        self._done = False
+
+    def _feed(self, data):
+        while data:
+            self._in_frame = True
+            self._buffer += self._obj.decompress(data)
+            if not self._obj.eof:
+                return
+            data = self._obj.unused_data
+            self._obj = self._dctx.decompressobj()
+            self._in_frame = False
+
+    def read(self, n):
+        while len(self._buffer) < n and not self._done:
+            data = self._raw.read(self.FEED)
+            if not data:
+                self._done = True
+                if self._in_frame:
+                    raise self._zstd.ZstdError("the file ends inside a frame")
+                break
+            self._feed(data)
+        out = bytes(self._buffer[:n])
+        del self._buffer[:n]
+        return out
+
+    def close(self):
+        self._buffer = bytearray()
+
+
 def _zstd_reader(raw, path):
     try:
         import zstandard
     except ImportError:
         raise TraceError("trace %s is zstd-compressed and the zstandard package is not "
                          "installed (pip install zstandard)" % path) from None
-    return zstandard.ZstdDecompressor().stream_reader(raw, read_size=BLOCK,
-                                                      read_across_frames=True)
+    return _ZstdStream(raw, zstandard)
 
 
 def _corruption_errors():
