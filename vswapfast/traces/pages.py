@@ -18,8 +18,8 @@ import numpy as np
 
 PAGE_SHIFT = 12
 PAGE_SIZE = 1 << PAGE_SHIFT
-#: Events per chunk a reader aims at (a chunk is a few MiB at most).
-CHUNK_EVENTS = 1 << 18
+#: Events per chunk a reader aims at (a chunk is half a MiB of keys).
+CHUNK_EVENTS = 1 << 16
 #: The largest request or object, in bytes: 4 GiB (1M pages).
 MAX_REQUEST = 1 << 32
 #: Bits of a page key left to the page number when a key also names a

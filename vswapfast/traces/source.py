@@ -19,6 +19,9 @@ ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
 #: Bytes read from the file at a time.
 BLOCK = 1 << 20
+#: Bytes of text parsed at a time: a block's lines as Python objects take
+#: some 20 times its size.
+TEXT_BLOCK = 1 << 18
 #: Bytes of decompressed data looked at to tell the format.
 SNIFF = 1 << 16
 
@@ -218,7 +221,7 @@ class TraceSource:
         return "<TraceSource %s, %d bytes on disk>" % (self.describe(), self.size)
 
 
-def read_lines(source, block=BLOCK):
+def read_lines(source, block=TEXT_BLOCK):
     """Yield ``(first line number, list of lines)`` over ``source``'s text,
     a block at a time: each list holds whole lines, without their ends."""
     rest = b""
