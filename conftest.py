@@ -15,8 +15,6 @@ import importlib.machinery
 import os
 import sys
 
-import pytest
-
 ROOT = os.path.dirname(os.path.abspath(__file__))
 SOURCE_PACKAGE = os.path.join(ROOT, "vswapfast")
 
@@ -41,9 +39,11 @@ def _choose_package():
     installed = spec is not None and spec.submodule_search_locations and any(
         _compiled_in(d) for d in spec.submodule_search_locations)
     if not installed:
-        pytest.exit("vswapfast is neither built in this tree nor installed: run "
-                    "\"pip install '.[test]'\" (or build in place: python setup.py "
-                    "build_ext --inplace)", returncode=4)
+        # SystemExit, which pytest lets through: the one line is all the
+        # output (pytest.exit here would come wrapped in an import error).
+        raise SystemExit("vswapfast is neither built in this tree nor installed: run "
+                         "\"pip install '.[test]'\" (or build it in place: python setup.py "
+                         "build_ext --inplace)")
     sys.path[:] = elsewhere
     for name in [m for m in sys.modules if m == "vswapfast" or m.startswith("vswapfast.")]:
         del sys.modules[name]
