@@ -42,5 +42,18 @@ def test_ordinals_by_first_appearance():
     o = Ordinals()
     assert o.of(np.array([50, 7, 50, 9], dtype=np.uint64)).tolist() == [0, 1, 0, 2]
     assert o.of(np.array([9, 1], dtype=np.uint64)).tolist() == [2, 3]
-    assert o.of([b"sda", b"sdb", b"sda"]).tolist() == [4, 5, 4]
-    assert len(o) == 6
+    assert len(o) == 4
+    names = Ordinals()
+    assert names.of([b"sda", b"sdb", b"sda"]).tolist() == [0, 1, 0]
+    assert names.of([b"sdc", b"sdb"]).tolist() == [2, 1]
+
+
+def test_ordinals_over_many_chunks_match_a_dict():
+    rng = np.random.default_rng(5)
+    o = Ordinals()
+    plain = {}
+    for size in (1, 10, 1000, 5000, 3, 20000, 7):
+        values = rng.integers(0, 30000, size).astype(np.uint64)
+        expect = [plain.setdefault(v, len(plain)) for v in values.tolist()]
+        assert o.of(values).tolist() == expect
+    assert len(o) == len(plain)

@@ -36,6 +36,8 @@ times).  Blank lines are skipped.  A record with a missing or malformed
 field stops the read with the file, the line and what was expected.
 """
 
+from operator import itemgetter, methodcaller
+
 import numpy as np
 
 from vswapfast.traces.pages import (
@@ -59,6 +61,12 @@ SCSI_OPS = {0x08: False, 0x28: False, 0xa8: False, 0x88: False,
 #: Offsets (in bytes) stop below this: with a request of up to
 #: MAX_REQUEST bytes, every page number stays below 2**VOLUME_SHIFT.
 MAX_OFFSET = 1 << (VOLUME_SHIFT + PAGE_SHIFT - 1)
+#: The same, keyed by their usual spellings (looked up without any
+#: normalising first).
+_WORD_TOKENS = {spelling: write for word, write in WORD_OPS.items()
+                for spelling in (word, word.upper(), word.capitalize())}
+_SCSI_TOKENS = {spelling: write for code, write in SCSI_OPS.items()
+                for spelling in (b"%02x" % code, b"%02X" % code, b"0x%02x" % code)}
 SCSI_EXPECTED = "a SCSI read or write opcode in hex (08, 28, a8, 88 or 0a, 2a, aa, 8a)"
 
 
@@ -201,49 +209,58 @@ def chunks(source, options, spec=None):
     volumes = Ordinals()
     objects = Ordinals()
     for first, lines in read_lines(source):
-        rows = [(number, line.split(delimiter))
-                for number, line in enumerate(lines, first) if line.strip()]
+        rows = list(map(methodcaller("split", delimiter), lines))
+        # Line numbers of the rows: a range, until blank lines are dropped.
+        numbers = range(first, first + len(lines))
+        width = columns.width if columns is not None else 1
+        if rows and min(map(len, rows)) < width or not all(map(bytes.strip, lines)):
+            numbers, rows = _drop_blank(numbers, lines, rows)
         if columns is None:
             if not rows:
                 continue
-            columns, rows = _start(source, spec, rows)
+            columns, numbers, rows = _start(spec, numbers, rows)
             if not rows:
                 continue
-        yield from _records(source, spec, columns, rows, split, volumes, objects)
+        yield from _records(source, spec, columns, numbers, rows, split, volumes, objects)
 
 
-def _start(source, spec, rows):
-    """The resolved columns, and the rows left once the header is off."""
+def _drop_blank(numbers, lines, rows):
+    keep = [i for i, line in enumerate(lines) if line.strip()]
+    return [numbers[i] for i in keep], [rows[i] for i in keep]
+
+
+def _start(spec, numbers, rows):
+    """The resolved columns, and the rows (and their numbers) left once the
+    header is off."""
     header = spec.header
     if header == "auto":
         probe = _Columns(spec, None)
-        fields = rows[0][1]
         col = probe.index.get("offset", probe.index.get("key"))[0]
         try:
-            parse_int(fields[col].strip())
+            parse_int(rows[0][col].strip())
             header = False
         except (IndexError, ValueError):
             header = True
     if header:
-        return _Columns(spec, rows[0][1]), rows[1:]
-    return _Columns(spec, None), rows
+        return _Columns(spec, rows[0]), numbers[1:], rows[1:]
+    return _Columns(spec, None), numbers, rows
 
 
-def _records(source, spec, columns, rows, split, volumes, objects):
-    short = [r for r in rows if len(r[1]) < columns.width]
-    if short:
-        number, fields = short[0]
+def _records(source, spec, columns, numbers, rows, split, volumes, objects):
+    if min(map(len, rows)) < columns.width:
+        i = next(i for i, fields in enumerate(rows) if len(fields) < columns.width)
         raise TraceError("%s:%d: expected at least %d %s-separated fields, got %d: %s" % (
-            source.name, number, columns.width, spec.delimiter, len(fields),
-            show(spec_join(fields))))
+            source.name, numbers[i], columns.width, spec.delimiter, len(rows[i]),
+            show(b",".join(rows[i]))))
     writes = None
     if "op" in columns.index:
-        writes = _ops(source, spec, columns, rows)
+        writes = _ops(source, spec, columns, numbers, rows)
     sizes = None
     if "size" in columns.index:
-        sizes = _integers(source, columns, rows, "size", "a size in bytes", MAX_REQUEST)
+        sizes = _integers(source, columns, numbers, rows, "size", "a size in bytes",
+                          MAX_REQUEST)
     if spec.block:
-        offsets = _integers(source, columns, rows, "offset",
+        offsets = _integers(source, columns, numbers, rows, "offset",
                             "a byte offset" if spec.unit == 1 else
                             "an offset in units of %d bytes" % spec.unit,
                             MAX_OFFSET // spec.unit)
@@ -252,25 +269,20 @@ def _records(source, spec, columns, rows, split, volumes, objects):
             sizes = np.ones(len(rows), dtype=np.uint64)
         first, counts = page_counts(offsets, sizes)
         if "key" in columns.index:
-            cols = columns.index["key"]
-            names = [b"\x00".join(f[c].strip() for c in cols) for _n, f in rows]
+            names = list(map(itemgetter(*columns.index["key"]), rows))
             first = volume_keys(volumes.of(names), first)
         yield from expand(first, counts, writes)
         return
-    keys = _integers(source, columns, rows, "key", "an integer key (decimal or 0x hex)")
+    keys = _integers(source, columns, numbers, rows, "key",
+                     "an integer key (decimal or 0x hex)")
     if split and sizes is not None:
         yield from object_pages(objects, keys, sizes, writes)
     else:
         yield Chunk(keys, writes)
 
 
-def spec_join(fields):
-    return b",".join(fields)
-
-
-def _integers(source, columns, rows, field, expected, limit=1 << 64):
-    col = columns.index[field][0]
-    tokens = [f[col] for _n, f in rows]
+def _integers(source, columns, numbers, rows, field, expected, limit=1 << 64):
+    tokens = list(map(itemgetter(columns.index[field][0]), rows))
     try:
         values = np.array(list(map(int, tokens)), dtype=np.uint64)
     except (ValueError, OverflowError):
@@ -278,7 +290,7 @@ def _integers(source, columns, rows, field, expected, limit=1 << 64):
     if values is not None and (limit >= 1 << 64 or not (values >= np.uint64(limit)).any()):
         return values
     out = []
-    for (number, _fields), token in zip(rows, tokens):
+    for number, token in zip(numbers, tokens):
         try:
             value = parse_int(token.strip())
             if value >= limit:
@@ -299,28 +311,27 @@ def _number(n):
     return str(n)
 
 
-def _ops(source, spec, columns, rows):
-    col = columns.index["op"][0]
-    tokens = [f[col].strip().lower() for _n, f in rows]
-    if spec.ops == "scsi":
-        table = SCSI_OPS
-        expected = SCSI_EXPECTED
-        lookup = _scsi_opcode
-    else:
-        table = WORD_OPS
-        expected = "R, Read, W or Write"
-        lookup = _word
+def _ops(source, spec, columns, numbers, rows):
+    tokens = list(map(itemgetter(columns.index["op"][0]), rows))
+    table = _SCSI_TOKENS if spec.ops == "scsi" else _WORD_TOKENS
     try:
-        return np.array([table[lookup(t)] for t in tokens], dtype=bool)
-    except (KeyError, ValueError):
+        # Tokens as they are usually spelled are looked up as they are.
+        return np.array(list(map(table.__getitem__, tokens)), dtype=bool)
+    except KeyError:
         pass
-    for (number, _fields), token in zip(rows, tokens):
+    if spec.ops == "scsi":
+        expected, lookup, table = SCSI_EXPECTED, _scsi_opcode, SCSI_OPS
+    else:
+        expected, lookup, table = "R, Read, W or Write", _word, WORD_OPS
+    out = []
+    for number, token in zip(numbers, tokens):
+        token = token.strip().lower()
         try:
-            table[lookup(token)]
+            out.append(table[lookup(token)])
         except (KeyError, ValueError):
             raise TraceError("%s:%d: expected %s in column %s, got %s" % (
                 source.name, number, expected, columns.label["op"], show(token))) from None
-    raise AssertionError("unreachable")
+    return np.array(out, dtype=bool)
 
 
 def _word(token):

@@ -81,26 +81,64 @@ def expand(first, counts, writes=None, limit=CHUNK_EVENTS):
 class Ordinals:
     """Dense numbers for the distinct values of a column (volume names,
     object ids), in order of first appearance.  Memory grows with the
-    distinct values, not with the records."""
+    distinct values, not with the records.
+
+    Integer values (numpy arrays) are looked up in sorted arrays, all in
+    numpy: a large sorted run and a smaller one that new values are merged
+    into, itself merged into the large one when it reaches a quarter of its
+    size, so each value is re-sorted a few times at most.  Other values
+    (names) go through a dict.  One instance numbers one kind of value.
+    """
 
     def __init__(self):
         self.numbers = {}
+        self.count = 0
+        empty = np.zeros(0, dtype=np.uint64)
+        self.runs = [(empty, np.zeros(0, dtype=np.int64)),
+                     (empty, np.zeros(0, dtype=np.int64))]
 
     def __len__(self):
-        return len(self.numbers)
+        return self.count
 
     def of(self, values):
-        """The numbers of ``values`` (a list or a 1-D array), as int64."""
-        numbers = self.numbers
+        """The numbers of ``values`` (a list, or a 1-D uint64 array), as int64."""
         if not isinstance(values, np.ndarray):
-            return np.array([numbers.setdefault(v, len(numbers)) for v in values],
-                            dtype=np.int64)
+            numbers = self.numbers
+            out = np.array([numbers.setdefault(v, len(numbers)) for v in values],
+                           dtype=np.int64)
+            self.count = len(numbers)
+            return out
+        values = values.astype(np.uint64, copy=False)
         unique, first, inverse = np.unique(values, return_index=True, return_inverse=True)
-        mapped = np.empty(len(unique), dtype=np.int64)
-        # New values are numbered in the order they first appear.
-        for u in np.argsort(first, kind="stable").tolist():
-            mapped[u] = numbers.setdefault(unique[u].item(), len(numbers))
+        mapped = np.full(len(unique), -1, dtype=np.int64)
+        for keys, nums in self.runs:
+            if len(keys):
+                at = np.minimum(np.searchsorted(keys, unique), len(keys) - 1)
+                hit = keys[at] == unique
+                mapped[hit] = nums[at[hit]]
+        new = np.flatnonzero(mapped < 0)
+        if len(new):
+            # Numbered in the order they first appear.
+            order = new[np.argsort(first[new], kind="stable")]
+            mapped[order] = np.arange(self.count, self.count + len(order))
+            self.count += len(order)
+            self._add(unique[new], mapped[new])
         return mapped[inverse.reshape(-1)]
+
+    def _add(self, keys, nums):
+        (big_keys, big_nums), (small_keys, small_nums) = self.runs
+        keys = np.concatenate([small_keys, keys])
+        nums = np.concatenate([small_nums, nums])
+        order = np.argsort(keys, kind="stable")
+        keys, nums = keys[order], nums[order]
+        if len(keys) * 4 >= len(big_keys):
+            keys = np.concatenate([big_keys, keys])
+            nums = np.concatenate([big_nums, nums])
+            order = np.argsort(keys, kind="stable")
+            self.runs = [(keys[order], nums[order]),
+                         (np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.int64))]
+        else:
+            self.runs[1] = (keys, nums)
 
 
 def volume_keys(volumes, pages):
