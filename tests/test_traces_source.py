@@ -1,8 +1,6 @@
 """Opening traces: compression by magic bytes, format detection, bad files,
 and the chunk API."""
 
-import gzip
-import lzma
 
 import numpy as np
 import pytest

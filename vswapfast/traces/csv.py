@@ -41,8 +41,8 @@ from operator import itemgetter, methodcaller
 import numpy as np
 
 from vswapfast.traces.pages import (
-    MAX_REQUEST, PAGE_SHIFT, VOLUME_SHIFT, Chunk, Ordinals, expand,
-    object_pages, page_counts, volume_keys)
+    MAX_REQUEST, PAGE_SHIFT, VOLUME_SHIFT, Ordinals, expand, object_pages, page_counts,
+    pieces, volume_keys)
 from vswapfast.traces.source import TraceError, read_lines, show
 from vswapfast.traces.text import parse_int
 
@@ -278,7 +278,7 @@ def _records(source, spec, columns, numbers, rows, split, volumes, objects):
     if split and sizes is not None:
         yield from object_pages(objects, keys, sizes, writes)
     else:
-        yield Chunk(keys, writes)
+        yield from pieces(keys, writes)
 
 
 def _integers(source, columns, numbers, rows, field, expected, limit=1 << 64):

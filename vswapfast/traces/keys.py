@@ -6,7 +6,7 @@ lines are skipped.  Every key is one page.  No writes.
 
 import numpy as np
 
-from vswapfast.traces.pages import Chunk
+from vswapfast.traces.pages import pieces
 from vswapfast.traces.source import read_lines
 from vswapfast.traces.text import bad_line, content, content_lines, parse_int
 
@@ -30,8 +30,7 @@ def chunks(source, options):
             keys = np.array(list(map(int, lines)), dtype=np.uint64)
         except (ValueError, OverflowError):
             keys = _parse_slowly(source, first, lines)
-        if len(keys):
-            yield Chunk(keys)
+        yield from pieces(keys)
 
 
 def _parse_slowly(source, first, lines):

@@ -44,6 +44,12 @@ class Chunk:
                                           "" if self.writes is None else ", with writes")
 
 
+def pieces(keys, writes=None, limit=CHUNK_EVENTS):
+    """Yield Chunks of at most ``limit`` events over ``keys`` and ``writes``."""
+    for lo in range(0, len(keys), limit):
+        yield Chunk(keys[lo:lo + limit], None if writes is None else writes[lo:lo + limit])
+
+
 def page_counts(offsets, sizes):
     """How many 4 KiB pages each request (uint64 ``offsets``, ``sizes`` in
     bytes) touches; 0 for a request of 0 bytes."""

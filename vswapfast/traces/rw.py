@@ -7,7 +7,7 @@ ADDRESS is a byte address, decimal or 0x hex; the page is ADDRESS // 4096.
 
 import numpy as np
 
-from vswapfast.traces.pages import PAGE_SHIFT, Chunk
+from vswapfast.traces.pages import PAGE_SHIFT, pieces
 from vswapfast.traces.source import read_lines
 from vswapfast.traces.text import bad_line, content, content_lines, parse_int
 
@@ -47,4 +47,4 @@ def chunks(source, options):
                 raise bad_line(source, number, EXPECTED, line) from None
         if addresses:
             pages = np.array(addresses, dtype=np.uint64) >> np.uint64(PAGE_SHIFT)
-            yield Chunk(pages, np.array(writes, dtype=bool))
+            yield from pieces(pages, np.array(writes, dtype=bool))

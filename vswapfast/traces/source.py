@@ -6,7 +6,6 @@ blocks, so a compressed trace is never decompressed whole in memory.
 """
 
 import gzip
-import io
 import lzma
 import os
 import zlib
