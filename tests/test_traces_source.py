@@ -1,7 +1,6 @@
 """Opening traces: compression by magic bytes, format detection, bad files,
 and the chunk API."""
 
-
 import numpy as np
 import pytest
 
@@ -109,3 +108,11 @@ def test_empty_trace(tmp_path):
     path = write(tmp_path / "e.txt.gz", b"\n# nothing\n", "gzip")
     with pytest.raises(ReplayError, match="has no events"):
         read_trace(str(path))
+
+
+@pytest.mark.parametrize("text", [b"1\n" * 200000, b"0x1000 W\n" * 100000])
+def test_text_chunks_are_bounded(tmp_path, text):
+    from vswapfast.traces import CHUNK_EVENTS
+    path = write(tmp_path / "t.txt", text)
+    sizes = [len(c) for c in iter_chunks(path)]
+    assert sum(sizes) == text.count(b"\n") and max(sizes) <= CHUNK_EVENTS
