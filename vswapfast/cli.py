@@ -131,8 +131,8 @@ entry is freed.
 
 Page contents compress like real memory: a mix of zero pages, text,
 pointer-rich data and incompressible data (or the pages of a file, with
---pages).  Every key has its own page; writes (in 'ADDRESS R|W' traces)
-change it.
+--pages).  Every key has its own page; writes (in rw, msr and cloudphysics
+traces, and csv traces with op=) change it.
 
 The report gives the swap-outs, swap-ins, zswap hits, zero pages,
 writebacks, pool size and compression ratio, and the time of the replay
