@@ -77,6 +77,8 @@ def test_csv_format_needs_a_spec(tmp_path):
     ("yaml", TraceOptions(), "unknown trace format 'yaml'"),
     ("keys", TraceOptions(block_size=512), "--block-size is for oracleGeneral traces"),
     ("auto", TraceOptions(block_size=512), "--block-size is for oracleGeneral traces, and"),
+    ("auto", TraceOptions(split=True), "--split is for objects with sizes"),
+    ("keys", TraceOptions(split=True), "--split is for objects with sizes"),
 ])
 def test_options_that_do_not_fit(tmp_path, fmt, options, message):
     path = write(tmp_path / "t.txt", b"1\n")

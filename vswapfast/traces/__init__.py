@@ -90,6 +90,14 @@ def _check(fmt, options):
         raise TraceError("--block-size is for oracleGeneral traces, not --format %s" % fmt)
 
 
+def _has_objects(fmt, options):
+    """Whether the records of ``fmt`` are objects with sizes."""
+    if fmt == "oracleGeneral":
+        return True
+    spec = options.csv
+    return fmt == "csv" and spec is not None and not spec.block and "size" in spec.columns
+
+
 def open_trace(path, fmt="auto", options=None):
     """(TraceSource, format name): ``path`` opened, its format told.  The
     caller closes the source."""
@@ -108,6 +116,10 @@ def open_trace(path, fmt="auto", options=None):
                     raise TraceError("trace %s: %s" % (source.path, exc)) from None
         if options.block_size is not None and fmt != "oracleGeneral":
             raise TraceError("--block-size is for oracleGeneral traces, and %s is %s"
+                             % (source.path, fmt))
+        if options.split and not _has_objects(fmt, options):
+            raise TraceError("--split is for objects with sizes (oracleGeneral, or csv with "
+                             "key= and size= but no offset=), and %s is %s"
                              % (source.path, fmt))
     except BaseException:
         source.close()
