@@ -94,6 +94,7 @@ def test_space_delimited_keys_replay(tmp_path):
     ("key=1,delimiter=star", "--csv: delimiter must be one of comma, semicolon, tab, space, "
                              "pipe, not 'star'"),
     ("key=1,unit=512", "--csv: unit is the unit of the offset column, which is not given"),
+    ("key=1,split", "--csv: split is for objects with sizes: key= and size=, without offset="),
 ])
 def test_bad_specs(spec, message):
     with pytest.raises(TraceError) as exc:

@@ -147,6 +147,9 @@ class CsvSpec:
                              "not %r" % self.ops)
         if self.unit < 1:
             raise TraceError("--csv: unit must be at least 1 byte, not %d" % self.unit)
+        if self.split and ("offset" in self.columns or "size" not in self.columns):
+            raise TraceError("--csv: split is for objects with sizes: key= and size=, "
+                             "without offset=")
         if self.unit != 1 and "offset" not in self.columns:
             raise TraceError("--csv: unit is the unit of the offset column, which is not given")
 
