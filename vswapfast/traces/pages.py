@@ -6,9 +6,9 @@ A block request (a byte offset and a size) touches every 4 KiB page from
 the one holding its first byte to the one holding its last; it becomes one
 access per page, in address order, each a write if the request was one.
 A request of 0 bytes touches no page.  This is the splitting libCacheSim
-leaves to its users for block traces (libCacheSim issue #99, "Question
-about handling block traces": requests must be split into 4K blocks before
-or while reading).
+leaves to its users for block traces: its maintainers' answer to "Question
+about handling block traces" (https://github.com/1a1a11a/libCacheSim/issues/99)
+is to split requests into 4K blocks before or while reading.
 """
 
 from dataclasses import dataclass
