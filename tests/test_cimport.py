@@ -65,9 +65,14 @@ def user_module(tmp_path_factory):
     build = tmp_path_factory.mktemp("cimport_user")
     (build / "vswap_user.pyx").write_text(USER_PYX)
     (build / "setup.py").write_text(SETUP_PY)
+    # The build imports the vswapfast under test (installed, or built in a
+    # checkout that is only on this process's path).
+    env = dict(os.environ)
+    parent = os.path.dirname(os.path.dirname(os.path.abspath(vswapfast.__file__)))
+    env["PYTHONPATH"] = parent + os.pathsep + env.get("PYTHONPATH", "")
     result = subprocess.run(
         [sys.executable, "setup.py", "build_ext", "--inplace"],
-        cwd=build, capture_output=True, text=True, timeout=300,
+        cwd=build, capture_output=True, text=True, timeout=300, env=env,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     sys.path.insert(0, str(build))

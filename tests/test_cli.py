@@ -111,6 +111,7 @@ def test_help_lists_the_commands():
     ("bench", ["--threads", "--json", "--plot", "--quick", "--seed", "--no-progress",
                "--compressor", "--pages"]),
     ("replay", ["--format", "--frames", "--events", "--keys", "--seed", "--pages", "--core",
+                "--csv", "--split", "--block-size",
                 "--index", "--compressor", "--threads", "--pool-limit", "--swapfile", "--swapfile-size",
                 "--no-swapfile", "--no-writeback", "--chunk", "--no-floor", "--json",
                 "--no-progress", "--reclaim", "--plot"]),

@@ -22,9 +22,11 @@ def core_names():
 
 
 def cases():
-    for seed, core in enumerate(core_names(), 1):
-        for design in stress.INDEX_DESIGNS:
-            yield pytest.param(core, design, seed, id="%s-%s" % (core, design))
+    # A list, not a generator: pytest deprecates parametrizing over
+    # iterables that are not collections.
+    return [pytest.param(core, design, seed, id="%s-%s" % (core, design))
+            for seed, core in enumerate(core_names(), 1)
+            for design in stress.INDEX_DESIGNS]
 
 
 def need_design(core_name, design):

@@ -67,7 +67,8 @@ def build_parser():
     from vswapfast.batch import INDEX_DESIGNS
     from vswapfast.reclaim import RECLAIMS
     from vswapfast.compressors import COMPRESSORS
-    from vswapfast.replay import CORES, DEFAULT_CHUNK, FORMATS
+    from vswapfast.replay import CORES, DEFAULT_CHUNK
+    from vswapfast.traces import FORMATS
     from vswapfast.workload import DEFAULT_EVENTS, DEFAULT_KEYS, DEFAULT_SEED
 
     parser = _Parser(
@@ -152,8 +153,8 @@ Which page is evicted (--reclaim):
 
 Page contents compress like real memory: a mix of zero pages, text,
 pointer-rich data and incompressible data (or the pages of a file, with
---pages).  Every key has its own page; writes (in 'ADDRESS R|W' traces)
-change it.
+--pages).  Every key has its own page; writes (in rw, msr and cloudphysics
+traces, and csv traces with op=) change it.
 
 The report gives the swap-outs, swap-ins, zswap hits, zero pages,
 writebacks, pool size and compression ratio, and the time of the replay
@@ -164,10 +165,39 @@ of the same run, which no core can beat.
 (swap-outs, swap-ins, refaults and activations per interval; pool size,
 compression ratio and writebacks as sampled); --plot draws that series.
 
-Trace formats (any of them may be xz-compressed):
-  keys    one integer key per line (decimal or 0x hex; '#' comments)
-  rw      'ADDRESS R|W' per line; the page is ADDRESS // 4096
-  u32be   a stream of big-endian unsigned 32-bit keys, no header
+Trace formats (any of them may be xz-, gzip- or zstd-compressed, which is
+told by the file's first bytes; auto tells all but csv from the contents):
+  keys           one integer key per line (decimal or 0x hex; '#' comments)
+  rw             'ADDRESS R|W' per line; the page is ADDRESS // 4096
+  u32be          a stream of big-endian unsigned 32-bit keys, no header
+  oracleGeneral  libCacheSim's binary records, 24 bytes little-endian: u32
+                 time, u64 object id, u32 size, i64 next access; an object is
+                 a page (--split: the pages of its size; --block-size N: the
+                 id is a block number of N bytes and the record a request)
+  csv            CSV with columns named by --csv SPEC (see below)
+  msr            MSR Cambridge CSV: Timestamp,Hostname,DiskNumber,Type,
+                 Offset,Size,ResponseTime (Type Read/Write, bytes)
+  cloudphysics   CloudPhysics VSCSI CSV as libCacheSim reads it:
+                 version,time,op,size,lbn (op a SCSI opcode in hex, size in
+                 bytes, lbn in 512-byte sectors; the header is optional)
+Block requests (msr, cloudphysics, csv with offset=, oracleGeneral with
+--block-size) become one access per 4 KiB page they touch, in order; a write
+request writes every page.  The trace is read in chunks, with a progress bar.
+
+--csv SPEC is a comma-separated list of FIELD=COLUMN items and flags; a
+COLUMN is a 1-based number or a name in the header line (which implies
+skip-header):
+  key=COL       object id (integer); with offset=, the volume (text;
+                key=2+3 joins columns): pages of each volume are apart
+  offset=COL    byte offset of a block request (unit=BYTES for sectors)
+  size=COL      request or object size in bytes (default: one page)
+  op=COL        R, Read, W or Write (ops=scsi: a SCSI opcode in hex)
+  skip-header   the first line is a header
+  delimiter=D   comma (default), semicolon, tab, space or pipe
+  split         as --split
+For example, MSR Cambridge is 'key=2+3,op=4,offset=5,size=6' and
+CloudPhysics 'op=3,size=4,offset=5,unit=512,ops=scsi,skip-header'.
+
 With no TRACE, the embedded default workload is replayed: a seeded hot/cold
 access pattern (%s events over %s keys, unless --events/--keys say otherwise).
 
@@ -176,7 +206,19 @@ Exit status: 0 when every swapped-in page was verified, 1 when some differ,
     replay.add_argument("trace", nargs="?", metavar="TRACE",
                         help="the trace file (default: the embedded default workload)")
     replay.add_argument("--format", choices=FORMATS, default="auto",
-                        help="trace format (default: auto, detected from the contents)")
+                        help="trace format, one of %s (default: auto, detected from the "
+                             "contents; csv needs --csv; see the list above)"
+                             % ", ".join(FORMATS[1:]))
+    replay.add_argument("--csv", metavar="SPEC",
+                        help="read the trace as CSV with these columns, e.g. "
+                             "'offset=5,size=6,op=4' or 'key=1,skip-header' (see above)")
+    replay.add_argument("--split", action="store_true",
+                        help="objects with a size (oracleGeneral, csv with key= and size=) "
+                             "are the 4 KiB pages their size covers, not one page each")
+    replay.add_argument("--block-size", type=_count(1), metavar="BYTES",
+                        help="oracleGeneral object ids are block numbers of BYTES bytes "
+                             "(e.g. 512) and sizes request lengths: each record is a block "
+                             "request split into the pages it touches")
     replay.add_argument("--frames", type=_count(1), metavar="N",
                         help="resident page frames of the LRU (default: 10%% of the "
                              "trace's distinct keys)")
@@ -413,6 +455,29 @@ def _page_factory(path, seed):
         raise UsageError("--pages %s: %s" % (path, message)) from None
 
 
+def _read_trace(args, read_trace, Progress):
+    """The trace file of ``args``, read with a progress bar (for any read
+    longer than a moment)."""
+    from vswapfast.traces import CsvSpec, TraceOptions
+    if args.format == "csv" and args.csv is None:
+        raise UsageError("--format csv needs --csv SPEC (e.g. --csv offset=5,size=6,op=4)")
+    spec = CsvSpec.parse(args.csv) if args.csv is not None else None
+    options = TraceOptions(split=args.split, block_size=args.block_size, csv=spec)
+    progress = Progress("read", enabled=not args.no_progress)
+    start = time.monotonic()
+
+    def update(fraction):
+        # A read over in a moment draws nothing.
+        if progress.drawn or time.monotonic() - start > 1.0:
+            progress.update(fraction, "trace")
+
+    try:
+        return read_trace(args.trace, args.format, options, limit=args.events,
+                          progress=update)
+    finally:
+        progress.close()
+
+
 def cmd_replay(args):
     from vswapfast.benchjob import Progress
     from vswapfast.replay import ReplayConfig, default_workload, read_trace, run_replay
@@ -420,6 +485,12 @@ def cmd_replay(args):
 
     if args.trace is not None and args.keys is not None:
         raise UsageError("--keys is for the default workload; it cannot be used with a trace")
+    if args.trace is None:
+        for given, option in ((args.format != "auto", "--format"), (args.csv, "--csv"),
+                              (args.split, "--split"),
+                              (args.block_size is not None, "--block-size")):
+            if given:
+                raise UsageError("%s is for a trace file; none is given" % option)
     if args.no_swapfile and (args.swapfile or args.swapfile_size is not None):
         raise UsageError("--no-swapfile cannot be used with --swapfile or --swapfile-size")
     if args.swapfile_size is not None and args.swapfile_size < 8192:
@@ -443,9 +514,7 @@ def cmd_replay(args):
     if args.trace is None:
         trace = default_workload(events=args.events, keys=args.keys, seed=args.seed)
     else:
-        trace = read_trace(args.trace, args.format)
-        if args.events is not None:
-            trace = trace.head(args.events)
+        trace = _read_trace(args, read_trace, Progress)
     time_read = time.perf_counter() - start
 
     start = time.perf_counter()

@@ -16,8 +16,8 @@ def _pyplot():
     try:
         import matplotlib
     except ImportError:
-        raise PlotError("--plot needs matplotlib, which is not installed "
-                        "(pip install matplotlib)") from None
+        raise PlotError("--plot needs matplotlib, which is not installed (pip install "
+                        "'vswapfast[plot]', or pip install matplotlib)") from None
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
     return plt

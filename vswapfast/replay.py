@@ -15,7 +15,7 @@ entry is freed.
 
 How the work is laid out
 ------------------------
-1. :func:`read_trace` reads the keys (three formats, see ``FORMATS``).
+1. :func:`read_trace` reads the keys (the formats of ``vswapfast.traces``).
 2. :func:`simulate` finds every miss and every eviction without touching
    a page: :func:`simulate_lru` for the LRU, or
    :func:`vswapfast.reclaim.simulate_kernel` (a C loop over the events)
@@ -45,7 +45,6 @@ How the work is laid out
    lz4; for zstd and lzo the system library the compiled core calls).
 """
 
-import lzma
 import os
 import tempfile
 import threading
@@ -62,12 +61,9 @@ from vswapfast.reclaim import (RECLAIMS, ReclaimResult, loops, refault_is_recent
                                sort_by_key as _sort_by_key)
 from vswapfast.workload import PAGE_SIZE, PageFactory, default_trace, mix64
 
-#: Trace formats: ``keys`` (one integer key per line), ``rw`` (``ADDRESS
-#: R|W`` per line; the page is ADDRESS // 4096), ``u32be`` (a stream of
-#: big-endian unsigned 32-bit keys).  Any of them may be xz-compressed.
-FORMATS = ("auto", "keys", "rw", "u32be")
+#: Trace formats: see ``vswapfast.traces`` (one module per format).
+FORMATS = ("auto", "keys", "rw", "u32be", "oracleGeneral", "csv", "msr", "cloudphysics")
 CORES = ("compiled", "pure")
-XZ_MAGIC = b"\xfd7zXZ\x00"
 DEFAULT_CHUNK = 1024
 #: Most pool samples of a replay's time series (and of its pool peak).
 MAX_SAMPLES = 128
@@ -141,130 +137,21 @@ def default_workload(events=None, keys=None, seed=None):
                  "generated")
 
 
-def _parse_int(token):
-    """A non-negative key: decimal, or hex with 0x."""
-    if token[:2] in (b"0x", b"0X"):
-        value = int(token[2:], 16)
-    else:
-        value = int(token, 10)
-    if value < 0 or value >= 1 << 64:
-        raise ValueError("out of range")
-    return value
+def read_trace(path, fmt="auto", options=None, limit=None, progress=None):
+    """Read a trace file in one of ``vswapfast.traces.FORMATS`` (any of them
+    plain, xz-, gzip- or zstd-compressed) into a :class:`Trace`.
 
-
-def _text_lines(data):
-    """(line number, stripped content) of the lines that hold something."""
-    for number, line in enumerate(data.splitlines(), 1):
-        hash_at = line.find(b"#")
-        if hash_at >= 0:
-            line = line[:hash_at]
-        line = line.strip()
-        if line:
-            yield number, line
-
-
-def _show(line):
-    text = line.decode("ascii", "replace")
-    return repr(text if len(text) <= 40 else text[:37] + "...")
-
-
-def _parse_keys(data, name):
-    lines = data.splitlines()
-    while lines and not lines[-1].strip():
-        lines.pop()
-    try:
-        # The common case: every line is one decimal key.
-        keys = np.array(list(map(int, lines)), dtype=np.uint64)
-    except (ValueError, OverflowError):
-        keys = None
-    if keys is None:
-        values = []
-        for number, line in _text_lines(data):
-            parts = line.split()
-            try:
-                if len(parts) != 1:
-                    raise ValueError
-                values.append(_parse_int(parts[0]))
-            except ValueError:
-                raise ReplayError("%s:%d: expected one integer key (decimal or 0x hex), "
-                                  "got %s" % (name, number, _show(line))) from None
-        keys = np.array(values, dtype=np.uint64)
-    return keys
-
-
-def _parse_rw(data, name):
-    addresses = []
-    writes = []
-    add_address = addresses.append
-    add_write = writes.append
-    for number, line in _text_lines(data):
-        parts = line.split()
-        try:
-            if len(parts) != 2:
-                raise ValueError
-            op = parts[1].upper()
-            if op not in (b"R", b"W"):
-                raise ValueError
-            add_address(_parse_int(parts[0]))
-            add_write(op == b"W")
-        except ValueError:
-            raise ReplayError("%s:%d: expected 'ADDRESS R|W' (ADDRESS decimal or 0x hex), "
-                              "got %s" % (name, number, _show(line))) from None
-    pages = np.array(addresses, dtype=np.uint64) >> np.uint64(12)
-    return pages, np.array(writes, dtype=bool)
-
-
-def _looks_like_text(data):
-    head = data[:65536]
-    try:
-        text = head.decode("ascii")
-    except UnicodeDecodeError:
-        return False
-    return all(c.isprintable() or c in "\r\n\t\f\v" for c in text)
-
-
-def _detect(data):
-    if _looks_like_text(data):
-        for _number, line in _text_lines(data):
-            return "rw" if len(line.split()) == 2 else "keys"
-        return "keys"
-    return "u32be"
-
-
-def read_trace(path, fmt="auto"):
-    """Read a trace file (xz-compressed or not) in one of ``FORMATS``."""
-    if fmt not in FORMATS:
-        raise ReplayError("unknown trace format %r (choose from %s)" % (fmt, ", ".join(FORMATS)))
-    name = os.path.basename(path) or path
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except FileNotFoundError:
-        raise ReplayError("trace %s: no such file" % path) from None
-    except IsADirectoryError:
-        raise ReplayError("trace %s: is a directory" % path) from None
-    except OSError as exc:
-        raise ReplayError("trace %s: cannot read it (%s)" % (path, exc.strerror or exc)) from None
-    if data.startswith(XZ_MAGIC):
-        try:
-            data = lzma.decompress(data)
-        except (lzma.LZMAError, EOFError) as exc:
-            raise ReplayError("trace %s: corrupt xz data (%s)" % (path, exc)) from None
-    if fmt == "auto":
-        fmt = _detect(data)
-    writes = None
-    if fmt == "u32be":
-        if len(data) % 4:
-            raise ReplayError("trace %s: %d bytes is not a whole number of 32-bit keys "
-                              "(is it a trace?)" % (path, len(data)))
-        keys = np.frombuffer(data, dtype=">u4").astype(np.uint64)
-    elif fmt == "keys":
-        keys = _parse_keys(data, name)
-    else:
-        keys, writes = _parse_rw(data, name)
+    ``options`` is a ``vswapfast.traces.TraceOptions`` (CSV columns, object
+    splitting, block size); ``limit`` stops after that many events;
+    ``progress(fraction)`` is called as the file is read.  The file is read
+    in chunks (``vswapfast.traces.TraceReader``), concatenated here because
+    the LRU simulation needs the whole key array.
+    """
+    from vswapfast import traces
+    keys, writes, fmt = traces.read_all(path, fmt, options, limit=limit, progress=progress)
     if len(keys) == 0:
         raise ReplayError("trace %s has no events" % path)
-    return Trace(keys, writes, name, fmt)
+    return Trace(keys, writes, os.path.basename(str(path)) or str(path), fmt)
 
 
 # -- the LRU ------------------------------------------------------------------
