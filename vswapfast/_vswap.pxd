@@ -3,8 +3,9 @@
 
     from vswapfast._vswap cimport VSwap, swp_desc, vswap_iter, vswap_cluster_unlock
 
-Lock ordering:
-    vswap_space.map_lock  ->  vswap_cluster.lock
+Lock ordering (v6 mm/vswap.c):
+    vswap_cluster.lock  ->  vswap_space.map_lock
+(allocation takes cluster locks under map_lock only with spin_trylock).
 A thread holds at most one cluster lock at a time, and never acquires the
 GIL (or calls into Python) while it holds a cluster lock or the map lock.
 """
@@ -54,10 +55,10 @@ ctypedef struct vswap_cluster:
     uint32_t id
     int32_t count                # allocated descriptors (cluster lock)
     int32_t order                # the one allocation order this cluster serves
-    int32_t refcnt               # map + thread caches holding it (map lock)
+    int32_t refcnt               # map + thread caches holding it (both locks)
     int32_t nr_zswap             # descriptors holding a zswap entry (cluster lock)
     uint8_t live                 # published in the map (map lock + cluster lock)
-    uint8_t full                 # allocation found it full (map lock + cluster lock)
+    uint8_t full                 # dropped from a cache when full: on no list (both locks)
     uint8_t on_partial           # on its order's partial list (map lock)
     uint64_t bitmap[VSWAP_BITMAP_WORDS]   # allocated descriptors (cluster lock)
     uint64_t lock_acquisitions   # cluster lock
@@ -102,6 +103,7 @@ ctypedef struct vswap_space:
     int cluster_shift
     uint32_t cluster_size
     uint32_t max_clusters        # cluster ids are 1..max_clusters
+    uint8_t lookup_cache         # check the thread's last cluster first (patch 22)
     uint32_t dir_size
     vswap_cluster ***dir         # two-level cluster map: dir[id >> 10][id & 1023]
     uint64_t *id_bitmap          # ids in use (map lock); id 0 is never free

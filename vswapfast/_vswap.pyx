@@ -16,9 +16,11 @@ under the lock before touching anything else (SLAB_TYPESAFE_BY_RCU style).
 The descriptor array is freed on release; only lock holders that have seen
 ``live`` read it.
 
-Lock ordering:
-    map_lock  ->  cluster lock
-At most one cluster lock is held at a time.  Neither lock is held while
+Lock ordering (v6 mm/vswap.c):
+    cluster lock  ->  map_lock
+At most one cluster lock is held at a time.  Allocation, which looks at
+the partial lists under map_lock, takes cluster locks there only with
+spin_trylock, skipping a busy cluster.  Neither lock is held while
 Python code may run: objects displaced from descriptors are released after
 the cluster lock is dropped.  Single-entry calls keep the GIL (their critical
 section is shorter than a GIL round trip); nothing here waits for the GIL
@@ -172,7 +174,7 @@ cdef vswap_cluster *vswap_cluster_lookup_lock(vswap_space *vs, uint64_t id) noex
     cdef vswap_cluster *c
     if id == 0 or id > vs.max_clusters:
         return NULL
-    if vswap_lookup_serial == vs.serial:
+    if vs.lookup_cache and vswap_lookup_serial == vs.serial:
         # The thread's last cluster; a stale one fails the same checks.
         c = <vswap_cluster *>vswap_lookup_cluster
         vswap_cluster_lock(c)
@@ -189,8 +191,9 @@ cdef vswap_cluster *vswap_cluster_lookup_lock(vswap_space *vs, uint64_t id) noex
     if not c.live or c.id != id:
         vswap_cluster_unlock(c)
         return NULL
-    vswap_lookup_serial = vs.serial
-    vswap_lookup_cluster = c
+    if vs.lookup_cache:
+        vswap_lookup_serial = vs.serial
+        vswap_lookup_cluster = c
     return c
 
 
@@ -311,32 +314,15 @@ cdef inline vswap_cluster **cache_slot(vswap_space *vs, int thread, int order) n
     return &chunk[(thread % VSWAP_CACHE_CHUNK_THREADS) * VSWAP_NR_ORDERS + order]
 
 
-cdef void cache_set(vswap_space *vs, int thread, int order, vswap_cluster *c) noexcept nogil:
-    """Make ``c`` the thread's cached cluster of ``order``.  Caller holds map_lock."""
-    cdef vswap_cluster **slot = cache_slot(vs, thread, order)
-    cdef vswap_cluster *old
+cdef bint cache_set(vswap_space *vs, vswap_cluster **slot, vswap_cluster *c) noexcept nogil:
+    """Make ``c`` the cached cluster in ``slot`` (which holds no cluster: a
+    cached cluster is dropped only when full).  Caller holds map_lock and
+    the cluster lock.  Returns False when the thread has no cache."""
     if slot == NULL:
-        return
-    old = slot[0]
-    if old == c:
-        return
-    if old != NULL:
-        old.refcnt -= 1
+        return False
     c.refcnt += 1
     store_cluster(slot, c)
-
-
-cdef void cache_forget(vswap_space *vs, vswap_cluster *c) noexcept nogil:
-    """Drop every thread's cached reference to ``c``.  Caller holds map_lock."""
-    cdef int chunk, thread
-    cdef vswap_cluster **slots
-    for chunk in range(VSWAP_CACHE_CHUNKS):
-        slots = vs.cache[chunk]
-        if slots == NULL:
-            continue
-        for thread in range(VSWAP_CACHE_CHUNK_THREADS):
-            if slots[thread * VSWAP_NR_ORDERS + c.order] == c:
-                store_cluster(&slots[thread * VSWAP_NR_ORDERS + c.order], NULL)
+    return True
 
 
 cdef void take_chunk(vswap_space *vs, vswap_cluster *c, uint32_t start, uint32_t nr,
@@ -353,44 +339,72 @@ cdef void take_chunk(vswap_space *vs, vswap_cluster *c, uint32_t start, uint32_t
     vswap_counter_add(&c.count, nr)
 
 
-cdef int alloc_from_cached(vswap_space *vs, int thread, int order, void *folio,
+cdef int alloc_from_cached(vswap_space *vs, vswap_cluster **slot, int order, void *folio,
                            uint64_t *entry) noexcept nogil:
-    """Try the thread's cached cluster.  Locks: that cluster only."""
-    cdef vswap_cluster **slot = cache_slot(vs, thread, order)
+    """Allocate from the thread's cached cluster of ``order`` (v6
+    folio_alloc_swap(): the per-CPU cluster first).
+
+    Locks: that cluster; if it is full, map_lock inside it (the kernel's
+    order), to drop it from the cache: a cached cluster is replaced only
+    when it is full.  The dropped cluster is on no list ("full") until a
+    free gives it room.  Returns 1 with ``*entry`` set, or 0.
+    """
     cdef vswap_cluster *c = load_cluster(slot) if slot != NULL else NULL
     cdef int start
     if c == NULL:
         return 0
     vswap_cluster_lock(c)
-    if c.live and c.order == order:
+    # Cached clusters are never released, so c is live and of ``order``;
+    # the slot is checked again in case this thread number was reused.
+    if load_cluster(slot) == c and c.live and c.order == order:
         start = find_free_chunk(c, vs.cluster_size, order)
         if start >= 0:
             take_chunk(vs, c, start, 1u << order, folio)
             entry[0] = (<uint64_t>c.id << vs.cluster_shift) | <uint32_t>start
             vswap_cluster_unlock(c)
             return 1
+        pthread_spin_lock(&vs.map_lock)
+        if slot[0] == c:
+            store_cluster(slot, NULL)
+            c.refcnt -= 1
+            c.full = 1
+        pthread_spin_unlock(&vs.map_lock)
     vswap_cluster_unlock(c)
     return 0
 
 
-cdef int alloc_from_partial(vswap_space *vs, int thread, int order, void *folio,
+cdef int alloc_from_partial(vswap_space *vs, vswap_cluster **slot, int order, void *folio,
                             uint64_t *entry) noexcept nogil:
-    """Try the partial clusters of ``order``, oldest first.  Caller holds map_lock."""
-    cdef vswap_cluster *c
+    """Take a partial cluster of ``order`` for this thread, oldest first.
+
+    Caller holds map_lock.  A cluster that another thread has locked is
+    skipped (spin_trylock: the kernel takes cluster locks before the map
+    lock).  The cluster leaves the partial list (list_del_init) and becomes
+    the thread's cached cluster, so no other thread allocates from it.
+    Returns 1 with ``*entry`` set, or 0.
+    """
+    cdef vswap_cluster *c = vs.partial_head[order]
+    cdef vswap_cluster *next_c
     cdef int start
-    while vs.partial_head[order] != NULL:
-        c = vs.partial_head[order]
-        vswap_cluster_lock(c)
-        start = find_free_chunk(c, vs.cluster_size, order)
-        if start >= 0:
-            take_chunk(vs, c, start, 1u << order, folio)
-            entry[0] = (<uint64_t>c.id << vs.cluster_shift) | <uint32_t>start
-            vswap_cluster_unlock(c)
-            cache_set(vs, thread, order, c)
-            return 1
-        c.full = 1
+    while c != NULL:
+        next_c = c.partial_next
+        if pthread_spin_trylock(&c.lock) != 0:
+            c = next_c
+            continue
+        c.lock_acquisitions += 1
         partial_remove(vs, c)
+        start = find_free_chunk(c, vs.cluster_size, order)
+        if start < 0:
+            c.full = 1                  # cannot happen: only cachers allocate
+            vswap_cluster_unlock(c)
+            c = next_c
+            continue
+        take_chunk(vs, c, start, 1u << order, folio)
+        entry[0] = (<uint64_t>c.id << vs.cluster_shift) | <uint32_t>start
+        if not cache_set(vs, slot, c):
+            partial_append(vs, c)       # no cache for this thread: shared
         vswap_cluster_unlock(c)
+        return 1
     return 0
 
 
@@ -399,11 +413,13 @@ cdef void cluster_install(vswap_space *vs, vswap_cluster *c, uint32_t id, int or
     """Make ``c`` cluster ``id``, hand out its first chunk, and publish it.
     Caller holds map_lock.
 
-    ``c`` may be a reused struct that a stale reader is about to lock, so its
-    fields change under its own lock and ``live`` is set last.
+    ``c`` may be a reused struct that a stale reader has locked: its lock is
+    taken by trylock, which such a reader lets go of at once without taking
+    map_lock, and ``live`` is set last.
     """
     cdef int w
-    vswap_cluster_lock(c)
+    while pthread_spin_trylock(&c.lock) != 0:
+        pass
     store_relaxed_u32(&c.id, id)
     c.order = order
     vswap_store_relaxed_i32(&c.count, 0)
@@ -421,17 +437,21 @@ cdef void cluster_install(vswap_space *vs, vswap_cluster *c, uint32_t id, int or
     vs.id_bitmap[id >> 6] |= <uint64_t>1 << (id & 63)
     vs.id_hint = id + 1
     vs.nr_clusters += 1
-    partial_append(vs, c)
     store_cluster(&vs.dir[id >> VSWAP_LEAF_SHIFT][id & (VSWAP_LEAF_SIZE - 1)], c)
 
 
 cdef int vswap_alloc(vswap_space *vs, int order, void *folio, uint64_t *entry) noexcept nogil:
-    """Allocate 1 << order entries whose swap cache is ``folio``.
+    """Allocate 1 << order entries whose swap cache is ``folio``, as v6's
+    folio_alloc_swap() does: the thread's cached cluster of that order; else
+    a partial cluster, taken off the list into the thread's cache; else a
+    new cluster, which becomes the thread's cached cluster and goes on no
+    list.  So each thread allocates from clusters of its own.
 
-    Locks: the cached cluster alone; else map_lock, then one cluster at a
-    time.  Memory is allocated with no lock held, and the partial list is
-    looked at again afterwards.  Returns ALLOC_OK with ``*entry`` set,
-    ALLOC_NO_ID or ALLOC_NO_MEMORY.
+    Locks: the cached cluster (and map_lock inside it to drop it when full);
+    then map_lock, trying partial clusters with spin_trylock.  Memory is
+    allocated with no lock held, and the partial list is looked at again
+    afterwards.  Returns ALLOC_OK with ``*entry`` set, ALLOC_NO_ID or
+    ALLOC_NO_MEMORY.
     """
     cdef int thread = vswap_this_thread()
     cdef vswap_cluster ***chunkp = &vs.cache[thread // VSWAP_CACHE_CHUNK_THREADS]
@@ -444,7 +464,7 @@ cdef int vswap_alloc(vswap_space *vs, int order, void *folio, uint64_t *entry) n
     cdef int result = ALLOC_OK
     cdef vswap_cluster ***leafp
 
-    if alloc_from_cached(vs, thread, order, folio, entry):
+    if alloc_from_cached(vs, cache_slot(vs, thread, order), order, folio, entry):
         return ALLOC_OK
     if load_leaf(chunkp) == NULL:
         # The thread's first allocation: its cache chunk is made unlocked.
@@ -456,7 +476,7 @@ cdef int vswap_alloc(vswap_space *vs, int order, void *folio, uint64_t *entry) n
         if new_chunk != NULL and chunkp[0] == NULL:
             store_leaf(chunkp, new_chunk)
             new_chunk = NULL
-        if alloc_from_partial(vs, thread, order, folio, entry):
+        if alloc_from_partial(vs, cache_slot(vs, thread, order), order, folio, entry):
             break
         id = lowest_free_id(vs)
         if id == 0 or id > vs.max_clusters:
@@ -478,7 +498,10 @@ cdef int vswap_alloc(vswap_space *vs, int order, void *folio, uint64_t *entry) n
             cluster_install(vs, c, id, order, new_descs, folio)
             new_descs = NULL
             entry[0] = <uint64_t>id << vs.cluster_shift
-            cache_set(vs, thread, order, c)
+            if not cache_set(vs, cache_slot(vs, thread, order), c):
+                # No cache for this thread (no memory for it): the cluster
+                # is shared through the partial list instead.
+                partial_append(vs, c)
             break
         # Something is missing: allocate it unlocked, then look again.
         pthread_spin_unlock(&vs.map_lock)
@@ -510,11 +533,11 @@ cdef int vswap_alloc(vswap_space *vs, int order, void *folio, uint64_t *entry) n
 
 
 cdef swp_desc *cluster_release(vswap_space *vs, vswap_cluster *c) noexcept nogil:
-    """Take an empty cluster out of the map and park its struct.
+    """Take an empty cluster, cached by no thread, out of the map and park
+    its struct.
 
-    Caller holds map_lock and the cluster lock; the cluster lock is dropped
-    here.  Returns the descriptor array, for the caller to free with no lock
-    held.
+    Caller holds the cluster lock and map_lock inside it.  Returns the
+    descriptor array, for the caller to free with no lock held.
     """
     cdef swp_desc *descriptors = c.descriptors
     cdef uint32_t id = c.id
@@ -522,14 +545,12 @@ cdef swp_desc *cluster_release(vswap_space *vs, vswap_cluster *c) noexcept nogil
     c.descriptors = NULL
     vs.released_lock_acquisitions += c.lock_acquisitions
     vs.released_lock_contended += c.lock_contended
-    vswap_cluster_unlock(c)
     store_cluster(&vs.dir[id >> VSWAP_LEAF_SHIFT][id & (VSWAP_LEAF_SIZE - 1)], NULL)
     vs.id_bitmap[id >> 6] &= ~(<uint64_t>1 << (id & 63))
     if id < vs.id_hint:
         vs.id_hint = id
     if c.on_partial:
         partial_remove(vs, c)
-    cache_forget(vs, c)
     c.refcnt = 0
     c.full = 0
     c.free_next = vs.spare
@@ -538,31 +559,31 @@ cdef swp_desc *cluster_release(vswap_space *vs, vswap_cluster *c) noexcept nogil
     return descriptors
 
 
-cdef void cluster_put(vswap_space *vs, vswap_cluster *c, uint32_t id) noexcept nogil:
-    """After a free left ``c`` empty or gave room to a full cluster: release it
-    or put it back on the partial list.
+cdef inline bint cluster_needs_put(vswap_space *vs, vswap_cluster *c) noexcept nogil:
+    """After a free, whether ``c`` must be released (empty and cached by no
+    thread) or go back on the partial list (dropped when full, and now with
+    room for its order).  Caller holds the cluster lock, which with
+    map_lock guards ``refcnt`` and ``full``."""
+    if c.count == 0:
+        return c.refcnt == 1
+    # Room for this cluster's order, not just a lower count, brings a full
+    # cluster back: a sub-range free of a large chunk may not.
+    return c.full and find_free_chunk(c, vs.cluster_size, c.order) >= 0
 
-    Locks: map_lock, then the cluster lock; no lock may be held on entry.
-    The state is checked again under both, since another thread may have
-    allocated from, freed into or released the cluster in between.
-    """
+
+cdef swp_desc *cluster_put(vswap_space *vs, vswap_cluster *c) noexcept nogil:
+    """Release ``c`` or put it back on the partial list (list_add_tail), as
+    cluster_needs_put() found.  Caller holds the cluster lock; takes map_lock
+    inside it.  Returns descriptors to free once no lock is held, or NULL."""
     cdef swp_desc *descriptors = NULL
     pthread_spin_lock(&vs.map_lock)
-    vswap_cluster_lock(c)
-    if c.live and c.id == id:
-        if c.count == 0:
-            descriptors = cluster_release(vs, c)
-        else:
-            # Room for this cluster's order, not just a lower count, brings
-            # a full cluster back: a sub-range free of a large chunk may not.
-            if c.full and find_free_chunk(c, vs.cluster_size, c.order) >= 0:
-                c.full = 0
-                partial_append(vs, c)
-            vswap_cluster_unlock(c)
-    else:
-        vswap_cluster_unlock(c)
+    if c.count == 0 and c.refcnt == 1:
+        descriptors = cluster_release(vs, c)
+    elif c.full:
+        c.full = 0
+        partial_append(vs, c)
     pthread_spin_unlock(&vs.map_lock)
-    PyMem_RawFree(descriptors)
+    return descriptors
 
 
 cdef int free_locked(vswap_space *vs, vswap_cluster *c, swp_desc *desc, uint32_t n,
@@ -570,8 +591,8 @@ cdef int free_locked(vswap_space *vs, vswap_cluster *c, swp_desc *desc, uint32_t
     """Free ``n`` allocated descriptors from ``desc`` of locked cluster ``c``.
 
     Tells a tree-indexed pool of the freed range while still holding the
-    cluster lock; drops it; releases the cluster or puts it back on its
-    partial list if need be (map_lock, then the cluster); hands pool entries
+    cluster lock; releases the cluster or puts it back on its partial list
+    if need be (map_lock inside the cluster lock); drops it; hands pool entries
     and slots to the bound pool with no lock held.  The Python objects the
     descriptors held (at most 2 * n) are left in ``objs`` for the caller to
     release with the GIL; returns how many.
@@ -582,7 +603,7 @@ cdef int free_locked(vswap_space *vs, vswap_cluster *c, swp_desc *desc, uint32_t
     cdef uint64_t val = (<uint64_t>id << vs.cluster_shift) | start
     cdef uint64_t slot_vals[VSWAP_CLUSTER_MAX]
     cdef int nobjs = 0, nowned = 0, nslots = 0, k
-    cdef bint put
+    cdef swp_desc *released = NULL
     # The bound pool, read under the cluster lock that its close() takes:
     # while this lock is held and the pool's entries or slots are here, it
     # has not finished closing.
@@ -606,7 +627,6 @@ cdef int free_locked(vswap_space *vs, vswap_cluster *c, swp_desc *desc, uint32_t
     memset(desc, 0, n * sizeof(swp_desc))
     bitmap_assign(c, start, n, False)
     vswap_counter_add(&c.count, -<int32_t>n)
-    put = c.count == 0 or c.full
     if owner != NULL and vs.range_freed != NULL:
         # Under the cluster lock (which comes before the tree locks), so that
         # no store into a re-allocated entry can slip in before the pool
@@ -614,9 +634,10 @@ cdef int free_locked(vswap_space *vs, vswap_cluster *c, swp_desc *desc, uint32_t
         vs.range_freed(owner, val, n)
     if nowned or nslots:
         owner = vswap_zswap_get(vs)
+    if cluster_needs_put(vs, c):
+        released = cluster_put(vs, c)
     vswap_cluster_unlock(c)
-    if put:
-        cluster_put(vs, c, id)
+    PyMem_RawFree(released)
     if nowned or nslots:
         for k in range(nowned):
             vs.zswap_release(owner, owned[k])
@@ -1268,7 +1289,8 @@ cdef class VSwap:
     not take part in cyclic garbage collection.
     """
 
-    def __cinit__(self, cluster_shift=VSWAP_MAX_SHIFT, max_clusters=VSWAP_MAX_CLUSTERS):
+    def __cinit__(self, cluster_shift=VSWAP_MAX_SHIFT, max_clusters=VSWAP_MAX_CLUSTERS,
+                  lookup_cache=False):
         cdef vswap_space *vs
         cdef uint32_t nwords
         cluster_shift = int_arg(cluster_shift, "cluster_shift")
@@ -1299,6 +1321,7 @@ cdef class VSwap:
         vs.id_bitmap[nwords - 1] |= ~word_mask(0, (vs.max_clusters & 63) + 1)
         vs.id_hint = 1
         vs.serial = vswap_new_serial()
+        vs.lookup_cache = bool(lookup_cache)
         pthread_spin_init(&vs.map_lock, PTHREAD_PROCESS_PRIVATE)
         self.vs = vs
 
@@ -1354,6 +1377,13 @@ cdef class VSwap:
     def max_clusters(self):
         """The highest cluster id the map hands out."""
         return self.vs.max_clusters
+
+    @property
+    def lookup_cache(self):
+        """Whether each thread checks the cluster it last looked up before
+        the cluster map (v6 patch 22).  False is the seed's own patch 11:
+        every operation looks its cluster up in the map."""
+        return bool(self.vs.lookup_cache)
 
     @property
     def nr_clusters(self):
@@ -1802,15 +1832,13 @@ cdef class VSwap:
             raise KeyError(cluster_id)
         if not 1 <= int_arg(cluster_id, "cluster_id") <= self.vs.max_clusters:
             raise KeyError(cluster_id)
-        pthread_spin_lock(&self.vs.map_lock)
         c = vswap_cluster_lookup_lock(self.vs, <uint32_t>int_arg(cluster_id, "cluster_id"))
         if c == NULL:
-            pthread_spin_unlock(&self.vs.map_lock)
             raise KeyError(cluster_id)
+        # refcnt is written under both locks: the cluster lock is enough.
         id, order, count, refcnt, nr_zswap = c.id, c.order, c.count, c.refcnt, c.nr_zswap
         acq, cont = c.lock_acquisitions, c.lock_contended
         vswap_cluster_unlock(c)
-        pthread_spin_unlock(&self.vs.map_lock)
         return {"id": id, "order": order, "count": count, "refcount": refcnt,
                 "zswap_entries": nr_zswap, "lock_acquisitions": acq,
                 "lock_contended": cont}

@@ -21,17 +21,17 @@ allocated).
 
 Locking
 -------
-    VSwap._map_lock  ->  _Cluster.lock
+    _Cluster.lock  ->  VSwap._map_lock          (v6 mm/vswap.c)
 
 The map lock guards the cluster map, cluster id allocation, the per-order
-partial lists, the per-thread allocation caches, every cluster's
-``refcount`` and the lock statistics of released clusters.  A cluster's lock
-guards its bitmap, count, descriptors and ``nr_zswap``.  ``full`` changes
-only with both locks held, and so does the final drop of ``refcount`` to 0
-that marks a released cluster, so either lock is enough to read them.
+partial lists, the per-thread allocation caches and the lock statistics of
+released clusters.  A cluster's lock guards its bitmap, count, descriptors
+and ``nr_zswap``.  ``full`` and ``refcount`` change only with both locks
+held, so either lock is enough to read them.
 
-A thread holds at most one cluster lock at a time and never takes the map
-lock while holding a cluster lock.  Lookups of a single entry read the
+A thread holds at most one cluster lock at a time.  Allocation, which walks
+the partial lists under the map lock, takes cluster locks there only with a
+non-blocking try (``spin_trylock``), skipping a busy cluster.  Lookups of a single entry read the
 cluster map without the map lock (a dict read is atomic, as an RCU lookup of
 the xarray is in the kernel) and then validate under the cluster lock: a
 released cluster has an empty bitmap, so a stale lookup finds nothing
@@ -520,10 +520,11 @@ class VSwap:
         "_released_acquisitions",
         "_released_contended",
         "_zswap_pool",
+        "_lookup_cache",
     )
 
     def __init__(self, cluster_shift=VSWAP_CLUSTER_SHIFT,
-                 max_clusters=VSWAP_MAX_CLUSTERS):
+                 max_clusters=VSWAP_MAX_CLUSTERS, lookup_cache=False):
         """Create an empty space with clusters of ``1 << cluster_shift``.
 
         ``cluster_shift`` is 1..9 and ``max_clusters`` 1..2**24 (both ints,
@@ -571,6 +572,9 @@ class VSwap:
         # A weak reference to the bound Zswap pool, or None (see the
         # module comment).
         self._zswap_pool = None
+        # v6 patch 22's per-CPU cluster lookup cache: a speed switch of the
+        # compiled core; here a lookup is one dict read either way.
+        self._lookup_cache = bool(lookup_cache)
 
     # -- geometry -------------------------------------------------------
 
@@ -588,6 +592,13 @@ class VSwap:
     def max_clusters(self):
         """Highest cluster id the map can hand out (ids start at 1)."""
         return self._max_clusters
+
+    @property
+    def lookup_cache(self):
+        """Whether each thread checks the cluster it last looked up before
+        the cluster map (v6 patch 22).  False is the seed's own patch 11:
+        every operation looks its cluster up in the map."""
+        return self._lookup_cache
 
     @property
     def nr_clusters(self):
@@ -678,18 +689,6 @@ class VSwap:
             cluster.swap_cache[index:end] = [folio] * nr
         return (cluster.id << self._shift) | index
 
-    def _alloc_from(self, cluster, nr, folio, order):
-        """Lock ``cluster`` and allocate from it if it can serve: entry or 0."""
-        _lock_cluster(cluster)
-        try:
-            # A cached cluster is only a hint: it may have been released
-            # (refcount 0) or filled since.
-            if cluster.refcount == 0 or cluster.order != order:
-                return 0
-            return self._take_chunk(cluster, nr, folio)
-        finally:
-            cluster.lock.release()
-
     def _new_cluster_id(self):
         """The lowest free cluster id.  Caller holds the map lock."""
         if self._free_ids:
@@ -730,58 +729,84 @@ class VSwap:
         return nr.bit_length() - 1
 
     def _alloc(self, nr, folio, order):
-        """``alloc`` once its arguments are checked."""
+        """``alloc`` once its arguments are checked, as v6's
+        ``folio_alloc_swap()``: the thread's cached cluster of that order;
+        else a partial cluster, taken off its list into the thread's cache;
+        else a new cluster, which becomes the thread's cached cluster and
+        goes on no list.  So each thread allocates from clusters of its own.
+
+        Context: the cached cluster's lock (the map lock inside it to drop
+        the cluster when full); then the map lock, trying partial clusters
+        without blocking.
+        """
         key = (threading.get_ident(), order)
-
-        # Fast path: the thread's own cluster, without the map lock.
-        cluster = self._alloc_cache.get(key)
-        if cluster is not None:
-            entry = self._alloc_from(cluster, nr, folio, order)
-            if entry:
-                return entry
-
+        entry = self._alloc_cached(key, nr, folio, order)
+        if entry:
+            return entry
         with self._map_lock:
             partial = self._partial[order]
-            entry = 0
-            while partial:
-                cluster = next(iter(partial.values()))
-                _lock_cluster(cluster)
+            for cluster in list(partial.values()):
+                # spin_trylock: the map lock is held, and cluster locks come
+                # first; a busy cluster is skipped.
+                if not cluster.lock.acquire(False):
+                    continue
                 try:
+                    cluster.lock_acquisitions += 1
+                    del partial[cluster.id]     # list_del_init
                     entry = self._take_chunk(cluster, nr, folio)
                     if not entry:
-                        # Found full: off the list until a free gives room
-                        # back (both locks held, see the module comment).
-                        cluster.full = True
-                        del partial[cluster.id]
+                        cluster.full = True     # cannot happen: only cachers allocate
+                        continue
+                    self._alloc_cache[key] = cluster
+                    cluster.refcount += 1
+                    return entry
                 finally:
                     cluster.lock.release()
-                if entry:
-                    break
-            if not entry:
-                cluster = _Cluster(self._new_cluster_id(), order, self._size)
-                entry = self._take_chunk(cluster, nr, folio)
-                self._clusters[cluster.id] = cluster
-                partial[cluster.id] = cluster
-
-            cached = self._alloc_cache.get(key)
-            if cached is not cluster:
-                if cached is not None:
-                    cached.refcount -= 1
-                self._alloc_cache[key] = cluster
-                cluster.refcount += 1
+            cluster = _Cluster(self._new_cluster_id(), order, self._size)
+            entry = self._take_chunk(cluster, nr, folio)
+            self._clusters[cluster.id] = cluster
+            self._alloc_cache[key] = cluster
+            cluster.refcount += 1
         return entry
 
-    def _release(self, cluster):
-        """Take an empty cluster out of the space and recycle its id.
+    def _alloc_cached(self, key, nr, folio, order):
+        """Allocate from the thread's cached cluster of ``order``: entry, or
+        0 when there is none or it is full.  A full cached cluster is dropped
+        from the cache (replaced only when full) and goes on no list until a
+        free gives it room.
 
-        Caller holds the map lock and the cluster lock.  The cluster object
+        Context: the cluster lock; the map lock inside it to drop it.
+        """
+        cluster = self._alloc_cache.get(key)
+        if cluster is None:
+            return 0
+        _lock_cluster(cluster)
+        try:
+            # The thread's own entry: only this thread changes it, and a
+            # cached cluster is never released.
+            if self._alloc_cache.get(key) is not cluster or cluster.order != order:
+                return 0
+            entry = self._take_chunk(cluster, nr, folio)
+            if entry:
+                return entry
+            with self._map_lock:
+                del self._alloc_cache[key]
+                cluster.refcount -= 1
+                cluster.full = True
+            return 0
+        finally:
+            cluster.lock.release()
+
+    def _release(self, cluster):
+        """Take an empty cluster that no thread caches out of the space and
+        recycle its id.
+
+        Caller holds the cluster lock and the map lock.  The cluster object
         may still be reached by lookups that raced with the release; its
         empty bitmap and zero refcount make them fail validation.
         """
         del self._clusters[cluster.id]
         self._partial[cluster.order].pop(cluster.id, None)
-        for key in [k for k, c in self._alloc_cache.items() if c is cluster]:
-            del self._alloc_cache[key]
         cluster.refcount = 0
         cluster.full = False
         # Lookups that raced with the release may still lock the dead
@@ -791,24 +816,23 @@ class VSwap:
         heapq.heappush(self._free_ids, cluster.id)
 
     def _after_free(self, cluster):
-        """Release an emptied cluster or put a full one back on its list.
+        """Release a cluster a free emptied, unless a thread caches it (its
+        cacher keeps it), or put one that was dropped when full back on the
+        tail of its partial list once it has room for its order.
 
-        The decision was made under the cluster lock alone, but both
-        actions need the map lock, which must come first: so relock in
-        order and decide again, since allocations may have run in between.
+        Context: caller holds the cluster lock; takes the map lock inside it.
         """
+        if cluster.count == 0:
+            if cluster.refcount != 1:
+                return
+        elif not (cluster.full and self._find_chunk(cluster, 1 << cluster.order) >= 0):
+            return
         with self._map_lock:
-            _lock_cluster(cluster)
-            try:
-                if cluster.refcount == 0:
-                    return
-                if cluster.count == 0:
-                    self._release(cluster)
-                elif cluster.full and self._find_chunk(cluster, 1 << cluster.order) >= 0:
-                    cluster.full = False
-                    self._partial[cluster.order][cluster.id] = cluster
-            finally:
-                cluster.lock.release()
+            if cluster.count == 0:
+                self._release(cluster)
+            else:
+                cluster.full = False
+                self._partial[cluster.order][cluster.id] = cluster
 
     def free(self, entry, nr=1):
         """Free the ``nr`` entries from ``entry``.
@@ -835,11 +859,10 @@ class VSwap:
         _lock_cluster(cluster)
         try:
             self._check_allocated(cluster, index, nr)
-            settle = self._free_locked(cluster, index, nr, dropped)
+            self._free_locked(cluster, index, nr, dropped)
+            self._after_free(cluster)
         finally:
             cluster.lock.release()
-        if settle:
-            self._after_free(cluster)
         dropped.release()
 
     def _free_locked(self, cluster, index, nr, dropped):
@@ -855,8 +878,8 @@ class VSwap:
         own lock before it adds one, so it either sees the range free or has
         added the entry before this takes it out.
 
-        Return: True when the cluster must be settled by ``_after_free``
-        (it is empty, or was full and has room again).
+        The caller settles the cluster with ``_after_free`` before it
+        drops the lock.
         """
         end = index + nr
         zswap = cluster.zswap_entry
@@ -883,8 +906,6 @@ class VSwap:
         cluster.count -= nr
         if pool is not None:
             dropped.pool_entries += [(pool, obj) for obj in pool._range_freed(first, nr)]
-        return cluster.count == 0 or (
-            cluster.full and self._find_chunk(cluster, 1 << cluster.order) >= 0)
 
     def _bound_pool(self):
         """The bound zswap pool (a strong reference), or None.
@@ -1101,30 +1122,21 @@ class VSwap:
         status = _status_array(len(values))
         dropped = _Dropped()
         run = _ClusterRun()
-        unsettled = None        # the run's cluster, if a free left it to settle
         try:
             for i, entry in enumerate(values):
                 cluster = self._batch_cluster(entry, nr)
                 if cluster is None:
                     status[i] = BATCH_INVALID
                     continue
-                if cluster is not run.cluster:
-                    # _after_free takes the map lock, which comes first.
-                    run.release()
-                    if unsettled is not None:
-                        self._after_free(unsettled)
-                        unsettled = None
-                    run.lock(cluster)
+                run.lock(cluster)
                 index = entry & self._mask
                 if ~cluster.bitmap >> index & ((1 << nr) - 1):
                     status[i] = BATCH_INVALID
                     continue
-                if self._free_locked(cluster, index, nr, dropped):
-                    unsettled = cluster
+                self._free_locked(cluster, index, nr, dropped)
+                self._after_free(cluster)
         finally:
             run.release()
-        if unsettled is not None:
-            self._after_free(unsettled)
         dropped.release()
         return status
 
@@ -1310,14 +1322,16 @@ class VSwap:
         with self._map_lock:
             acquisitions = self._released_acquisitions
             contended = self._released_contended
-            for cluster in self._clusters.values():
-                _lock_cluster(cluster)
-                try:
-                    acquisitions += cluster.lock_acquisitions
-                    contended += cluster.lock_contended
-                finally:
-                    cluster.lock.release()
-            return acquisitions, contended, len(self._clusters)
+            clusters = list(self._clusters.values())
+        # Cluster locks come before the map lock: taken after it is dropped.
+        for cluster in clusters:
+            _lock_cluster(cluster)
+            try:
+                acquisitions += cluster.lock_acquisitions
+                contended += cluster.lock_contended
+            finally:
+                cluster.lock.release()
+        return acquisitions, contended, len(clusters)
 
     def _zswap_count(self):
         """Descriptors holding a zswap entry.  Context: takes the map lock;
@@ -1614,8 +1628,8 @@ class VSwap:
     def cluster_info(self, cluster_id):
         """Describe the live cluster ``cluster_id``.
 
-        Context: takes the map lock, then the cluster's lock (which is
-        counted in the returned ``lock_acquisitions``).
+        Context: takes the cluster's lock (which is counted in the
+        returned ``lock_acquisitions``).
 
         Return: a dict with ``id``, ``order``, ``count``, ``refcount``,
         ``zswap_entries``, ``lock_acquisitions`` and ``lock_contended``.
@@ -1627,29 +1641,32 @@ class VSwap:
                 key = _as_entry(key)
             except TypeError:
                 raise KeyError(cluster_id) from None
-        with self._map_lock:
-            cluster = self._clusters.get(key)
-            if cluster is None:
+        cluster = self._clusters.get(key)
+        if cluster is None:
+            raise KeyError(cluster_id)
+        _lock_cluster(cluster)
+        try:
+            # Released meanwhile: no live cluster has that id (now).
+            if cluster.refcount == 0:
                 raise KeyError(cluster_id)
-            _lock_cluster(cluster)
-            try:
-                return {
-                    "id": cluster.id,
-                    "order": cluster.order,
-                    "count": cluster.count,
-                    "refcount": cluster.refcount,
-                    "zswap_entries": cluster.nr_zswap,
-                    "lock_acquisitions": cluster.lock_acquisitions,
-                    "lock_contended": cluster.lock_contended,
-                }
-            finally:
-                cluster.lock.release()
+            return {
+                "id": cluster.id,
+                "order": cluster.order,
+                "count": cluster.count,
+                "refcount": cluster.refcount,
+                "zswap_entries": cluster.nr_zswap,
+                "lock_acquisitions": cluster.lock_acquisitions,
+                "lock_contended": cluster.lock_contended,
+            }
+        finally:
+            cluster.lock.release()
 
     def stats(self):
         """Summarise the space.
 
-        Context: takes the map lock, then each cluster's lock in turn (those
-        acquisitions are included in ``lock_acquisitions``).
+        Context: takes the map lock to list the clusters, then each
+        cluster's lock in turn (those acquisitions are included in
+        ``lock_acquisitions``).
 
         Return: a dict with ``entries``, ``clusters``, ``zswap_entries``,
         ``swap_cache_folios``, ``shadows``, ``slots``, ``lock_acquisitions``,
@@ -1660,10 +1677,14 @@ class VSwap:
         with self._map_lock:
             acquisitions = self._released_acquisitions
             contended = self._released_contended
-            nr_clusters = len(self._clusters)
-            for cluster in self._clusters.values():
-                _lock_cluster(cluster)
-                try:
+            clusters = list(self._clusters.values())
+        nr_clusters = 0
+        # Cluster locks come before the map lock: taken after it is dropped.
+        for cluster in clusters:
+            _lock_cluster(cluster)
+            try:
+                if cluster.refcount:
+                    nr_clusters += 1
                     entries += cluster.count
                     zswap_entries += cluster.nr_zswap
                     for value in cluster.swap_cache:
@@ -1673,10 +1694,10 @@ class VSwap:
                             else:
                                 folios += 1
                     slots += len(cluster.slot) - cluster.slot.count(0)
-                    acquisitions += cluster.lock_acquisitions
-                    contended += cluster.lock_contended
-                finally:
-                    cluster.lock.release()
+                acquisitions += cluster.lock_acquisitions
+                contended += cluster.lock_contended
+            finally:
+                cluster.lock.release()
         return {
             "entries": entries,
             "clusters": nr_clusters,
