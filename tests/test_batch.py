@@ -280,7 +280,7 @@ def test_free_many_statuses(small_space):
     assert statuses(st) == [OK, INVALID, INVALID, INVALID, INVALID, OK, INVALID,
                             OK, INVALID, OK]
     assert len(small_space) == 0
-    assert small_space.nr_clusters == 0
+    assert small_space.nr_clusters == 2      # this thread's caches, orders 0 and 1
 
 
 def test_free_many_range_must_lie_in_one_cluster(small_space):
@@ -308,7 +308,9 @@ def test_free_many_crosses_clusters(small_space):
     assert sorted(small_space.entries()) == sorted(entries[13:])
     st = small_space.free_many(np.array(entries[13:], dtype=np.int32))
     assert statuses(st) == [OK] * 7
-    assert small_space.nr_clusters == 0 and len(small_space) == 0
+    # Clusters 1 and 2 were dropped from the cache when full: released;
+    # cluster 3 is this thread's cached cluster, kept.
+    assert small_space.nr_clusters == 1 and len(small_space) == 0
     # Every id can be handed out again.
     assert len(small_space.alloc_many(32)) == 32
 

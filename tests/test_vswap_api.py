@@ -222,7 +222,7 @@ def test_reused_cluster_id_starts_clean(small_space):
     s.zswap_entry_store(e, Token())
     s.set_slot(e + 1, 3)
     s.free(e, 2)
-    assert s.nr_clusters == 0
+    assert s.nr_clusters == 1        # empty, but kept by the thread that caches it
     assert s.alloc(2) == e
     for x in (e, e + 1):
         assert s.get_slot(x) == 0
@@ -295,53 +295,51 @@ def test_full_cluster_rejoins_when_a_whole_chunk_is_free(small_space):
 
 def test_partial_cluster_is_used_before_a_new_one(small_space, worker):
     s = small_space
-    a = s.alloc()
-    b = s.alloc()
-    s.free(a)
-    # a thread without a cached cluster takes the partial cluster
-    assert worker.call(s.alloc) == a
-    assert s.nr_clusters == 1
-    assert b in s
+    first = alloc_n(s, 8)           # fills cluster 1
+    assert s.alloc() == 16          # found full: dropped from the cache, on no list
+    s.free(first[3])                # room again: it joins the partial list
+    # a thread without a cached cluster takes the partial cluster, which
+    # leaves the list and becomes that thread's own
+    assert worker.call(s.alloc) == first[3]
+    assert s.cluster_info(1)["refcount"] == 2
+    assert s.nr_clusters == 2
+    s.free(first[5])
+    assert s.alloc() == 17          # this thread keeps to its own cluster 2
 
 
 def test_released_cluster_ids_are_reused_lowest_first(small_space):
     s = small_space
-    a = s.alloc(1)
-    b = s.alloc(2)
-    c = s.alloc(4)
-    assert (cluster_of(s, a), cluster_of(s, b), cluster_of(s, c)) == (1, 2, 3)
-    s.free(b, 2)
-    s.free(a)
-    assert s.nr_clusters == 1
+    ones = alloc_n(s, 8)                # cluster 1, order 0
+    twos = [s.alloc(2) for _ in range(4)]   # cluster 2, order 1
+    assert s.alloc(1) == 24             # cluster 1 full: dropped, cluster 3
+    assert s.alloc(2) == 32             # cluster 2 full: dropped, cluster 4
+    # Empty and cached by no thread: released.
+    for e in twos:
+        s.free(e, 2)
+    for e in ones:
+        s.free(e)
+    assert s.nr_clusters == 2
     with pytest.raises(KeyError):
         s.cluster_info(1)
     with pytest.raises(KeyError):
         s.cluster_info(2)
     assert s.alloc(8) == 8              # id 1 again, now of order 3
     assert s.cluster_info(1)["order"] == 3
-    assert s.alloc(2) == 16             # id 2 again
-    # the order-0 cluster that this thread had cached is gone: a new one
-    assert s.alloc(1) == 32
-    assert s.nr_clusters == 4
-    assert [s.cluster_info(i)["order"] for i in (1, 2, 3, 4)] == [3, 1, 2, 0]
+    assert s.alloc(4) == 16             # id 2 again, order 2
+    assert [s.cluster_info(i)["order"] for i in (1, 2, 3, 4)] == [3, 2, 0, 1]
 
 
 def test_thread_cached_cluster_is_preferred(small_space, worker, worker2):
     s = small_space
     assert worker.call(s.alloc) == 8            # worker caches cluster 1
-    assert alloc_n(s, 7) == list(range(9, 16))
-    assert s.alloc() == 16                      # cluster 1 full: cluster 2
-    s.free(11)      # cluster 1 rejoins the partial list, after cluster 2
-    # the worker's cached cluster has room again: it is used before the
-    # partial list (whose head is cluster 2)
-    assert worker.call(s.alloc) == 11
-    s.free(12)
-    # a thread without a cache goes to the head of the partial list
-    assert worker2.call(s.alloc) == 17
-    # this thread's cache points at cluster 2
-    assert s.alloc() == 18
-    assert s.cluster_info(1)["refcount"] == 2      # map + worker
-    assert s.cluster_info(2)["refcount"] == 3      # map + this thread + worker2
+    assert s.alloc() == 16                      # this thread: a cluster of its own
+    assert worker2.call(s.alloc) == 24          # and worker2 too
+    assert worker.call(s.alloc) == 9
+    assert s.alloc() == 17
+    s.free(10 - 1)
+    # the worker's cached cluster has room again: it is used first
+    assert worker.call(s.alloc) == 9
+    assert [s.cluster_info(i)["refcount"] for i in (1, 2, 3)] == [2, 2, 2]
 
 
 def test_cached_cluster_is_per_order(small_space):
@@ -354,58 +352,62 @@ def test_cached_cluster_is_per_order(small_space):
     assert s.cluster_info(2)["refcount"] == 2
 
 
-def test_refcount_counts_thread_caches(small_space, worker, worker2):
+def test_refcount_counts_thread_caches(small_space, worker):
     s = small_space
     e = s.alloc()
     assert s.cluster_info(1)["refcount"] == 2
-    worker.call(s.alloc)
-    assert s.cluster_info(1)["refcount"] == 3
-    worker2.call(s.alloc)
-    assert s.cluster_info(1)["refcount"] == 4
-    # this thread moves its order-0 cache elsewhere: fill cluster 1 first
-    alloc_n(s, 5)
-    assert s.alloc() == 16
-    assert s.cluster_info(1)["refcount"] == 3
+    worker.call(s.alloc)                        # a cluster of its own
+    assert s.cluster_info(1)["refcount"] == 2
     assert s.cluster_info(2)["refcount"] == 2
+    # this thread replaces its order-0 cache only once it is full
+    alloc_n(s, 7)
+    assert s.cluster_info(1)["refcount"] == 2
+    assert s.alloc() == 24
+    assert s.cluster_info(1)["refcount"] == 1   # the map's alone
+    assert s.cluster_info(3)["refcount"] == 2
     # an allocation of another order does not touch the order-0 caches
     worker.call(s.alloc, 2)
-    assert s.cluster_info(1)["refcount"] == 3
-    assert s.cluster_info(3)["refcount"] == 2
+    assert s.cluster_info(2)["refcount"] == 2
+    assert s.cluster_info(4)["refcount"] == 2
     assert e in s
 
 
 def test_every_live_thread_has_its_own_cache(core):
     """One cache per thread, not per some slot that threads could share:
-    65 live threads that allocated from the same cluster give it 65 cached
-    references on top of the map's."""
+    65 live threads each allocate from a cluster of their own, which their
+    cache refers to on top of the map."""
     s = core.VSwap()
     workers = [Worker() for _ in range(65)]
     try:
         got = [w.call(s.alloc) for w in workers]
-        assert got == list(range(512, 512 + 65))
-        assert s.cluster_info(1)["refcount"] == 1 + 65
+        assert got == [i << 9 for i in range(1, 66)]
+        assert all(s.cluster_info(i)["refcount"] == 2 for i in range(1, 66))
+        assert [w.call(s.alloc) for w in workers] == [(i << 9) + 1 for i in range(1, 66)]
     finally:
         for w in workers:
             w.close()
 
 
-def test_release_drops_every_thread_cache(small_space, worker):
+def test_cached_cluster_that_empties_is_kept(small_space, worker):
     s = small_space
     e = s.alloc()
-    assert worker.call(s.alloc) == e + 1
-    assert s.cluster_info(1)["refcount"] == 3
-    s.free(e, 2)
-    assert s.nr_clusters == 0
-    # the id comes back for a new cluster: only the map and the allocating
-    # thread refer to it, not the stale caches of the released one
-    assert worker.call(s.alloc) == e
-    assert s.cluster_info(1)["refcount"] == 2
-    assert s.alloc() == e + 1
-    assert s.cluster_info(1)["refcount"] == 3
-    s.free(e, 2)
-    assert s.alloc(2) == 8
+    s.free(e)
+    # Not released under its cacher: the cache's reference keeps it.
+    assert s.nr_clusters == 1
     info = s.cluster_info(1)
-    assert (info["order"], info["count"], info["refcount"]) == (1, 2, 2)
+    assert (info["count"], info["refcount"]) == (0, 2)
+    assert s.alloc() == e
+    # An empty cluster that no thread caches is released at once.
+    rest = alloc_n(s, 7)
+    assert s.alloc() == 16              # cluster 1 dropped from the cache
+    for x in [e] + rest:
+        s.free(x)
+    assert s.nr_clusters == 1
+    with pytest.raises(KeyError):
+        s.cluster_info(1)
+    # the id comes back for a new cluster of this worker's
+    assert worker.call(s.alloc, 2) == 8
+    assert s.cluster_info(1)["refcount"] == 2
 
 
 def test_swap_full(core):
@@ -440,13 +442,14 @@ def test_room_after_swap_full_is_found(core, worker):
     with pytest.raises(SwapFullError):
         s.alloc()
     s.free(12)
-    # the cluster was found full and dropped from the partial list; the free
-    # put it back, so a thread without a cached cluster finds it
+    # the cluster was found full and dropped from this thread's cache; the
+    # free put it on the partial list, so a thread without a cached cluster
+    # finds it, and makes it its own
     assert worker.call(s.alloc) == 12
     s.free(9)
-    assert s.alloc() == 9
     with pytest.raises(SwapFullError):
-        s.alloc()
+        s.alloc()                   # the worker's now: not for this thread
+    assert worker.call(s.alloc) == 9
 
 
 def test_last_cluster_id_is_usable(small_space):
@@ -487,7 +490,8 @@ def test_free_drops_everything(small_space):
     assert counters(s) == {"entries": 4, "clusters": 1, "zswap_entries": 2,
                            "swap_cache_folios": 3, "shadows": 1, "slots": 1}
     s.free(e, 4)
-    assert counters(s) == {"entries": 0, "clusters": 0, "zswap_entries": 0,
+    # The emptied cluster stays, kept by the thread that caches it.
+    assert counters(s) == {"entries": 0, "clusters": 1, "zswap_entries": 0,
                            "swap_cache_folios": 0, "shadows": 0, "slots": 0}
     assert s.zswap_empty()
     assert (sys.getrefcount(f), sys.getrefcount(z0),
@@ -497,15 +501,20 @@ def test_free_drops_everything(small_space):
 def test_free_releases_empty_cluster(small_space):
     s = small_space
     e = s.alloc()
-    assert s.nr_clusters == 1 and len(s) == 1
+    rest = alloc_n(s, 7)
+    keep = s.alloc()                    # cluster 1 full: dropped from the cache
+    assert s.nr_clusters == 2 and len(s) == 9
+    for x in rest:
+        s.free(x)
     s.free(e)
-    assert s.nr_clusters == 0 and len(s) == 0
+    assert s.nr_clusters == 1 and len(s) == 1
     assert e not in s
-    assert list(s.entries()) == []
+    assert list(s.entries()) == [keep]
     with pytest.raises(KeyError):
         s.cluster_info(1)
     with pytest.raises(InvalidEntryError):
         s.zswap_entry_load(e)
+    assert keep in s
 
 
 def test_free_keeps_cluster_while_entries_remain(small_space):
@@ -516,7 +525,7 @@ def test_free_keeps_cluster_while_entries_remain(small_space):
     assert s.cluster_info(1)["count"] == 1
     assert a not in s and b in s
     s.free(b)
-    assert s.nr_clusters == 0
+    assert s.nr_clusters == 1           # cached: kept
 
 
 def test_free_subrange_of_a_large_allocation(small_space):
@@ -540,13 +549,14 @@ def test_free_range_spanning_several_allocations(small_space):
     assert list(s.entries()) == [got[0], got[5]]
     s.free(got[0])
     s.free(got[5])
-    assert s.nr_clusters == 0
+    assert len(s) == 0 and s.nr_clusters == 1
 
 
 def test_free_whole_cluster_range(space):
     e = space.alloc(512)
     space.free(e, 512)
-    assert len(space) == 0 and space.nr_clusters == 0
+    assert len(space) == 0 and space.nr_clusters == 1
+    assert space.alloc(512) == e
 
 
 def test_free_accepts_index_objects(small_space):
@@ -632,7 +642,7 @@ def test_zswap_empty_is_exact(small_space):
     s.zswap_entry_store(a, Token())
     s.free(a)       # free drops the zswap entry
     assert s.zswap_empty()
-    assert s.nr_clusters == 1
+    assert s.nr_clusters == 2     # both kept by this thread's caches
 
 
 def test_zswap_empty_ignores_its_argument(small_space):
@@ -962,13 +972,16 @@ def test_contains_after_free(small_space):
 def test_entries_ascending(small_space):
     s = small_space
     a = s.alloc(4)          # cluster 1
-    b = s.alloc(1)          # cluster 2
-    s.free(a, 4)            # id 1 is free again
-    rest = alloc_n(s, 7)    # fills cluster 2
+    s.alloc(4)
+    x = s.alloc(4)          # cluster 1 full: dropped, cluster 2
+    b = s.alloc(1)          # cluster 3
+    s.free(a, 4)
+    s.free(a + 4, 4)        # cluster 1 released: id 1 is free again
+    rest = alloc_n(s, 7)    # fills cluster 3
     c = s.alloc(1)          # a new cluster with the lowest id: 1
     assert cluster_of(s, c) == 1 and c < b
     got = list(s.entries())
-    assert got == sorted([b, c] + rest)
+    assert got == sorted([b, c] + rest + list(range(x, x + 4)))
     assert got[0] == c
 
 

@@ -366,11 +366,18 @@ def test_del_on_cluster_release_calls_back(small_space):
         return e
 
     e = s.alloc()
+    rest = [s.alloc() for _ in range(7)]
+    s.free(s.alloc())           # cluster 1 full: dropped from the cache
+    for x in rest:
+        s.free(x)
     s.zswap_entry_store(e, CallsBack(action, log))
-    run_guarded(lambda: s.free(e))
+    run_guarded(lambda: s.free(e))      # releases cluster 1
     assert_all_ok(log, 1)
     new = log[0][1]
-    assert new in s and len(s) == 1 and s.nr_clusters == 1
+    # The callback's thread has no cache of its own: a new cluster, with the
+    # id just released; this thread's cached cluster 2 stays.
+    assert new == 8
+    assert new in s and len(s) == 1 and s.nr_clusters == 2
     assert s.cluster_info(new >> 3)["count"] == 1
     assert s.zswap_entry_load(new) is not None
     assert not s.zswap_empty()
@@ -388,7 +395,7 @@ def test_del_chain_frees_more_entries(small_space):
     s.swap_cache_add_folio(es[7], CallsBack(lambda: s.stats(), log))
     run_guarded(lambda: s.free(es[0]))
     assert_all_ok(log, 8)
-    assert len(s) == 0 and s.nr_clusters == 0
+    assert len(s) == 0 and s.nr_clusters == 1     # kept by its cacher
 
 
 def test_del_on_erase_and_store_calls_back(small_space):
@@ -529,7 +536,8 @@ def test_no_memory_growth_within_a_space(core):
             s.set_slot(e, i + 1)
         for i, e in enumerate(es):
             s.free(e, 1 << (i % 3))
-        assert len(s) == 0 and s.nr_clusters == 0
+        # Only the clusters this thread caches (one per order) stay.
+        assert len(s) == 0 and s.nr_clusters <= 3
 
     gc.collect()
     tracemalloc.start()

@@ -2,9 +2,10 @@
 step by step against a plain-Python model of the contract.
 
 The model predicts everything, allocation included: it keeps each cluster's
-allocation bitmap, the per-order partial lists, the calling thread's cached
-cluster per order and the "found full" flags, exactly as docs/semantics.md
-describes them.
+allocation bitmap, the per-order partial lists, each thread's cached cluster
+per order and the "dropped when full" flags, exactly as docs/semantics.md
+describes them (v6's folio_alloc_swap(): a thread allocates from clusters of
+its own).
 """
 
 import pytest
@@ -79,21 +80,24 @@ class Model:
     def alloc(self, nr, folio, thread=0):
         """The entry ``alloc`` must return in ``thread``, or SwapFullError."""
         order = nr.bit_length() - 1
-        cid = self.cache.get((thread, order))
+        key = (thread, order)
+        cid = self.cache.get(key)
         idx = None
         if cid is not None:
-            c = self.clusters.get(cid)
-            if c is not None and c["order"] == order:
-                idx = self._chunk(cid, nr)
+            idx = self._chunk(cid, nr)
+            if idx is None:
+                # Full: dropped from the cache, on no list until a free
+                # gives it room.
+                del self.cache[key]
+                self.clusters[cid]["full"] = True
         if idx is None:
             plist = self.partial[order]
             while plist:
-                head = plist[0]
+                head = plist.pop(0)         # off the list, into the cache
                 idx = self._chunk(head, nr)
                 if idx is not None:
                     cid = head
                     break
-                plist.pop(0)
                 self.clusters[head]["full"] = True
         if idx is None:
             cid = next((i for i in range(1, self.max_clusters + 1)
@@ -102,9 +106,8 @@ class Model:
                 return SwapFullError
             self.clusters[cid] = {"order": order, "used": set(),
                                   "full": False}
-            self.partial[order].append(cid)
             idx = 0
-        self.cache[thread, order] = cid
+        self.cache[key] = cid
         self.clusters[cid]["used"].update(range(idx, idx + nr))
         entry = cid << self.shift | idx
         for e in range(entry, entry + nr):
@@ -120,13 +123,12 @@ class Model:
             del self.origin[e]
             c["used"].discard(e & (self.size - 1))
         if not c["used"]:
+            if cid in self.cache.values():
+                return              # kept by the thread that caches it
             del self.clusters[cid]
             plist = self.partial[c["order"]]
             if cid in plist:
                 plist.remove(cid)
-            for key, cached in list(self.cache.items()):
-                if cached == cid:
-                    del self.cache[key]
         elif c["full"] and self._chunk(cid, 1 << c["order"]) is not None:
             # the free gave room back (a whole chunk of the cluster's order)
             # to a cluster that allocation had found full
@@ -387,13 +389,18 @@ class VSwapMachine(RuleBasedStateMachine):
 
     @rule(choice=ENTRY)
     def drain_cluster(self, choice):
-        """Free every entry of a cluster: the cluster is released."""
+        """Free every entry of a cluster: the cluster is released, unless a
+        thread caches it."""
         m = self.model
         entry = self.pick(choice)
         if entry not in m.descs:
             return
         cid = entry >> m.shift
         self.free_runs(sorted(e for e in m.descs if e >> m.shift == cid))
+        if cid in m.cache.values():
+            assert cid in m.clusters
+            assert self.space.cluster_info(cid)["count"] == 0
+            return
         assert cid not in m.clusters
         with pytest.raises(KeyError):
             self.space.cluster_info(cid)
@@ -593,9 +600,10 @@ class VSwapMachine(RuleBasedStateMachine):
     def counters_match(self):
         s, m = self.space, self.model
         assert len(s) == len(m.descs)
-        # nr_clusters is derivable: the distinct clusters of live entries
-        assert s.nr_clusters == len({e >> m.shift for e in m.descs}) \
-            == len(m.clusters)
+        # nr_clusters is derivable: the distinct clusters of live entries,
+        # and the empty clusters that a thread caches
+        assert s.nr_clusters == len({e >> m.shift for e in m.descs}
+                                    | set(m.cache.values())) == len(m.clusters)
         assert s.zswap_empty() is all(d.zentry is None
                                       for d in m.descs.values())
         stats = s.stats()
