@@ -21,7 +21,9 @@ N = 16384                       # entries per thread: 32 clusters
 REPEAT = 40                     # batch calls per thread per round, so that a
                                 # round outlasts waking the threads
 THREADS = sorted({1, 2, max(2, os.cpu_count() or 1)})
-DESIGNS = ["vswap", "tree", "tree64m"]
+#: "vswap+cache" is the seed with v6 patch 22's per-thread cluster lookup
+#: cache on (VSwap(lookup_cache=True)); "vswap" is patch 11 alone.
+DESIGNS = ["vswap", "vswap+cache", "tree", "tree64m"]
 OPS = ["store", "load", "erase"]
 
 
@@ -100,8 +102,8 @@ def make_calls(index, op, per_thread):
 @pytest.mark.parametrize("design", DESIGNS)
 @pytest.mark.parametrize("op", OPS)
 def test_batch(benchmark, op, design, threads, placement):
-    space = vswapfast._vswap.VSwap()
-    index = vswapfast._zswap_index.ZswapIndex(space, design)
+    space = vswapfast._vswap.VSwap(lookup_cache=design == "vswap+cache")
+    index = vswapfast._zswap_index.ZswapIndex(space, design.split("+")[0])
     per_thread = thread_entries(space, threads, placement)
     for entries in per_thread:
         index.zswap_entry_store_many(entries, entries + np.uint64(1))

@@ -9,7 +9,8 @@ xarray calls become in pure Python.
 import pytest
 
 N = 4096
-IMPLS = ["compiled", "pure", "dict"]
+#: "compiled+cache" has v6 patch 22's per-thread cluster lookup cache on.
+IMPLS = ["compiled", "compiled+cache", "pure", "dict"]
 
 
 class DictSpace:
@@ -32,8 +33,8 @@ def make(impl):
         return space.store, space.load, (lambda k: erase(k, None)), keys, space
     import vswapfast._vswap
     import vswapfast.pure
-    mod = vswapfast._vswap if impl == "compiled" else vswapfast.pure
-    space = mod.VSwap()
+    mod = vswapfast._vswap if impl.startswith("compiled") else vswapfast.pure
+    space = mod.VSwap(lookup_cache=impl.endswith("+cache"))
     keys = [space.alloc() for _ in range(N)]
     return (space.zswap_entry_store, space.zswap_entry_load,
             space.zswap_entry_erase, keys, space)
