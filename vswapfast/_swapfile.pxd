@@ -55,3 +55,4 @@ cdef class SwapFile:
     cdef void _close(self) noexcept
     cdef swap_file *_enter(self) except NULL
     cdef swap_file *_open(self) except NULL
+    cdef int _transfer(self, object slot, uint64_t s, char *buf, bint write) except -1

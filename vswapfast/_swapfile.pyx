@@ -306,28 +306,13 @@ cdef class SwapFile:
         No lock and no GIL during the write."""
         cdef Py_buffer view
         cdef uint64_t s
-        cdef swap_file *sf
-        cdef int err = 0
-        cdef bint allocated
         self._open()
         s = slot_arg(slot)
         page_buffer(page, &view, False, "page", 1)
         try:
-            self._open()
-            if not swap_file_slot_allocated(self.sf, s):
-                raise_not_allocated(slot, self.sf)
-            sf = self._enter()
-            with nogil:
-                allocated = swap_file_slot_allocated(sf, s)
-                if allocated:
-                    err = swap_file_write(sf, s, view.buf)
-                vswap_seq_add(&sf.calls, -1)
+            self._transfer(slot, s, <char *>view.buf, True)
         finally:
             PyBuffer_Release(&view)
-        if not allocated:
-            raise ValueError("swap slot %d was freed during the write" % s)
-        if err:
-            raise OSError(err, os.strerror(err), self.path)
 
     def read(self, slot, out=None):
         """Read the page at an allocated slot into ``out`` (a writable buffer
@@ -335,9 +320,6 @@ cdef class SwapFile:
         during the read."""
         cdef Py_buffer view
         cdef uint64_t s
-        cdef swap_file *sf
-        cdef int err = 0
-        cdef bint allocated
         cdef char *buf
         self._open()
         s = slot_arg(slot)
@@ -349,23 +331,35 @@ cdef class SwapFile:
             buf = <char *>view.buf
             result = out
         try:
-            self._open()
-            if not swap_file_slot_allocated(self.sf, s):
-                raise_not_allocated(slot, self.sf)
-            sf = self._enter()
-            with nogil:
-                allocated = swap_file_slot_allocated(sf, s)
-                if allocated:
-                    err = swap_file_read(sf, s, buf)
-                vswap_seq_add(&sf.calls, -1)
+            self._transfer(slot, s, buf, False)
         finally:
             if out is not None:
                 PyBuffer_Release(&view)
+        return result
+
+    cdef int _transfer(self, object slot, uint64_t s, char *buf, bint write) except -1:
+        """pwrite or pread one page at allocated slot ``s``, with no lock and
+        no GIL, counted in flight so that close() waits for it.  Arguments
+        are converted already: nothing here runs Python code until the
+        transfer is over."""
+        cdef swap_file *sf
+        cdef int err = 0
+        cdef bint allocated
+        self._open()
+        if not swap_file_slot_allocated(self.sf, s):
+            raise_not_allocated(slot, self.sf)
+        sf = self._enter()
+        with nogil:
+            allocated = swap_file_slot_allocated(sf, s)
+            if allocated:
+                err = swap_file_write(sf, s, buf) if write else swap_file_read(sf, s, buf)
+            vswap_seq_add(&sf.calls, -1)
         if not allocated:
-            raise ValueError("swap slot %d was freed during the read" % s)
+            raise ValueError("swap slot %d was freed during the %s"
+                             % (s, "write" if write else "read"))
         if err:
             raise OSError(err, os.strerror(err), self.path)
-        return result
+        return 0
 
     def close(self):
         """Close the file; later calls raise ValueError.  Waits for reads and
