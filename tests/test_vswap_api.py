@@ -419,6 +419,8 @@ def test_swap_full(core):
     with pytest.raises(SwapFullError):
         s.alloc(2)
     assert len(s) == 8 and s.nr_clusters == 1
+    st = s.stats()
+    assert (st["used"], st["alloc_reject"]) == (8, 2)
 
 
 def test_swap_full_message_names_max_clusters(small_space):
@@ -1056,7 +1058,8 @@ def test_stats_of_an_empty_space(core):
     s = core.VSwap(cluster_shift=4, max_clusters=9)
     st = s.stats()
     assert set(st) == STAT_KEYS
-    assert st == {"entries": 0, "clusters": 0, "zswap_entries": 0,
+    assert st == {"entries": 0, "used": 0, "alloc_reject": 0,
+                  "clusters": 0, "zswap_entries": 0,
                   "swap_cache_folios": 0, "shadows": 0, "slots": 0,
                   "lock_acquisitions": 0, "lock_contended": 0,
                   "cluster_size": 16, "max_clusters": 9}

@@ -16,7 +16,7 @@ from hypothesis.stateful import (RuleBasedStateMachine, initialize,
 
 from vswapfast.errors import (InvalidEntryError, SwapCacheError,
                               SwapFullError, bad_entry_message)
-from vswap_support import LOCK_COUNTERS, Token, Worker
+from vswap_support import EVENT_COUNTERS, LOCK_COUNTERS, Token, Worker
 
 GEOMETRIES = [
     # cluster_shift, max_clusters
@@ -165,6 +165,7 @@ class Model:
         d = self.descs.values()
         return {
             "entries": len(self.descs),
+            "used": len(self.descs),
             "clusters": len(self.clusters),
             "zswap_entries": sum(x.zentry is not None for x in d),
             "swap_cache_folios": sum(x.folio is not None for x in d),
@@ -608,7 +609,7 @@ class VSwapMachine(RuleBasedStateMachine):
                                       for d in m.descs.values())
         stats = s.stats()
         assert {k: v for k, v in stats.items()
-                if k not in LOCK_COUNTERS} == m.counters()
+                if k not in EVENT_COUNTERS} == m.counters()
         assert stats["lock_contended"] == 0
 
     @invariant()

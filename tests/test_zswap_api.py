@@ -1545,3 +1545,24 @@ def test_pool_keeps_its_space_alive(zcore):
     gc.collect()
     assert pool.space is not None
     assert pool.load(e) == T(0)
+
+
+def test_vmstat_counters(pool, zspace):
+    # The events of /proc/vmstat: ZSWPOUT, SWPOUT_ZERO, ZSWPIN, SWPIN_ZERO
+    # and ZSWPWB count pages, and only go up.
+    e = zspace.alloc(4)
+    assert pool.store(e, T(0) + ZERO_PAGE + T(1) + T(2))
+    st = pool.stats()
+    assert (st["zswpout"], st["swpout_zero"]) == (3, 1)
+    assert pool.load(e) == T(0)
+    assert pool.load(e + 1) == ZERO_PAGE
+    pool.read(e + 2)                        # a read is no swap-in
+    st = pool.stats()
+    assert (st["zswpin"], st["swpin_zero"]) == (1, 1)
+    assert pool.shrink(1) == 1
+    st = pool.stats()
+    assert st["zswpwb"] == st["written_back_pages"] == 1
+    zspace.free(e, 4)
+    st = pool.stats()
+    assert (st["zswpout"], st["swpout_zero"], st["zswpin"], st["swpin_zero"],
+            st["zswpwb"]) == (3, 1, 1, 1, 1)

@@ -16,7 +16,7 @@ LOCK_COUNTERS = ("lock_acquisitions", "lock_contended")
 
 STAT_KEYS = {
     "entries", "clusters", "zswap_entries", "swap_cache_folios", "shadows",
-    "slots", "lock_acquisitions", "lock_contended", "cluster_size",
+    "slots", "lock_acquisitions", "lock_contended", "cluster_size", "used", "alloc_reject",
     "max_clusters",
 }
 
@@ -71,12 +71,16 @@ def index_types():
     return types
 
 
+#: Counters of events, which a refused call counts like any other.
+EVENT_COUNTERS = LOCK_COUNTERS + ("alloc_reject",)
+
+
 def _strip(d):
-    return {k: v for k, v in d.items() if k not in LOCK_COUNTERS}
+    return {k: v for k, v in d.items() if k not in EVENT_COUNTERS}
 
 
 def snapshot(space):
-    """Everything observable about ``space`` except the lock counters.
+    """Everything observable about ``space`` except its event counters.
 
     Objects are kept (not their ids) so the comparison can use identity.
     """

@@ -23,6 +23,7 @@ POOL_STAT_KEYS = {
     "reject_alloc_fail", "reject_kmemcache_fail", "reject_compress_fail",
     "reject_compress_poor", "decompress_fail", "zero_pages",
     "compressed_bytes", "lru_length", "max_pool_bytes", "compression_ratio",
+    "zswpout", "zswpin", "zswpwb", "swpout_zero", "swpin_zero",
     "lru_lock_acquisitions", "lru_lock_contended",
     "index_lock_acquisitions", "index_lock_contended",
 }

@@ -117,6 +117,7 @@ ctypedef struct vswap_space:
     vswap_cluster **cache[VSWAP_CACHE_CHUNKS]
     vswap_cluster *spare         # released structs kept for reuse (type-stable)
     vswap_cluster *all_clusters
+    uint64_t alloc_reject        # allocations refused (no cluster id, no memory; atomic)
     uint64_t released_lock_acquisitions   # folded in when a cluster is released
     uint64_t released_lock_contended
     # The bound zswap pool, if any (NULL: none).  Read under a cluster lock

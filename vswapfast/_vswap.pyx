@@ -66,6 +66,7 @@ cdef extern from "vswap_sync.h" nogil:
     void store_relaxed_u32 "vswap_store_relaxed"(uint32_t *p, uint32_t v)
     void store_relaxed_u8 "vswap_store_relaxed"(uint8_t *p, uint8_t v)
     uint64_t load_relaxed_u64 "vswap_load_relaxed"(uint64_t *p)
+    uint64_t add_u64 "vswap_atomic_add"(uint64_t *p, uint64_t v)
     uint32_t load_relaxed_u32 "vswap_load_relaxed"(uint32_t *p)
     uint8_t load_relaxed_u8 "vswap_load_relaxed"(uint8_t *p)
     int vswap_this_thread()
@@ -529,6 +530,8 @@ cdef int vswap_alloc(vswap_space *vs, int order, void *folio, uint64_t *entry) n
     PyMem_RawFree(new_leaf)
     PyMem_RawFree(new_descs)
     PyMem_RawFree(new_chunk)
+    if result != ALLOC_OK:
+        add_u64(&vs.alloc_reject, 1)
     return result
 
 
@@ -1878,7 +1881,9 @@ cdef class VSwap:
             acq += c.lock_acquisitions
             cont += c.lock_contended
             vswap_cluster_unlock(c)
-        return {"entries": entries, "clusters": clusters, "zswap_entries": zswap,
+        return {"entries": entries, "used": entries,
+                "alloc_reject": load_relaxed_u64(&vs.alloc_reject),
+                "clusters": clusters, "zswap_entries": zswap,
                 "swap_cache_folios": folios, "shadows": shadows, "slots": slots,
                 "lock_acquisitions": acq, "lock_contended": cont,
                 "cluster_size": vs.cluster_size, "max_clusters": vs.max_clusters}

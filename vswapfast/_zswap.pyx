@@ -124,13 +124,26 @@ cdef enum:
     DECOMPRESS_FAIL
     ZERO_PAGES
     COMPRESSED_BYTES
+    # Events with the names of their /proc/vmstat counters: pages stored as
+    # compressed entries (ZSWPOUT) or as zero pages (SWPOUT_ZERO), pages
+    # swapped in from an entry (ZSWPIN) or a zero page (SWPIN_ZERO), and
+    # pages written back (ZSWPWB).
+    ZSWPOUT
+    ZSWPIN
+    ZSWPWB
+    SWPOUT_ZERO
+    SWPIN_ZERO
     NR_COUNTERS
+
+if NR_COUNTERS > 24:
+    raise ImportError("zswap_counters has room for 24 counters, not %d" % NR_COUNTERS)
 
 COUNTER_NAMES = (
     "stored_pages", "stored_incompressible_pages", "pool_limit_hit",
     "written_back_pages", "reject_reclaim_fail", "reject_alloc_fail",
     "reject_kmemcache_fail", "reject_compress_fail", "reject_compress_poor",
     "decompress_fail", "zero_pages", "compressed_bytes",
+    "zswpout", "zswpin", "zswpwb", "swpout_zero", "swpin_zero",
 )
 
 cdef enum:
@@ -180,7 +193,7 @@ ctypedef struct zswap_entry:
     zswap_entry *lru_next
 
 ctypedef struct zswap_counters:
-    int64_t v[16]                # NR_COUNTERS, padded to two cache lines
+    int64_t v[24]                # NR_COUNTERS, padded to three cache lines
 
 ctypedef struct zswap_pool:
     zswap_counters stats[NR_STAT_SLOTS]
@@ -718,6 +731,7 @@ cdef int writeback_entry(zswap_pool *p, zswap_entry *e) noexcept nogil:
         swap_file_free_slot(p.sf, slot)
         return WB_GONE
     count(p, WRITTEN_BACK_PAGES, 1)
+    count(p, ZSWPWB, 1)
     entry_put(p, e)                 # the descriptor's reference
     if old_slot:
         swap_file_free_owned(p.sf, old_slot, e.swpentry)
@@ -936,8 +950,7 @@ cdef int pool_store(zswap_pool *p, uint64_t val, uint32_t nr, const char *src,
                 vswap_cluster_unlock(c)
             # Freed meanwhile (or no tree memory): this page is dropped.
             free_new(p, &news[i], 1)
-            if news[i] == <void *>VSWAP_ZSWAP_ZERO:
-                news[i] = NULL
+            news[i] = NULL
             gone = True
             continue
         if p.ix == NULL:
@@ -957,14 +970,20 @@ cdef int pool_store(zswap_pool *p, uint64_t val, uint32_t nr, const char *src,
     for i in range(nr):
         if news[i] == <void *>VSWAP_ZSWAP_ZERO:
             count(p, ZERO_PAGES, 1)
+            count(p, SWPOUT_ZERO, 1)
+        elif news[i] != NULL:
+            count(p, ZSWPOUT, 1)
         if stale[i]:
             swap_file_free_owned(p.sf, stale[i], val + i)
     nolds[0] = drop_pool_entries(p, olds, nolds[0])
     return STORE_GONE if gone else STORE_OK
 
 
-cdef int pool_load(zswap_pool *p, uint64_t val, char *out, bint exclusive) noexcept nogil:
-    """zswap_load(): decompress the page of ``val`` into ``out``.
+cdef int pool_load(zswap_pool *p, uint64_t val, char *out, bint exclusive,
+                   bint swapin) noexcept nogil:
+    """zswap_load(): decompress the page of ``val`` into ``out``.  A
+    ``swapin`` (not a read that leaves the page where it is) counts ZSWPIN,
+    or SWPIN_ZERO for a zero page, as swap_read_folio() does.
 
     Locks: the entry's home, to find and pin the entry (and, when
     exclusive, to erase it afterwards if it is still there); none while
@@ -990,6 +1009,8 @@ cdef int pool_load(zswap_pool *p, uint64_t val, char *out, bint exclusive) noexc
         memset(out, 0, PAGE)
         if exclusive:
             zswap_drop(p, found)
+        if swapin:
+            count(p, SWPIN_ZERO, 1)
         return LOAD_OK
     e = entry_untag(found)
     ref_get(&e.refs)
@@ -1009,6 +1030,8 @@ cdef int pool_load(zswap_pool *p, uint64_t val, char *out, bint exclusive) noexc
     else:
         store_u8(&e.referenced, 1)
     entry_put(p, e)
+    if swapin:
+        count(p, ZSWPIN, 1)
     return LOAD_OK
 
 
@@ -1426,7 +1449,7 @@ cdef class Zswap:
         try:
             p = self._enter()
             with nogil:
-                result = pool_load(p, val, buf, load_u8(&p.exclusive_loads))
+                result = pool_load(p, val, buf, load_u8(&p.exclusive_loads), True)
                 pool_exit(p)
         finally:
             if out is not None:
@@ -1470,7 +1493,7 @@ cdef class Zswap:
                 return target
             p = self._enter()
             with nogil:
-                result = pool_load(p, val, buf, False)
+                result = pool_load(p, val, buf, False, False)
                 if result == LOAD_NONE:
                     err = read_slot(p, val, buf)
                 pool_exit(p)
@@ -1618,7 +1641,8 @@ cdef class Zswap:
             p = self._enter()
             with nogil:
                 for i in range(a.n):
-                    result = pool_load(p, a.values[i], dst + i * PAGE, load_u8(&p.exclusive_loads))
+                    result = pool_load(p, a.values[i], dst + i * PAGE,
+                                       load_u8(&p.exclusive_loads), True)
                     status[i] = (BATCH_OK if result == LOAD_OK else
                                  BATCH_EMPTY if result == LOAD_NONE else
                                  BATCH_CORRUPT if result == LOAD_CORRUPT else BATCH_INVALID)

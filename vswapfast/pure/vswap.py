@@ -521,6 +521,7 @@ class VSwap:
         "_released_contended",
         "_zswap_pool",
         "_lookup_cache",
+        "_alloc_reject",
     )
 
     def __init__(self, cluster_shift=VSWAP_CLUSTER_SHIFT,
@@ -575,6 +576,8 @@ class VSwap:
         # v6 patch 22's per-CPU cluster lookup cache: a speed switch of the
         # compiled core; here a lookup is one dict read either way.
         self._lookup_cache = bool(lookup_cache)
+        # Allocations refused for want of a cluster id (map lock).
+        self._alloc_reject = 0
 
     # -- geometry -------------------------------------------------------
 
@@ -695,6 +698,7 @@ class VSwap:
             return heapq.heappop(self._free_ids)
         cluster_id = self._next_id
         if cluster_id > self._max_clusters:
+            self._alloc_reject += 1
             raise SwapFullError("no cluster id left: all %d clusters are in use"
                                 % self._max_clusters)
         self._next_id = cluster_id + 1
@@ -1700,6 +1704,8 @@ class VSwap:
                 cluster.lock.release()
         return {
             "entries": entries,
+            "used": entries,
+            "alloc_reject": self._alloc_reject,
             "clusters": nr_clusters,
             "zswap_entries": zswap_entries,
             "swap_cache_folios": folios,

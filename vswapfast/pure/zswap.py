@@ -374,6 +374,11 @@ class Zswap:
         "_stored_incompressible_pages",
         "_compressed_bytes",
         "_zero_pages",
+        "_zswpout",
+        "_zswpin",
+        "_zswpwb",
+        "_swpout_zero",
+        "_swpin_zero",
         "_pool_limit_hit",
         "_written_back_pages",
         "_reject_reclaim_fail",
@@ -464,6 +469,12 @@ class Zswap:
         self._stored_incompressible_pages = 0
         self._compressed_bytes = 0
         self._zero_pages = 0
+        # Events with the names of their /proc/vmstat counters (see stats()).
+        self._zswpout = 0
+        self._zswpin = 0
+        self._zswpwb = 0
+        self._swpout_zero = 0
+        self._swpin_zero = 0
         self._pool_limit_hit = 0
         self._written_back_pages = 0
         self._reject_reclaim_fail = 0
@@ -926,9 +937,10 @@ class Zswap:
                         obj.referenced = True
                         obj.on_lru = True
                         self._lru[obj] = None
-            if zeros:
-                with self._stats_lock:
-                    self._zero_pages += zeros
+            with self._stats_lock:
+                self._zero_pages += zeros
+                self._swpout_zero += zeros
+                self._zswpout += nr - zeros
         finally:
             cluster.lock.release()
         for swpentry, slot in stale:
@@ -999,7 +1011,10 @@ class Zswap:
         if obj is _ZERO:
             with self._stats_lock:
                 self._zero_pages += 1
+                self._swpout_zero += 1
             return
+        with self._stats_lock:
+            self._zswpout += 1
         with self._lru_lock:
             obj.linked = True
             obj.referenced = True
@@ -1175,6 +1190,12 @@ class Zswap:
                 self._put(obj)
         elif obj is not _ZERO:
             self._unpin_referenced(obj)
+        # A swap-in, as swap_read_folio() counts it.
+        with self._stats_lock:
+            if obj is _ZERO:
+                self._swpin_zero += 1
+            else:
+                self._zswpin += 1
         if out_view is None:
             return page
         out_view[:] = page
@@ -1430,6 +1451,7 @@ class Zswap:
         self._release_entry(entry)
         with self._stats_lock:
             self._written_back_pages += 1
+            self._zswpwb += 1
         return _WRITTEN
 
     def _commit_writeback(self, entry, slot):
@@ -1727,7 +1749,9 @@ class Zswap:
         ``reject_reclaim_fail``, ``reject_alloc_fail``,
         ``reject_kmemcache_fail``, ``reject_compress_fail``,
         ``reject_compress_poor``, ``decompress_fail``, ``zero_pages``,
-        ``compressed_bytes``, ``lru_length``, ``max_pool_bytes``,
+        ``compressed_bytes``, the vmstat events ``zswpout``, ``zswpin``,
+        ``zswpwb``, ``swpout_zero`` and ``swpin_zero``, ``lru_length``,
+        ``max_pool_bytes``,
         ``compression_ratio`` (``stored_pages * 4096 / pool_total_size``,
         0.0 for an empty pool), and the lock counters
         ``index_lock_acquisitions``, ``index_lock_contended`` (for "vswap"
@@ -1761,6 +1785,11 @@ class Zswap:
                 "decompress_fail": self._decompress_fail,
                 "zero_pages": self._zero_pages,
                 "compressed_bytes": self._compressed_bytes,
+                "zswpout": self._zswpout,
+                "zswpin": self._zswpin,
+                "zswpwb": self._zswpwb,
+                "swpout_zero": self._swpout_zero,
+                "swpin_zero": self._swpin_zero,
                 "lru_length": lru_length,
                 "max_pool_bytes": self._max_pool_bytes,
                 "compression_ratio": stored * PAGE_SIZE / total if total else 0.0,
