@@ -40,5 +40,26 @@ def load_zswap_core(name):
     )
 
 
+def package_parent():
+    """The directory the vswapfast under test is imported from: the
+    checkout when it is built in place, site-packages when it is
+    installed."""
+    import vswapfast
+    return os.path.dirname(os.path.dirname(os.path.abspath(vswapfast.__file__)))
+
+
+def child_env(*paths):
+    """(env, cwd) for a child process that must import the vswapfast under
+    test, and ``paths`` besides: the package's directory first on
+    PYTHONPATH, and the working directory there too, since ``python -c``
+    and ``python -m`` put the working directory first on sys.path (a
+    checkout without its compiled modules would shadow the installed
+    package)."""
+    parent = package_parent()
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([parent, *paths, env.get("PYTHONPATH", "")])
+    return env, parent
+
+
 #: A pool limit no test reaches unless it means to.
 NO_LIMIT = 1 << 40

@@ -15,7 +15,7 @@ import threading
 
 import pytest
 
-from cores import NO_LIMIT
+from cores import NO_LIMIT, child_env
 from vswapfast.compressors import COMPRESSORS, LIBRARIES, PAGE_BOUNDS
 from vswapfast.errors import CompressorLibraryError, ZswapDecompressError
 from zswap_support import library_pages, random_page, seeded, text_pages
@@ -303,11 +303,9 @@ except CompressorLibraryError as e:
 @pytest.mark.parametrize("name", ["zstd", "lzo"])
 def test_a_missing_library_is_named_with_its_package(zcore, name):
     # In a child: this process has the real libraries loaded already.
-    here = os.path.dirname(os.path.abspath(__file__))
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [os.path.dirname(here), here] + os.environ.get("PYTHONPATH", "").split(os.pathsep)))
+    env, cwd = child_env(os.path.dirname(os.path.abspath(__file__)))
     run = subprocess.run([sys.executable, "-c", _MISSING_LIBRARY, zcore.name, name],
-                         capture_output=True, text=True, env=env, timeout=120)
+                         capture_output=True, text=True, env=env, cwd=cwd, timeout=120)
     assert run.returncode == 0, run.stderr
     lines = run.stdout.splitlines()
     assert lines[-1] == "LZ4 OK"
@@ -322,10 +320,9 @@ def test_importing_loads_no_optional_library():
     code = ("import vswapfast, vswapfast.pure, vswapfast._zswap\n"
             "maps = open('/proc/self/maps').read()\n"
             "print('zstd' in maps, 'lzo2' in maps)\n")
-    here = os.path.dirname(os.path.abspath(__file__))
-    env = dict(os.environ, PYTHONPATH=os.path.dirname(here))
+    env, cwd = child_env()
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env=env, timeout=120)
+                         env=env, cwd=cwd, timeout=120)
     assert run.returncode == 0, run.stderr
     assert run.stdout.split() == ["False", "False"]
 

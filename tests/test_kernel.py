@@ -12,12 +12,12 @@ import time
 
 import pytest
 
+from cores import child_env
 from vswapfast.kernel import (
     CGROUP_PREFIX, KernelConfig, KernelError, KernelFailure, Machine, active_swaps,
     debugfs_mounted, find_memory_cgroup, preflight, read_zswap_params, run_kernel,
 )
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MACHINE = Machine()
 
 
@@ -130,11 +130,11 @@ def test_child_killed_mid_run(tmp_path):
 ])
 def test_command_signalled_mid_run(tmp_path, sig, status, message):
     before = state(tmp_path)
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env, cwd = child_env()
     proc = subprocess.Popen(
         [sys.executable, "-m", "vswapfast", "kernel", "--pages", "65536", "--frames", "4096",
          "--dir", str(tmp_path), "--core", _core()],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd, env=env)
     stop = threading.Event()
     killer = threading.Thread(target=_kill_when_running, args=(stop, sig, proc.pid),
                               daemon=True)

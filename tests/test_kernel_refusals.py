@@ -7,10 +7,9 @@ import sys
 
 import pytest
 
+from cores import child_env
 from vswapfast import kernel
 from vswapfast.kernel import KernelConfig, KernelError, Machine, preflight, run_kernel
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 VMSTAT = """nr_free_pages 1000
 pswpin 0
@@ -182,10 +181,10 @@ def test_bad_config(kw, message):
 
 
 def _cli(*args):
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env, cwd = child_env()
     return subprocess.run([sys.executable, "-m", "vswapfast", "kernel", *args],
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                          cwd=ROOT, env=env, timeout=120)
+                          cwd=cwd, env=env, timeout=120)
 
 
 def test_cli_refusal_is_one_line_and_status_2(tmp_path):
