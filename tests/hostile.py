@@ -454,6 +454,42 @@ def race_vswap_hooks(core):
 
 
 @payload
+def race_rebind(core):
+    """A batch erase displacing pool entries (which pins the pool until it
+    has handed them back, with the GIL) while the main thread closes the
+    pool and binds a new one to the space, again and again."""
+    from cores import load_zswap_core
+    zc = load_zswap_core(core)
+    space = zc.VSwap()
+    entries = np.array(space.alloc_many(256), dtype=np.uint64)
+    pools = [zc.Zswap(space, max_pool_bytes=NO_LIMIT)]
+    stop = threading.Event()
+    errors = []
+
+    def erase():
+        try:
+            while not stop.is_set():
+                space.zswap_entry_erase_many(entries)
+        except BaseException as exc:      # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    t = threading.Thread(target=erase)
+    t.start()
+    try:
+        for r in range(200):
+            pool = pools[-1]
+            expect_ok_or_closed(lambda: pool.store_many(
+                entries[:64], b"".join(page(i) for i in range(64))))
+            pool.close()
+            pools.append(zc.Zswap(space, max_pool_bytes=NO_LIMIT))
+    finally:
+        stop.set()
+        t.join()
+    assert not errors, errors
+    pools[-1].close()
+
+
+@payload
 def race_swapfile_close(core):
     """SwapFile.close() racing reads and writes on other threads."""
     from cores import load_zswap_core

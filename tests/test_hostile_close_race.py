@@ -14,7 +14,7 @@ from hostile import check_child
 
 
 @pytest.mark.parametrize("name", ["race_batch", "race_pages", "race_writeback",
-                                  "race_vswap_hooks", "race_swapfile_close"])
+                                  "race_vswap_hooks", "race_rebind", "race_swapfile_close"])
 @pytest.mark.parametrize("core", core_names())
 def test_close_races_calls_in_flight(core, name):
     check_child(core, name, timeout=300)

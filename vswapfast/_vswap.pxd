@@ -125,7 +125,8 @@ ctypedef struct vswap_space:
     # after that lock is dropped runs between vswap_zswap_get() and
     # vswap_zswap_put(), which a closing pool waits for.  zswap_peek,
     # slot_owned and range_freed run under the cluster lock.  The hooks are
-    # set before owner is published, by a pool that waited for users == 0.
+    # set before owner is published; they are the same functions for every
+    # pool, so threads still pinned to a closing pool are not disturbed.
     void *zswap_owner
     long long zswap_users        # hook users in flight (vswap_seq_*)
     zswap_release_fn zswap_release
@@ -293,8 +294,9 @@ cdef object int_arg(object x, str name)
 # holder that may have read it finish, and wait for hook users in flight.
 # Locks: map_lock briefly, then one cluster at a time; none while waiting.
 cdef void vswap_zswap_unbind(vswap_space *vs) noexcept nogil
-# Bind a pool: wait for hook users of a previous pool, set the hooks, then
-# publish ``owner``.  Caller checked that no pool is bound (GIL held).
+# Bind a pool: set the hooks, then publish ``owner``.  Caller checked that
+# no pool is bound (GIL held); threads still pinned to a closing previous
+# pool keep the owner they captured.
 cdef void vswap_zswap_bind(vswap_space *vs, void *owner, zswap_release_fn release,
                            zswap_peek_fn peek, slot_release_fn slot_release,
                            slot_owned_fn slot_owned, slot_assign_fn slot_assign,

@@ -1201,8 +1201,10 @@ cdef void vswap_zswap_bind(vswap_space *vs, void *owner, zswap_release_fn releas
                            zswap_peek_fn peek, slot_release_fn slot_release,
                            slot_owned_fn slot_owned, slot_assign_fn slot_assign,
                            range_freed_fn range_freed) noexcept nogil:
-    # A thread of the previous pool's last moments may still run its hooks.
-    vswap_wait_zero(&vs.zswap_users)
+    # No wait for the previous pool's pinned threads: they run its hooks
+    # with the owner they captured, and the hooks are the same functions
+    # for every pool.  (Waiting here, with the GIL held, could deadlock
+    # with a pinned thread that needs the GIL to finish.)
     vs.zswap_release = release
     vs.zswap_peek = peek
     vs.slot_release = slot_release
