@@ -16,8 +16,8 @@ from collections import OrderedDict
 import numpy as np
 import pytest
 
+from trace_support import lru_counts
 from vswapfast.replay import Trace, simulate_lru
-
 import vswapfast
 
 # The vswapfast the tests import (installed, or built in a tree on the path):
@@ -46,30 +46,6 @@ def vswapfast(*args, check=True):
 def replay_json(*args):
     proc = vswapfast("replay", "--json", "-", "--no-progress", "--no-floor", *args)
     return json.loads(proc.stdout)
-
-
-def lru_counts(keys, frames):
-    """An LRU of ``frames`` pages over ``keys``, the plain way: (hits,
-    cold misses, swap-outs, swap-ins)."""
-    resident = OrderedDict()
-    swapped = set()
-    hits = cold = outs = ins = 0
-    for key in keys:
-        if key in resident:
-            resident.move_to_end(key)
-            hits += 1
-            continue
-        if key in swapped:
-            swapped.remove(key)
-            ins += 1
-        else:
-            cold += 1
-        resident[key] = None
-        if len(resident) > frames:
-            victim, _ = resident.popitem(last=False)
-            swapped.add(victim)
-            outs += 1
-    return hits, cold, outs, ins
 
 
 def random_keys(n, distinct, seed):
