@@ -9,21 +9,12 @@ for the same key and version.
 
 import numpy as np
 
+from ..workload import mix64
+
 PAGE_SIZE = 4096
 WORDS = PAGE_SIZE // 8
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _VERSION_MUL = np.uint64(0xD6E8FEB86659FD93)
-
-
-def mix64(values):
-    """splitmix64's finaliser over a uint64 array (wrapping arithmetic)."""
-    z = np.asarray(values, dtype=np.uint64).copy()
-    z ^= z >> np.uint64(30)
-    z *= np.uint64(0xBF58476D1CE4E5B9)
-    z ^= z >> np.uint64(27)
-    z *= np.uint64(0x94D049BB133111EB)
-    z ^= z >> np.uint64(31)
-    return z
 
 
 def _rows(obj, count, itemsize, what, writable):
