@@ -4,6 +4,7 @@ Sanitizer builds for the stress tests: set VSWAPFAST_SANITIZE=address or
 VSWAPFAST_SANITIZE=thread when building (see README.md).
 """
 import ctypes.util
+import glob
 import os
 
 from Cython.Build import cythonize
@@ -51,17 +52,16 @@ def extensions():
             extra_link_args=ldflags + ["-l:" + lib for lib in libraries] + list(link),
         )
 
-    return [
-        extension("_vswap"),
-        extension("_swapfile"),
-        extension("_pages"),
-        extension("_reclaim"),
-        extension("_zswap_index"),
-        extension("_zswap", libraries=[find_lz4()]),
+    # Every vswapfast/_*.pyx is a module; these need more than libc.
+    needs = {
+        "_zswap": dict(libraries=[find_lz4()]),
         # libzstd and liblzo2 are loaded at run time (dlopen), by the first
         # pool that uses them: neither is needed to build or import.
-        extension("_compress", libraries=[find_lz4()], link=["-ldl", "-pthread"]),
-    ]
+        "_compress": dict(libraries=[find_lz4()], link=["-ldl", "-pthread"]),
+    }
+    names = sorted(os.path.basename(path)[:-len(".pyx")]
+                   for path in glob.glob(os.path.join("vswapfast", "_*.pyx")))
+    return [extension(name, **needs.get(name, {})) for name in names]
 
 
 setup(
