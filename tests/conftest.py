@@ -98,8 +98,8 @@ def pool(zcore, zspace, swapfile):
 
 @pytest.fixture
 def bare_pool(zcore, zspace):
-    """A pool on ``zspace`` with no swap file (writeback disabled)."""
-    p = zcore.Zswap(zspace, max_pool_bytes=NO_LIMIT)
+    """A pool on ``zspace`` with no swap file and writeback disabled."""
+    p = zcore.Zswap(zspace, max_pool_bytes=NO_LIMIT, writeback=False)
     yield p
     close_pool(p)
 

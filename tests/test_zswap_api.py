@@ -17,7 +17,8 @@ from vswapfast.zpool import ZPOOL_CLASSES, size_class
 from vswapfast.zswap_entry import ZswapEntryView
 from vswap_support import Token
 from zswap_support import (LOCK_STAT_KEYS, PAGE_SIZE, POOL_STAT_KEYS, ZERO_PAGE,
-                           check_pool_consistency, clear_referenced,
+                           check_pool_consistency, clear_referenced, store_each,
+                           store_retrying,
                            library_pages, random_page, seeded, sized_page,
                            text_pages, zpool_min_size)
 
@@ -274,7 +275,8 @@ def test_repr(zcore, pool, zspace):
     assert repr(pool) == ("<Zswap core=%s stored_pages=0 zero_pages=0 "
                           "pool_total_size=0 written_back_pages=0>" % zcore.name)
     e = zspace.alloc(4)
-    pool.store(e, T(0) + ZERO_PAGE + T(1) + T(2))
+    pool.store(e, T(0) + T(1) + T(2))
+    pool.store(e + 3, ZERO_PAGE)
     assert pool.shrink(1) == 1
     size = pool.stats()["pool_total_size"]
     assert size > 0
@@ -453,15 +455,30 @@ def test_large_folio_across_allocations(pool, zspace):
     assert pool.load(a) == T(0)
 
 
+def test_large_folio_all_zero_takes_the_zero_backing(pool, zspace):
+    # swap_writeout(): is_folio_zero_filled() before zswap is asked.
+    e = zspace.alloc(8)
+    assert pool.store(e, ZERO_PAGE * 8)
+    st = pool.stats()
+    assert st["zero_pages"] == 8 and st["swpout_zero"] == 8
+    assert st["stored_pages"] == 0 and st["zswpout"] == 0
+    for i in range(8):
+        assert view(pool, e + i).zero
+        assert pool.load(e + i) == ZERO_PAGE
+
+
 def test_large_folio_mixed_zero_and_data(pool, zspace):
+    # A folio that is not all zero goes to zswap whole: zswap_store_page()
+    # compresses its zero pages like any other.
     e = zspace.alloc(8)
     pages = [ZERO_PAGE if i % 2 else T(i) for i in range(8)]
     assert pool.store(e, b"".join(pages))
     st = pool.stats()
-    assert st["zero_pages"] == 4 and st["stored_pages"] == 4
+    assert st["zero_pages"] == 0 and st["stored_pages"] == 8
+    assert st["swpout_zero"] == 0 and st["zswpout"] == 8
     assert len(pool) == 8
     for i in range(8):
-        assert view(pool, e + i).zero == (i % 2 == 1)
+        assert not view(pool, e + i).zero
     for i in range(8):
         assert pool.load(e + i) == pages[i]
     assert len(pool) == 0
@@ -619,11 +636,26 @@ def test_incompressible_rejected_without_swapfile(bare_pool, zspace):
     e = zspace.alloc()
     before = pool.stats()
     assert pool.store(e, R(1)) is False
-    assert stats_delta(before, pool.stats()) == {"reject_compress_poor": 1}
+    # zswap_compress(): an output that does not fit is -EINVAL, which
+    # counts reject_compress_fail, not reject_compress_poor.
+    assert stats_delta(before, pool.stats()) == {"reject_compress_fail": 1}
     assert view(pool, e) is None
     assert pool.load(e) is None
     with pytest.raises(NoPageError):
         pool.read(e)
+
+
+def test_incompressible_stored_raw_with_writeback_on_and_no_swapfile(make_pool, zspace):
+    # zswap_compress() asks the memcg's writeback setting only: with vswap a
+    # page can be swapped out with no swap device at all.
+    pool = make_pool(zspace, max_pool_bytes=NO_LIMIT)
+    e = zspace.alloc()
+    assert pool.store(e, R(5)) is True
+    assert view(pool, e).incompressible
+    assert pool.stats()["stored_incompressible_pages"] == 1
+    assert pool.writeback_enabled is False
+    assert pool.shrink(1) == 0
+    assert pool.load(e) == R(5)
 
 
 def test_incompressible_rejected_with_writeback_disabled(make_pool, zspace, swapfile):
@@ -631,7 +663,8 @@ def test_incompressible_rejected_with_writeback_disabled(make_pool, zspace, swap
     e = zspace.alloc()
     assert pool.store(e, R(2)) is False
     st = pool.stats()
-    assert st["reject_compress_poor"] == 1 and st["stored_pages"] == 0
+    assert st["reject_compress_fail"] == 1 and st["stored_pages"] == 0
+    assert st["reject_compress_poor"] == 0
     assert view(pool, e) is None
     pool.writeback = True
     assert pool.store(e, R(2)) is True
@@ -651,7 +684,7 @@ def test_rejected_store_drops_the_whole_range(bare_pool, zspace):
     for i in range(4):
         assert view(pool, e + i) is None
     st = pool.stats()
-    assert st["reject_compress_poor"] == before["reject_compress_poor"] + 1
+    assert st["reject_compress_fail"] == before["reject_compress_fail"] + 1
     assert st["stored_pages"] == 0 and st["zero_pages"] == 0
     assert st["pool_total_size"] == 0 and st["lru_length"] == 0
     gc.collect()
@@ -739,7 +772,7 @@ def test_load_does_not_use_the_slot(pool, zspace):
 
 def test_invalidate(pool, zspace):
     e = zspace.alloc(8)
-    pool.store(e, b"".join([T(0), ZERO_PAGE, T(1), T(2), ZERO_PAGE, T(3), T(4), T(5)]))
+    store_each(pool, e, [T(0), ZERO_PAGE, T(1), T(2), ZERO_PAGE, T(3), T(4), T(5)])
     zspace.zswap_entry_erase(e + 7)
     t = Token()
     zspace.zswap_entry_store(e + 6, t)     # a foreign object counts too
@@ -835,7 +868,7 @@ def test_slot_of_another_entry_is_not_read(pool, zspace, swapfile):
 
 def test_vswap_free_invalidates(pool, zspace, swapfile):
     e = zspace.alloc(4)
-    pool.store(e, T(0) + ZERO_PAGE + T(1) + R(0))
+    store_each(pool, e, [T(0), ZERO_PAGE, T(1), R(0)])
     assert pool.stats()["stored_pages"] == 3
     zspace.free(e + 1)
     assert pool.stats()["zero_pages"] == 0
@@ -884,7 +917,7 @@ def test_vswap_free_of_a_large_range_releases_slots(pool, zspace, swapfile):
 def test_views_through_the_vswap_api(pool, zspace):
     victim = add_victim(pool, zspace)
     e = zspace.alloc(4)
-    pool.store(e, T(0) + ZERO_PAGE + R(0))
+    store_each(pool, e, [T(0), ZERO_PAGE, R(0)])
     v0, v1, v2 = (zspace.zswap_entry_load(e + i) for i in range(3))
     assert all(type(v) is ZswapEntryView for v in (v0, v1, v2))
     assert v0 == ZswapEntryView(e, v0.length, True, False, False)
@@ -903,7 +936,7 @@ def test_views_through_the_vswap_api(pool, zspace):
 
 def test_erase_through_the_vswap_api_frees(pool, zspace):
     e = zspace.alloc(2)
-    pool.store(e, T(0) + ZERO_PAGE)
+    store_each(pool, e, [T(0), ZERO_PAGE])
     old = zspace.zswap_entry_erase(e)
     assert type(old) is ZswapEntryView and old.swpentry == e and not old.zero
     st = pool.stats()
@@ -1012,13 +1045,21 @@ def test_limit_and_hysteresis_without_writeback(zcore, zspace):
         assert pool.read(e) == p
 
 
-def test_zero_pages_refused_while_full(zcore, zspace):
-    pool = zcore.Zswap(zspace, max_pool_bytes=8 * PAGE)
+def test_zero_page_accepted_while_full(zcore, zspace):
+    # A zero-filled folio takes the ZERO backing before zswap is asked: it
+    # uses no pool memory, so the limit neither counts it nor refuses it.
+    pool = zcore.Zswap(zspace, max_pool_bytes=8 * PAGE, writeback=False)
     fill_until_full(pool, zspace, [T(i) for i in range(64)], 8 * PAGE)
+    before = pool.stats()
     e = zspace.alloc()
-    assert pool.store(e, ZERO_PAGE) is False
-    assert pool.stats()["pool_limit_hit"] == 1
-    assert view(pool, e) is None
+    assert pool.store(e, ZERO_PAGE) is True
+    assert pool.store(zspace.alloc(4), ZERO_PAGE * 4) is True
+    after = pool.stats()
+    assert after["pool_limit_hit"] == before["pool_limit_hit"]
+    assert after["swpout_zero"] == before["swpout_zero"] + 5
+    assert after["pool_total_size"] == before["pool_total_size"]
+    assert view(pool, e).zero
+    assert pool.store(zspace.alloc(), T(70)) is False     # still full
 
 
 def test_full_store_drops_the_stale_entry(zcore, zspace):
@@ -1103,19 +1144,29 @@ def test_threshold_change_applies_at_once(zcore, zspace):
     assert pool.store(e, T(99)) is True
 
 
-def test_limit_with_writeback_writes_back_cold_entries(make_pool, zspace, swapfile):
+def test_rejected_store_wakes_the_shrink_worker(make_pool, zspace, swapfile):
+    # zswap_store() on a full pool: rejected, and shrink_worker() writes back
+    # from the cold end, in the background, until the pool is under the
+    # acceptance threshold; then stores are taken again.
     limit = 32 * PAGE
     pool = make_pool(zspace, swapfile, max_pool_bytes=limit,
-                      accept_threshold_percent=50.0)
+                     accept_threshold_percent=50.0)
     pages = [T(i) for i in range(256)]
     stored = fill_until_full(pool, zspace, pages, limit)
     order = [e for e, _ in stored]
     e = zspace.alloc()
-    assert pool.store(e, T(255)) is True
+    assert pool.store(e, T(255)) is False
+    assert pool.stats()["pool_limit_hit"] == 1
+    # Each rejection wakes the worker; once it has brought the pool under
+    # the threshold a store is taken.
+    before = pool.stats()
+    assert store_retrying(pool, e, T(255)) >= 1
     st = pool.stats()
-    assert st["pool_limit_hit"] == 1
-    assert st["written_back_pages"] >= 1
+    assert st["shrink_worker_runs"] >= 1
+    assert st["written_back_pages"] >= 1 and st["zswpwb"] == st["written_back_pages"]
     assert st["reject_reclaim_fail"] == 0
+    # Under the threshold when it was taken: the new entry's zspage aside.
+    assert st["pool_total_size"] - 8 * PAGE <= limit * 50 // 100
     # The cold end went first: the written-back entries are the oldest.
     written = [x for x in order if zspace.get_slot(x) != 0]
     assert len(written) == st["written_back_pages"]
@@ -1124,14 +1175,29 @@ def test_limit_with_writeback_writes_back_cold_entries(make_pool, zspace, swapfi
         assert view(pool, x) is None
     for x in order[len(written):]:
         assert view(pool, x) is not None
-    # Down to the threshold, then one store's worth.
-    assert st["pool_total_size"] - ZPOOL_CLASSES[size_class(view(pool, e).length)][1] * PAGE \
-        <= limit * 50 // 100
     assert len(swapfile) == len(written)
     for x, p in stored:
         assert pool.read(x) == p
     assert pool.read(e) == T(255)
     check_pool_consistency(pool)
+
+
+def test_waiting_for_the_shrink_worker(make_pool, zspace, swapfile):
+    # wait_for_shrink_worker: the rejected store returns once the worker
+    # has run, so what follows does not depend on timing.
+    limit = 32 * PAGE
+    pool = make_pool(zspace, swapfile, max_pool_bytes=limit,
+                     accept_threshold_percent=50.0, wait_for_shrink_worker=True)
+    assert pool.wait_for_shrink_worker is True
+    fill_until_full(pool, zspace, [T(i) for i in range(256)], limit)
+    runs = 0
+    while not pool.store(zspace.alloc(), T(255)):
+        runs += 1
+        # The store came back after the run it queued.
+        assert pool.stats()["shrink_worker_runs"] == runs
+    assert runs >= 1 and pool.stats()["pool_total_size"] - 8 * PAGE <= limit * 50 // 100
+    pool.wait_for_shrink_worker = False
+    assert pool.wait_for_shrink_worker is False
 
 
 def test_limit_with_too_small_a_swapfile(zcore, zspace, tmp_path):
@@ -1142,13 +1208,20 @@ def test_limit_with_too_small_a_swapfile(zcore, zspace, tmp_path):
         try:
             stored = fill_until_full(pool, zspace, [T(i) for i in range(256)], limit)
             e = zspace.alloc()
-            assert pool.store(e, T(254)) is False
+            for _ in range(10000):
+                assert pool.store(e, T(254)) is False     # never under the threshold
+                pool.flush_shrink_work()
+                if pool.stats()["written_back_pages"] == 2:
+                    break
             st = pool.stats()
             assert st["pool_limit_hit"] >= 1
-            assert st["reject_reclaim_fail"] == 1
-            assert st["written_back_pages"] == 2
-            assert len(sf) == 2
+            assert st["written_back_pages"] == 2 and len(sf) == 2
             assert view(pool, e) is None
+            # The file is full: writeback is impossible, the worker does nothing.
+            assert pool.store(e, T(254)) is False
+            pool.flush_shrink_work()
+            assert pool.stats()["written_back_pages"] == 2
+            assert pool.stats()["reject_reclaim_fail"] == st["reject_reclaim_fail"]
             for x, p in stored:
                 assert pool.read(x) == p
             check_pool_consistency(pool)
@@ -1157,12 +1230,34 @@ def test_limit_with_too_small_a_swapfile(zcore, zspace, tmp_path):
 
 
 def test_limit_with_writeback_and_an_empty_lru(make_pool, zspace, swapfile):
+    # Nothing to walk: every pass of shrink_worker() finds no candidate, and
+    # it gives up after MAX_RECLAIM_RETRIES passes without a writeback.
     pool = make_pool(zspace, swapfile, max_pool_bytes=0)
     e = zspace.alloc()
     assert pool.store(e, T(0)) is False
+    pool.flush_shrink_work()
     st = pool.stats()
-    assert st["pool_limit_hit"] >= 1 and st["reject_reclaim_fail"] == 1
-    assert st["written_back_pages"] == 0
+    assert st["pool_limit_hit"] >= 1 and st["reject_reclaim_fail"] == 0
+    assert st["written_back_pages"] == 0 and st["shrink_worker_runs"] == 1
+
+
+def test_no_shrink_worker_without_writeback(make_pool, zspace):
+    pool = make_pool(zspace, max_pool_bytes=0)
+    assert pool.store(zspace.alloc(), T(0)) is False
+    pool.flush_shrink_work()
+    assert pool.stats()["shrink_worker_runs"] == 0
+
+
+def test_close_stops_a_busy_shrink_worker(zcore, zspace, swapfile):
+    for _ in range(3):
+        pool = zcore.Zswap(zspace, swapfile, max_pool_bytes=64 * PAGE,
+                           accept_threshold_percent=1.0)
+        fill_until_full(pool, zspace, [T(i) for i in range(256)], 64 * PAGE)
+        assert pool.store(zspace.alloc(), T(1)) is False
+        pool.close()                    # joins the worker, mid-walk or not
+        assert len(swapfile) == 0
+        with pytest.raises(ValueError):
+            pool.flush_shrink_work()
 
 
 # --------------------------------------------------------------------------
@@ -1203,16 +1298,27 @@ def test_second_chance_rotates_once(pool, zspace):
     assert view(pool, es[2]) is not None and zspace.get_slot(es[2]) == 0
 
 
-def test_second_chance_with_a_full_swap_file_only_rotates(pool, zspace, swapfile):
+def test_failed_writeback_leaves_the_entry_rotated(pool, zspace, swapfile):
+    # shrink_memcg_cb() rotates an entry before writing it back: a failure
+    # (here a full swap file) leaves it at the hot end, still stored, and
+    # counts reject_reclaim_fail.
     es = [zspace.alloc() for _ in range(3)]
     for i, e in enumerate(es):
         pool.store(e, T(i))
-    clear_referenced(pool)
+    taken = [swapfile.alloc_slot() for _ in range(swapfile.stats()["free"])]
+    try:
+        assert pool.shrink(1) == 0
+    finally:
+        for s in taken:
+            swapfile.free_slot(s)
+    st = pool.stats()
+    assert st["reject_reclaim_fail"] == 1 and st["written_back_pages"] == 0
     assert not any(view(pool, e).referenced for e in es)
-    assert pool.stats()["written_back_pages"] == 0
-    assert len(swapfile) == 0
+    # Cold to hot now: es[1], es[2], es[0].
     assert pool.shrink(1) == 1
-    assert zspace.get_slot(es[0]) != 0
+    assert zspace.get_slot(es[1]) != 0 and zspace.get_slot(es[0]) == 0
+    assert pool.shrink(1) == 1
+    assert zspace.get_slot(es[2]) != 0 and zspace.get_slot(es[0]) == 0
 
 
 def test_second_chance_skips_referenced_entries(pool, zspace):
@@ -1551,7 +1657,7 @@ def test_vmstat_counters(pool, zspace):
     # The events of /proc/vmstat: ZSWPOUT, SWPOUT_ZERO, ZSWPIN, SWPIN_ZERO
     # and ZSWPWB count pages, and only go up.
     e = zspace.alloc(4)
-    assert pool.store(e, T(0) + ZERO_PAGE + T(1) + T(2))
+    assert store_each(pool, e, [T(0), ZERO_PAGE, T(1), T(2)])
     st = pool.stats()
     assert (st["zswpout"], st["swpout_zero"]) == (3, 1)
     assert pool.load(e) == T(0)

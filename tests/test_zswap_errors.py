@@ -425,20 +425,31 @@ def take_free_slots(sf, leave=0):
 
 def test_shrink_with_a_full_swap_file(zpop):
     p, sf = zpop.pool, zpop.sf
-    take_free_slots(sf)
+    taken = take_free_slots(sf)
     assert sf.stats()["free"] == 0
-    # The first call gives every referenced entry its second chance and
-    # stops at the first entry it would write back.
+    # The first call gives every referenced entry its second chance, then
+    # fails on the coldest one (8), which the walk left rotated to the hot
+    # end, and stops: the file is full.
+    before = p.stats()
     assert p.shrink(3) == 0
     for e in (8, 16, 17, 24, 25, 26, 27):
         v = zpop.space.zswap_entry_load(e)
         assert v is not None and v.referenced is False
-    # Now nothing is referenced: the call changes nothing at all.
-    before = pool_snapshot(p)
+    st = p.stats()
+    assert st["reject_reclaim_fail"] == before["reject_reclaim_fail"] + 1
+    assert st["written_back_pages"] == before["written_back_pages"]
+    # Each later call fails on the next coldest entry, rotating it: nothing
+    # is written, nothing is lost.
     assert p.shrink(3) == 0
     assert p.shrink(1) == 0
-    assert_same_pool_snapshot(before, pool_snapshot(p))
+    assert p.stats()["reject_reclaim_fail"] == before["reject_reclaim_fail"] + 3
+    assert p.stats()["lru_length"] == before["lru_length"]
     zpop.check_contents()
+    # Cold to hot now: 24, 25, 26, 27, 8, 16, 17; a free slot takes 24.
+    sf.free_slot(taken[0])
+    assert p.shrink(1) == 1
+    assert zpop.space.get_slot(24) == taken[0]
+    assert [zpop.space.get_slot(e) for e in (8, 16, 17, 25)] == [0, 0, 0, 0]
 
 
 def test_shrink_with_a_nearly_full_swap_file(zpop):
@@ -452,11 +463,11 @@ def test_shrink_with_a_nearly_full_swap_file(zpop):
     st = p.stats()
     assert st["written_back_pages"] == 3          # 11 when the state was built
     zpop.check_contents()
-    # The entry that found the file full stayed where it was: freeing a slot
-    # lets the next call write it.
+    # The entry that found the file full (17) was rotated to the hot end:
+    # with a slot free again the next call writes the coldest, 24.
     sf.free_slot(taken[-1])
     assert p.shrink(1) == 1
-    assert s.get_slot(17) == taken[-1]
+    assert s.get_slot(24) == taken[-1] and s.get_slot(17) == 0
     zpop.check_contents()
 
 
@@ -466,9 +477,11 @@ def test_store_limit_path_with_a_full_swap_file(zpop):
     p.max_pool_bytes = p.stats()["pool_total_size"]
     before = p.stats()
     assert p.store(12, T(40)) is False
+    p.flush_shrink_work()
     st = p.stats()
-    assert st["pool_limit_hit"] >= before["pool_limit_hit"] + 1
-    assert st["reject_reclaim_fail"] == before["reject_reclaim_fail"] + 1
+    assert st["pool_limit_hit"] == before["pool_limit_hit"] + 1
+    # Writeback is impossible: the shrink worker did nothing.
+    assert st["reject_reclaim_fail"] == before["reject_reclaim_fail"]
     assert st["written_back_pages"] == before["written_back_pages"]
     assert st["stored_pages"] == before["stored_pages"]
     assert zpop.space.zswap_entry_load(12) is None

@@ -13,7 +13,8 @@ import sysconfig
 import pytest
 
 from zswap_support import (PAGE_SIZE, ZERO_PAGE, check_pool_consistency,
-                           iter_file_pages, shared_library_files, stdlib_files)
+                           iter_file_pages, shared_library_files, stdlib_files,
+                           store_retrying)
 
 PAGE = PAGE_SIZE
 
@@ -66,17 +67,21 @@ def folios(pages):
 
 
 def store_all(pool, space, pages):
-    """Store every page; returns {entry: digest} and the number of zero pages."""
+    """Store every page; returns {entry: digest} and the number of zero pages.
+
+    A store that a full pool rejects is made again once the shrink worker
+    it woke has run (the kernel would write that folio to disk instead)."""
     digests = {}
     zero = 0
     for group in folios(pages):
         nr = len(group)
         e = space.alloc(nr)
         data = group[0] if nr == 1 else b"".join(group)
-        assert pool.store(e, data) is True, "store of %d pages at %#x refused" % (nr, e)
+        store_retrying(pool, e, data)
         for i, page in enumerate(group):
             digests[e + i] = digest(page)
-            zero += page == ZERO_PAGE
+        # Only a folio that is zero as a whole takes the ZERO backing.
+        zero += nr * all(page == ZERO_PAGE for page in group)
     return digests, zero
 
 
@@ -230,8 +235,7 @@ def test_live_process_memory(zcore, tmp_path, record_property):
     pages, regions, skipped = live_process_pages()
     assert regions >= 10
     assert len(pages) >= 2000, "too little process memory read"
-    zero = sum(p == ZERO_PAGE for p in pages)
-    assert zero >= 64
+    assert sum(p == ZERO_PAGE for p in pages) >= 64
 
     space = zcore.VSwap()
     sf = zcore.SwapFile(str(tmp_path / "swapfile"), (len(pages) + 64) * PAGE)
@@ -240,7 +244,7 @@ def test_live_process_memory(zcore, tmp_path, record_property):
     probe_space = zcore.VSwap()
     probe = zcore.Zswap(probe_space, sf, max_pool_bytes=1 << 40)
     try:
-        store_all(probe, probe_space, pages)
+        _, zero = store_all(probe, probe_space, pages)
         full_size = probe.stats()["pool_total_size"]
         report(record_property, "process", probe.stats(), len(pages), zero)
     finally:
@@ -256,7 +260,7 @@ def test_live_process_memory(zcore, tmp_path, record_property):
         assert st["pool_limit_hit"] >= 1
         assert st["written_back_pages"] > 0
         assert st["reject_reclaim_fail"] == 0
-        assert st["pool_total_size"] <= limit + 4 * PAGE * 16
+        assert st["pool_total_size"] <= limit
         assert len(sf) == st["written_back_pages"]
         check_pool_consistency(pool)
         record_property("process_written_back", st["written_back_pages"])

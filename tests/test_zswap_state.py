@@ -75,10 +75,11 @@ def make_page(kind, n):
 
 
 class Desc:
-    __slots__ = ("z", "incompressible", "slot", "slot_page")
+    __slots__ = ("z", "zero", "incompressible", "slot", "slot_page")
 
     def __init__(self):
         self.z = None             # a page (bytes), FOREIGN token, or None
+        self.zero = False         # z was stored as a zero-filled folio: ZERO
         self.incompressible = False
         self.slot = 0             # the descriptor's slot, as last seen
         self.slot_page = None     # what that slot holds
@@ -133,7 +134,7 @@ class ZswapMachine(RuleBasedStateMachine):
                 d.slot, d.slot_page = 0, None
                 continue
             assert slot != 0, "slot of %#x was cleared" % e
-            assert isinstance(d.z, bytes) and d.z != ZERO_PAGE, \
+            assert isinstance(d.z, bytes) and not d.zero, \
                 "%#x was written back but held no pool page" % e
             d.slot, d.slot_page = slot, d.z
             if e not in skip:
@@ -162,9 +163,12 @@ class ZswapMachine(RuleBasedStateMachine):
                 threshold=st.sampled_from([90.0, 50.0, 100.0]),
                 writeback=st.booleans(), exclusive=st.booleans())
     def setup(self, limit, threshold, writeback, exclusive):
+        # A rejected store waits for the shrink worker it woke, so that each
+        # step's outcome does not depend on timing.
         self.pool = self.zc.Zswap(self.space, self.sf, max_pool_bytes=NO_LIMIT,
                                   accept_threshold_percent=threshold,
-                                  writeback=writeback, exclusive_loads=exclusive)
+                                  writeback=writeback, exclusive_loads=exclusive,
+                                  wait_for_shrink_worker=True)
         # Start from a populated pool: groups of 8, 4, 2, 1 and 1 entries,
         # most of them holding a page.
         n = 0
@@ -177,6 +181,7 @@ class ZswapMachine(RuleBasedStateMachine):
                     page = ZERO_PAGE if n % 7 == 3 else TEXT[n % len(TEXT)]
                     assert self.pool.store(e + i, page)
                     d.z = page
+                    d.zero = page == ZERO_PAGE
                 n += 1
         self.pool.max_pool_bytes = limit
         st_ = self.pool.stats()
@@ -216,20 +221,19 @@ class ZswapMachine(RuleBasedStateMachine):
     def store(self, i, a, b, kinds, n):
         start, nr = self.pick_range(i, a, b)
         pages = [make_page(kinds[k % len(kinds)], n + 7 * k) for k in range(nr)]
+        rng = range(start, start + nr)
+        zero_folio = all(page == ZERO_PAGE for page, _ in pages)
         size = self.pool.stats()["pool_total_size"]
         wb = self.pool.writeback_enabled
-        hit = size >= self.pool.max_pool_bytes
-        if hit:
-            self.full = True
-        elif self.full and size <= self.threshold():
-            self.full = False
-        was_full = self.full
-        rng = range(start, start + nr)
-        # Pages of the range that writeback may take first, and the store
-        # then supersede (their slots are let go of, so the model cannot
-        # see them).
-        unseen = sum(isinstance(self.descs[e].z, bytes) and self.descs[e].z != ZERO_PAGE
-                     for e in rng)
+        was_full = hit = False
+        if not zero_folio:
+            # zswap_check_limits(), which a zero-filled folio never reaches.
+            hit = size >= self.pool.max_pool_bytes
+            if hit:
+                self.full = True
+            elif self.full and size <= self.threshold():
+                self.full = False
+            was_full = self.full
 
         ok = self.pool.store(start, b"".join(p for p, _ in pages))
         written = self.absorb_writebacks(skip=rng)
@@ -237,22 +241,25 @@ class ZswapMachine(RuleBasedStateMachine):
             # Stored or refused, the range's written-back pages are stale.
             assert self.space.get_slot(e) == 0, "%#x kept a superseded slot" % e
 
-        poor = not wb and any(inc for _, inc in pages)
-        if was_full and not wb:
-            assert ok is False, "a full pool took a store"
-            self.expect_counters(pool_limit_hit=1 if hit else 0)
+        poor = not self.pool.writeback and any(inc for _, inc in pages)
+        if zero_folio:
+            assert ok is True, "a zero-filled folio was refused"
+            assert written == 0
+            self.expect_counters()
         elif was_full:
-            # Writeback first; rejected only if still full after it.
-            # (A second check after writeback may count another hit.)
-            self.full = not ok
-            self.expect_counters(pool_limit_hit=None if hit else 0,
-                                 written_back_pages=(written, written + unseen),
-                                 reject_reclaim_fail=0 if ok else 1)
+            # Rejected; the storing thread writes nothing back, the shrink
+            # worker it woke (and waited for) may have, with writeback.
+            assert ok is False, "a full pool took a store"
+            if not wb:
+                assert written == 0
+            self.expect_counters(pool_limit_hit=1 if hit else 0,
+                                 written_back_pages=written,
+                                 reject_reclaim_fail=(0, 1 << 30))
         else:
             assert written == 0, "writeback while the pool was not full"
             if poor:
                 assert ok is False, "an incompressible page was taken without writeback"
-                self.expect_counters(reject_compress_poor=1)
+                self.expect_counters(reject_compress_fail=1)
             else:
                 assert ok is True, "store refused"
                 self.expect_counters()
@@ -262,6 +269,7 @@ class ZswapMachine(RuleBasedStateMachine):
         for e, (page, inc) in zip(rng, pages):
             d = self.descs[e]
             d.z = page if ok else None
+            d.zero = ok and zero_folio
             d.incompressible = inc
 
     @precondition(lambda self: self.descs)
@@ -323,7 +331,7 @@ class ZswapMachine(RuleBasedStateMachine):
         old = self.space.zswap_entry_erase(e)
         if isinstance(d.z, bytes):
             assert isinstance(old, ZswapEntryView)
-            assert old.swpentry == e and old.zero == (d.z == ZERO_PAGE)
+            assert old.swpentry == e and old.zero == d.zero
         else:
             assert old is d.z
         d.z = None
@@ -395,7 +403,7 @@ class ZswapMachine(RuleBasedStateMachine):
             if isinstance(d.z, bytes):
                 assert isinstance(z, ZswapEntryView), "%#x lost its pool entry" % e
                 assert z.swpentry == e
-                assert z.zero == (d.z == ZERO_PAGE)
+                assert z.zero == d.zero
                 if z.zero:
                     zero += 1
                 else:

@@ -22,7 +22,8 @@ POOL_STAT_KEYS = {
     "pool_limit_hit", "written_back_pages", "reject_reclaim_fail",
     "reject_alloc_fail", "reject_kmemcache_fail", "reject_compress_fail",
     "reject_compress_poor", "decompress_fail", "zero_pages",
-    "compressed_bytes", "lru_length", "max_pool_bytes", "compression_ratio",
+    "compressed_bytes", "lru_length", "shrink_worker_runs", "max_pool_bytes",
+    "compression_ratio",
     "zswpout", "zswpin", "zswpwb", "swpout_zero", "swpin_zero",
     "lru_lock_acquisitions", "lru_lock_contended",
     "index_lock_acquisitions", "index_lock_contended",
@@ -214,6 +215,26 @@ def _strip(d):
     return {k: v for k, v in d.items() if k not in LOCK_COUNTERS}
 
 
+def store_retrying(pool, entry, page, tries=100000):
+    """Store ``page`` at ``entry``, storing again after each rejection once
+    the shrink worker it woke has run (each run of a pool full of freshly
+    stored, referenced entries rotates a few and gives up, as the kernel's
+    shrink_worker() does).  Returns how many stores were rejected first."""
+    for rejected in range(tries):
+        if pool.store(entry, page):
+            return rejected
+        pool.flush_shrink_work()
+    raise AssertionError("store at %#x still refused after %d tries" % (entry, tries))
+
+
+def store_each(pool, entry, pages):
+    """Store ``pages`` one folio each at ``entry``, ``entry + 1``, ...: a
+    zero page alone is a zero-filled folio, which takes the ZERO backing
+    (a zero page inside a larger folio is compressed with it).  True if
+    every store was taken."""
+    return all([pool.store(entry + i, page) for i, page in enumerate(pages)])
+
+
 def pool_views(pool):
     """{entry: ZswapEntryView} for every descriptor holding a pool entry."""
     space = pool.space
@@ -304,15 +325,20 @@ def check_pool_consistency(pool, views=None):
 
 
 def clear_referenced(pool):
-    """Clear every ``referenced`` bit without writing anything back.
+    """Clear every ``referenced`` bit without writing anything back, keeping
+    the LRU order.
 
-    With the swap file full, ``shrink`` gives each referenced entry its
-    second chance (clearing the bit and rotating it, which keeps the LRU
-    order) and stops at the first entry it would write back."""
+    With the swap file full, ``shrink(1)`` gives each referenced entry its
+    second chance (clearing the bit and rotating it: a full turn keeps the
+    order), then fails on the coldest entry, which the failed writeback
+    rotates to the hot end as the kernel's LRU walk does (counting
+    ``reject_reclaim_fail``).  ``lru_length - 1`` more failures turn the
+    LRU back to its order."""
     sf = pool.swapfile
+    n = pool.stats()["lru_length"]
     taken = [sf.alloc_slot() for _ in range(sf.stats()["free"])]
     try:
-        written = pool.shrink(1)
+        written = sum(pool.shrink(1) for _ in range(n))
     finally:
         for s in taken:
             sf.free_slot(s)

@@ -89,6 +89,25 @@ cdef extern from "vswap_sync.h" nogil:
     long long vswap_seq_add(long long *p, long long v)
     void vswap_wait_zero(long long *p)
 
+cdef extern from "<pthread.h>" nogil:
+    ctypedef unsigned long pthread_t
+    ctypedef struct pthread_mutex_t:
+        pass
+    ctypedef struct pthread_cond_t:
+        pass
+    int pthread_mutex_init(pthread_mutex_t *m, const void *attr)
+    int pthread_mutex_destroy(pthread_mutex_t *m)
+    int pthread_mutex_lock(pthread_mutex_t *m)
+    int pthread_mutex_unlock(pthread_mutex_t *m)
+    int pthread_cond_init(pthread_cond_t *c, const void *attr)
+    int pthread_cond_destroy(pthread_cond_t *c)
+    int pthread_cond_wait(pthread_cond_t *c, pthread_mutex_t *m)
+    int pthread_cond_signal(pthread_cond_t *c)
+    int pthread_cond_broadcast(pthread_cond_t *c)
+    int pthread_create(pthread_t *t, const void *attr,
+                       void *(*start)(void *) noexcept nogil, void *arg)
+    int pthread_join(pthread_t t, void **ret)
+
 DEF PAGE = 4096
 PAGE_SIZE = PAGE
 # Room for zsmalloc's ZS_SIZE_CLASSES class indexes; merged classes use fewer.
@@ -212,6 +231,19 @@ ctypedef struct zswap_pool:
     uint8_t reached_full
     uint8_t writeback
     uint8_t exclusive_loads
+    # The shrink work (shrink_wq / zswap_shrink_work): a thread started on
+    # first use; queue_shrink_work() sets pending, the thread runs
+    # shrink_worker() once per queueing, as queue_work() would.
+    pthread_mutex_t shrink_lock
+    pthread_cond_t shrink_cond           # pending set, or stop (shrink_lock)
+    pthread_cond_t shrink_idle           # a run ended (shrink_lock)
+    pthread_t shrink_thread
+    uint8_t shrink_started               # shrink_lock
+    uint8_t shrink_pending               # shrink_lock
+    uint8_t shrink_running               # shrink_lock
+    uint8_t shrink_stop                  # written under shrink_lock, read racily
+    uint8_t shrink_wait                  # a rejected store waits for the work it queued
+    int64_t shrink_runs                  # shrink_lock
     long long calls              # Zswap method calls in flight; close() waits
     uint8_t compressor           # VSWAP_COMP_*, fixed for the pool's life
     size_class classes[NR_CLASSES]
@@ -504,19 +536,6 @@ cdef void zswap_drop(zswap_pool *p, void *z) noexcept nogil:
     entry_put(p, e)
 
 
-cdef void relink(zswap_pool *p, zswap_entry *e, bint hot) noexcept nogil:
-    """Put an entry the shrinker took off the LRU back, if its slot still
-    holds it.  Locks: the slot's home, then lru_lock."""
-    cdef zslot z
-    if zslot_lock(p, e.swpentry, &z, False) != ZSLOT_LOCKED:
-        return
-    if z.slot[0] == entry_tag(e):
-        lru_lock(p)
-        lru_link(p, e, hot)
-        lru_unlock(p)
-    zslot_unlock(&z)
-
-
 # Hooks called by the VSwap core (see vswap_space in _vswap.pxd).
 
 cdef void hook_release(void *owner, void *z) noexcept nogil:
@@ -614,7 +633,7 @@ cdef int decompress_entry(zswap_pool *p, zswap_entry *e, char *out) noexcept nog
 
 cdef zswap_entry *compress_page(zswap_pool *p, uint64_t swpentry, const char *page,
                                 char *buf, bint keep_raw, int *reject) noexcept nogil:
-    """Compress a non-zero page into a new entry (refs 1, not yet stored).
+    """Compress a page into a new entry (refs 1, not yet stored).
 
     Returns NULL with ``*reject`` set to the counter to bump on refusal.
     """
@@ -624,12 +643,15 @@ cdef zswap_entry *compress_page(zswap_pool *p, uint64_t swpentry, const char *pa
     cdef zswap_entry *e
     cdef zspage *zp
     cdef uint32_t obj
-    if length <= 0:
-        reject[0] = REJECT_COMPRESS_FAIL
-        return NULL
-    if length >= PAGE:
+    if length <= 0 or length >= PAGE:
+        # zswap_compress(): a page the compressor fails on or cannot
+        # shrink below a page is stored as-is while writeback is enabled
+        # (to keep the LRU order of writebacks), else rejected.  Every
+        # kernel compressor reports an output that does not fit in a page
+        # as -EINVAL, which counts reject_compress_fail (reject_compress_poor
+        # is -ENOSPC only).
         if not keep_raw:
-            reject[0] = REJECT_COMPRESS_POOR
+            reject[0] = REJECT_COMPRESS_FAIL
             return NULL
         data, length, raw = page, PAGE, True
     e = <zswap_entry *>PyMem_RawCalloc(1, sizeof(zswap_entry))
@@ -679,30 +701,65 @@ cdef inline bint writeback_enabled(zswap_pool *p) noexcept nogil:
     return p.sf != NULL and load_u8(&p.writeback)
 
 
-cdef int writeback_entry(zswap_pool *p, zswap_entry *e) noexcept nogil:
-    """Write a pinned entry, taken off the LRU, to a new swap-file slot.
+cdef inline bint writeback_possible(zswap_pool *p) noexcept nogil:
+    """zswap_writeback_possible(): with vswap, a page can only be written
+    back while the swap device has a free slot (get_nr_swap_pages() > 0).
+    Reads the file's count racily, as the kernel reads nr_swap_pages."""
+    return writeback_enabled(p) and load_u64(&p.sf.used) < p.sf.nr_slots
 
-    Locks: the swap-file allocator; then the cluster, to check that the
-    descriptor still holds ``e`` before pointing it at the slot.
+
+cdef bint entry_still_stored(zswap_pool *p, zswap_entry *e) noexcept nogil:
+    """``entry == zswap_entry_load(swpentry)`` of zswap_writeback_entry():
+    whether the descriptor (or tree) of ``e`` still holds ``e``.
+    Locks: the entry's home, dropped before returning."""
+    cdef zslot z
+    cdef bint same
+    if zslot_lock(p, e.swpentry, &z, False) != ZSLOT_LOCKED:
+        return False
+    same = z.slot[0] == entry_tag(e)
+    zslot_unlock(&z)
+    return same
+
+
+cdef int writeback_entry(zswap_pool *p, zswap_entry *e) noexcept nogil:
+    """zswap_writeback_entry(): write a pinned entry to a new swap-file slot.
+
+    In the kernel's order: check under the cluster lock that the descriptor
+    still holds ``e`` (WB_GONE, the kernel's -ENOMEM, when it does not: the
+    entry was invalidated or replaced, and nothing is done); allocate the
+    slot (WB_FULL); decompress and write with no lock held (WB_FAIL, the
+    slot freed and the entry left where it is); then, under the cluster
+    lock again, switch the descriptor's backing from the entry to the slot
+    if it still holds ``e`` (else WB_GONE, the slot freed).  On WB_OK the
+    entry is freed (off the LRU, as zswap_entry_free() does) and ZSWPWB and
+    written_back_pages are counted.
+
+    Departure: the kernel first adds a swap-cache folio for the entry
+    (swap_cache_alloc_folio), which a concurrent swap-in waits on; the
+    model has no folio, so the second check under the cluster lock is what
+    keeps a swap-in or a new store from being overwritten.
+
+    Locks: the entry's home; the swap file's lock; the cluster lock, and
+    for the tree designs the tree lock inside it; lru_lock to free.
     """
     cdef char page[PAGE]
-    cdef uint64_t slot = swap_file_alloc_slot(p.sf), old_slot = 0
+    cdef uint64_t slot, old_slot = 0
     cdef vswap_cluster *c = NULL
     cdef swp_desc *desc
     cdef zswap_tree *t
     cdef void **tslot
     cdef bint done = False
+    if not entry_still_stored(p, e):
+        return WB_GONE
+    slot = swap_file_alloc_slot(p.sf)
     if slot == 0:
-        relink(p, e, False)
         return WB_FULL
     if decompress_entry(p, e, page) != 0:
         count(p, DECOMPRESS_FAIL, 1)
         swap_file_free_slot(p.sf, slot)
-        relink(p, e, True)
         return WB_FAIL
     if swap_file_write(p.sf, slot, page) != 0:
         swap_file_free_slot(p.sf, slot)
-        relink(p, e, True)
         return WB_FAIL
     # The descriptor's slot and the entry change together: the cluster lock,
     # and for the tree designs the tree lock inside it.
@@ -732,70 +789,201 @@ cdef int writeback_entry(zswap_pool *p, zswap_entry *e) noexcept nogil:
         return WB_GONE
     count(p, WRITTEN_BACK_PAGES, 1)
     count(p, ZSWPWB, 1)
-    entry_put(p, e)                 # the descriptor's reference
+    zswap_drop(p, entry_tag(e))     # the descriptor's reference, off the LRU
     if old_slot:
         swap_file_free_owned(p.sf, old_slot, e.swpentry)
     return WB_OK
 
 
-cdef int64_t pool_shrink(zswap_pool *p, int64_t nr) noexcept nogil:
-    """Write back up to ``nr`` entries from the cold end; returns how many.
+cdef int64_t lru_walk(zswap_pool *p, int64_t nr_to_walk, int64_t max_written,
+                      int64_t *scanned, bint stop_when_full) noexcept nogil:
+    """list_lru_walk_one() with shrink_memcg_cb(): visit up to
+    ``nr_to_walk`` entries from the cold end, writing back until
+    ``max_written`` were; returns how many were.
 
-    Second chance: a referenced entry is rotated to the hot end with its bit
-    cleared, at most as many times as the LRU was long when the call began.
-    A full swap file or an entry that fails to decompress ends the call.
-    Locks: lru_lock to pick, then as writeback_entry().
+    Each visited entry is rotated to the hot end first (LRU_ROTATE, or
+    list_move_tail() before the lock is dropped): a referenced one has the
+    bit cleared and is left there (second chance); any other is written
+    back, staying on the LRU until it is freed, so that a failure leaves it
+    rotated as the kernel does.  A failure counts reject_reclaim_fail.  The
+    walk restarts from the cold end after each writeback (LRU_RETRY,
+    LRU_REMOVED_RETRY).  ``stop_when_full`` ends it at a full swap file.
+
+    Locks: lru_lock to pick and rotate; dropped for the writeback, which
+    takes the locks of writeback_entry().  The entry is pinned meanwhile
+    (the kernel compares a stale pointer instead; user space must not).
     """
-    cdef int64_t written = 0, rotations = 0, rotation_limit
+    cdef int64_t written = 0
     cdef zswap_entry *e
     cdef int result
-    if not writeback_enabled(p):
-        return 0
     lru_lock(p)
-    rotation_limit = p.lru_length
-    lru_unlock(p)
-    while written < nr:
-        lru_lock(p)
+    while nr_to_walk > 0 and written < max_written:
         e = p.lru_tail
         if e == NULL:
-            lru_unlock(p)
             break
+        nr_to_walk -= 1
+        scanned[0] += 1
         lru_unlink(p, e)
-        if load_u8(&e.referenced) and rotations < rotation_limit:
+        lru_link(p, e, True)
+        if load_u8(&e.referenced):
             store_u8(&e.referenced, 0)
-            lru_link(p, e, True)
-            rotations += 1
-            lru_unlock(p)
             continue
-        ref_get(&e.refs)            # pinned: safe to read once unlocked
+        ref_get(&e.refs)
         lru_unlock(p)
         result = writeback_entry(p, e)
         entry_put(p, e)
         if result == WB_OK:
             written += 1
-        elif result != WB_GONE:
-            # A full file, or a page that cannot be written: looping on would
-            # only meet it again.
-            break
+        else:
+            count(p, REJECT_RECLAIM_FAIL, 1)
+            if result == WB_FULL and stop_when_full:
+                return written
+        lru_lock(p)
+    lru_unlock(p)
     return written
 
 
-cdef bint make_room(zswap_pool *p) noexcept nogil:
-    """The limit path of a store: whether the pool may take it.
+cdef int64_t pool_shrink(zswap_pool *p, int64_t nr) noexcept nogil:
+    """Write back up to ``nr`` entries from the cold end; returns how many.
 
-    Locks: as pool_shrink(), when the pool is full and can write back.
+    A direct walk of the LRU as the kernel's shrinker scan does it
+    (lru_walk()), long enough to give every entry its second chance and
+    then write ``nr``; it ends at a full swap file.
+    Locks: as lru_walk().
     """
-    if not check_limits(p, True):
-        return True
-    if not writeback_enabled(p):
-        return False
-    while pool_total_size(p) > load_i64(&p.accept_bytes):
-        if pool_shrink(p, 1) == 0:
+    cdef int64_t budget, scanned = 0, cap = (<int64_t>1) << 62
+    if not writeback_enabled(p) or nr == 0:
+        return 0
+    lru_lock(p)
+    budget = p.lru_length
+    lru_unlock(p)
+    budget = budget + nr if nr < cap - budget else cap
+    return lru_walk(p, budget, nr, &scanned, True)
+
+
+cdef enum:
+    # shrink_memcg() of 6.18 walks one entry per node (nr_to_walk = 1);
+    # later trees walk up to SWAP_CLUSTER_MAX (32).
+    SHRINK_MEMCG_WALK = 1
+    MAX_RECLAIM_RETRIES = 16     # mm/internal.h
+    SHRINK_DONE = 0      # at least one entry written back
+    SHRINK_ENOENT = 1    # nothing to walk, or writeback disabled/impossible
+    SHRINK_EAGAIN = 2    # entries walked, none written back
+
+
+cdef int shrink_memcg(zswap_pool *p) noexcept nogil:
+    """shrink_memcg() for the one memcg (and node) of the model: walk
+    SHRINK_MEMCG_WALK entries of the LRU.  Returns SHRINK_DONE, SHRINK_EAGAIN or
+    SHRINK_ENOENT, as the kernel's 0, -EAGAIN and -ENOENT.  Locks: as
+    lru_walk()."""
+    cdef int64_t scanned = 0, shrunk
+    if not writeback_possible(p):
+        return SHRINK_ENOENT
+    shrunk = lru_walk(p, SHRINK_MEMCG_WALK, SHRINK_MEMCG_WALK, &scanned, False)
+    if scanned == 0:
+        return SHRINK_ENOENT
+    return SHRINK_DONE if shrunk else SHRINK_EAGAIN
+
+
+cdef void shrink_worker(zswap_pool *p) noexcept nogil:
+    """shrink_worker(): write back until the pool is under the acceptance
+    threshold, giving up after MAX_RECLAIM_RETRIES failures.
+
+    The model has one memcg, the root, so the kernel's round robin over
+    memcgs (mem_cgroup_iter()) is root, end of pass, root, ...: a pass
+    that found no candidate (every shrink_memcg() -ENOENT) is a failure,
+    and so is every -EAGAIN.  Also ends when the pool is closing (the
+    kernel's swapoff flushes the work instead).  Locks: as shrink_memcg(),
+    one entry's locks at a time; no pool-wide lock is held.
+    """
+    cdef int failures = 0, attempts = 0, ret
+    cdef bint end_of_pass = False
+    cdef int64_t thr
+    if not writeback_possible(p):
+        return
+    thr = load_i64(&p.accept_bytes)
+    while True:
+        if end_of_pass:
+            end_of_pass = False
+            if attempts == 0:
+                failures += 1
+                if failures == MAX_RECLAIM_RETRIES:
+                    break
+            attempts = 0
+        else:
+            end_of_pass = True
+            ret = shrink_memcg(p)
+            if ret != SHRINK_ENOENT:
+                attempts += 1
+                if ret != SHRINK_DONE:
+                    failures += 1
+                    if failures == MAX_RECLAIM_RETRIES:
+                        break
+        if (pool_total_size(p) <= thr or not writeback_possible(p)
+                or load_u8(&p.shrink_stop)):
             break
-    if check_limits(p, False):
-        count(p, REJECT_RECLAIM_FAIL, 1)
-        return False
-    return True
+
+
+cdef void *shrink_thread_main(void *arg) noexcept nogil:
+    """The shrink workqueue's thread: run shrink_worker() once per
+    queueing until the pool stops it.  Locks: shrink_lock to take work."""
+    cdef zswap_pool *p = <zswap_pool *>arg
+    pthread_mutex_lock(&p.shrink_lock)
+    while True:
+        while not p.shrink_pending and not p.shrink_stop:
+            pthread_cond_wait(&p.shrink_cond, &p.shrink_lock)
+        if p.shrink_stop:
+            break
+        p.shrink_pending = 0
+        p.shrink_running = 1
+        pthread_mutex_unlock(&p.shrink_lock)
+        shrink_worker(p)
+        pthread_mutex_lock(&p.shrink_lock)
+        p.shrink_running = 0
+        p.shrink_runs += 1
+        pthread_cond_broadcast(&p.shrink_idle)
+    p.shrink_pending = 0
+    pthread_cond_broadcast(&p.shrink_idle)
+    pthread_mutex_unlock(&p.shrink_lock)
+    return NULL
+
+
+cdef void queue_shrink_work(zswap_pool *p) noexcept nogil:
+    """queue_work(shrink_wq, &zswap_shrink_work): a no-op while the work is
+    pending; queued again if it is running.  Starts the thread on first
+    use.  Locks: shrink_lock."""
+    pthread_mutex_lock(&p.shrink_lock)
+    if not p.shrink_stop and not p.shrink_pending:
+        p.shrink_pending = 1
+        if not p.shrink_started:
+            if pthread_create(&p.shrink_thread, NULL, shrink_thread_main, p) == 0:
+                p.shrink_started = 1
+            else:
+                p.shrink_pending = 0     # no thread: as if the work failed at once
+        pthread_cond_signal(&p.shrink_cond)
+    pthread_mutex_unlock(&p.shrink_lock)
+
+
+cdef void flush_shrink_work(zswap_pool *p) noexcept nogil:
+    """flush_work(): wait until the shrink work is neither pending nor
+    running.  Locks: shrink_lock (released while waiting)."""
+    pthread_mutex_lock(&p.shrink_lock)
+    while p.shrink_started and (p.shrink_pending or p.shrink_running):
+        pthread_cond_wait(&p.shrink_idle, &p.shrink_lock)
+    pthread_mutex_unlock(&p.shrink_lock)
+
+
+cdef void stop_shrink_worker(zswap_pool *p) noexcept nogil:
+    """Stop the shrink thread and join it (the pool is closing: no call is
+    in flight to queue it again).  Locks: shrink_lock."""
+    cdef bint started
+    pthread_mutex_lock(&p.shrink_lock)
+    store_u8(&p.shrink_stop, 1)
+    started = p.shrink_started
+    pthread_cond_broadcast(&p.shrink_cond)
+    pthread_mutex_unlock(&p.shrink_lock)
+    if started:
+        pthread_join(p.shrink_thread, NULL)
 
 
 # ---------------------------------------------------------------------------
@@ -898,13 +1086,43 @@ cdef int reject_store(zswap_pool *p, uint64_t val, uint32_t nr, void **olds,
     return STORE_REJECTED
 
 
+cdef int store_rejected(zswap_pool *p, uint64_t val, uint32_t nr, void **olds,
+                        int *nolds) noexcept nogil:
+    """The failure exit of zswap_store(): the stale entries of the range
+    are dropped (reject_store()), and if the pool is full the shrink work
+    is queued, as ``if (!ret && zswap_pool_reached_full) queue_work()``.
+    The storing thread writes nothing back; with ``shrink_wait`` it waits
+    for the work it queued (reproducible runs, not the kernel)."""
+    cdef int result = reject_store(p, val, nr, olds, nolds)
+    if load_u8(&p.reached_full) and writeback_enabled(p):
+        queue_shrink_work(p)
+        if load_u8(&p.shrink_wait):
+            flush_shrink_work(p)
+    return result
+
+
+cdef inline bint folio_is_zero_filled(const char *src, uint32_t nr) noexcept nogil:
+    """is_folio_zero_filled(): every page of the folio is zero."""
+    cdef uint32_t i
+    for i in range(nr):
+        if not page_is_zero(src + <size_t>i * PAGE):
+            return False
+    return True
+
+
 cdef int pool_store(zswap_pool *p, uint64_t val, uint32_t nr, const char *src,
                     void **olds, int *nolds) noexcept nogil:
-    """zswap_store() of ``nr`` pages at ``nr`` entries (one cluster).
+    """swap_writeout() of a folio of ``nr`` pages at ``nr`` entries (one
+    cluster), then zswap_store().
 
-    Compresses with no lock held, then installs every entry under one hold
-    of the cluster lock (taking lru_lock inside it).  Displaced Python
-    objects are left in ``olds`` for the caller to release with the GIL.
+    A zero-filled folio takes the ZERO backing (v6's VSWAP_ZERO, upstream's
+    zeromap) before zswap is asked: no pool memory, no limit check, never
+    rejected, counted in SWPOUT_ZERO.  Otherwise zswap_store(): the limit
+    is checked once (zswap_check_limits()), then every page is compressed
+    with no lock held (a zero page of a mixed folio too, as
+    zswap_store_page() does) and each entry is installed under its home's
+    lock (lru_lock inside it).  Displaced Python objects are
+    left in ``olds`` for the caller to release with the GIL.
     """
     cdef char buf[VSWAP_COMP_PAGE_BOUND]
     cdef void *news[VSWAP_CLUSTER_MAX]
@@ -918,20 +1136,21 @@ cdef int pool_store(zswap_pool *p, uint64_t val, uint32_t nr, const char *src,
     cdef int reject = -1, n, result
     cdef bint gone = False
     nolds[0] = 0
-    if not make_room(p):
-        return reject_store(p, val, nr, olds, nolds)
-    for i in range(nr):
-        if page_is_zero(src + <size_t>i * PAGE):
+    if folio_is_zero_filled(src, nr):
+        for i in range(nr):
             news[i] = <void *>VSWAP_ZSWAP_ZERO
-        else:
+    else:
+        if check_limits(p, True):
+            return store_rejected(p, val, nr, olds, nolds)
+        for i in range(nr):
             e = compress_page(p, val + i, src + <size_t>i * PAGE, buf,
-                              writeback_enabled(p), &reject)
+                              load_u8(&p.writeback), &reject)
             if e == NULL:
                 count(p, reject, 1)
                 free_new(p, news, made)
-                return reject_store(p, val, nr, olds, nolds)
+                return store_rejected(p, val, nr, olds, nolds)
             news[i] = entry_tag(e)
-        made += 1
+            made += 1
     # Each entry goes in under its home's lock, with lru_lock inside it;
     # the descriptor lets go of an older written-back page under its
     # cluster lock, taken before a tree's (the writeback order).
@@ -1132,6 +1351,9 @@ cdef inline void pool_exit(zswap_pool *p) noexcept nogil:
 
 cdef void pool_free(zswap_pool *p) noexcept nogil:
     cdef int ci
+    pthread_cond_destroy(&p.shrink_idle)
+    pthread_cond_destroy(&p.shrink_cond)
+    pthread_mutex_destroy(&p.shrink_lock)
     for ci in range(nr_classes):
         pthread_spin_destroy(&p.classes[ci].lock)
     pthread_spin_destroy(&p.lru_lock)
@@ -1144,8 +1366,13 @@ cdef class Zswap:
 
     ``Zswap(space, swapfile=None, *, max_pool_bytes=None, max_pool_percent=20,
     memory_bytes=None, accept_threshold_percent=90, writeback=True,
-    exclusive_loads=True, index="vswap", compressor="lz4")``; ``compressor``
-    is ``"lz4"``, ``"zstd"`` or ``"lzo"`` (vswapfast.compressors).
+    exclusive_loads=True, index="vswap", compressor="lz4",
+    wait_for_shrink_worker=False)``; ``compressor`` is ``"lz4"``, ``"zstd"``
+    or ``"lzo"`` (vswapfast.compressors).  A store refused because the pool
+    is full queues the background shrink worker (shrink_worker()), which
+    writes back from the cold end of the LRU until the pool is under the
+    acceptance threshold; ``wait_for_shrink_worker`` makes that store wait
+    for it, so that runs are reproducible (the kernel does not wait).
     See docs/semantics.md ("zswap pool").
     Thread-safe: store, load, read, invalidate and shrink may run on several
     threads at once, with compression and I/O outside the GIL; ``close()``
@@ -1169,12 +1396,12 @@ cdef class Zswap:
     def __cinit__(self, space, swapfile=None, *, max_pool_bytes=None,
                   max_pool_percent=20.0, memory_bytes=None,
                   accept_threshold_percent=90.0, writeback=True, exclusive_loads=True,
-                  index="vswap", compressor="lz4"):
+                  index="vswap", compressor="lz4", wait_for_shrink_worker=False):
         cdef zswap_pool *p
         cdef size_class *cls
         cdef int ci, comp
         cdef double max_percent, accept_percent
-        cdef bint wb, exclusive
+        cdef bint wb, exclusive, wait_shrink
         # Types first, then values, then state, as everywhere else.
         if not isinstance(space, VSwap):
             raise TypeError("space must be a VSwap of the compiled core, not %s"
@@ -1206,6 +1433,7 @@ cdef class Zswap:
         comp = vswap_compressor_setup(compressor)
         wb = bool(writeback)
         exclusive = bool(exclusive_loads)
+        wait_shrink = bool(wait_for_shrink_worker)
         if max_pool_bytes is None:
             if memory_bytes is None:
                 memory_bytes = _physical_memory()
@@ -1228,6 +1456,10 @@ cdef class Zswap:
         self.compressor = compressor
         p.compressor = comp
         pthread_spin_init(&p.lru_lock, PTHREAD_PROCESS_PRIVATE)
+        pthread_mutex_init(&p.shrink_lock, NULL)
+        pthread_cond_init(&p.shrink_cond, NULL)
+        pthread_cond_init(&p.shrink_idle, NULL)
+        p.shrink_wait = wait_shrink
         for ci in range(nr_classes):
             cls = &p.classes[ci]
             cls.size, cls.pages, cls.objs = ZPOOL_CLASSES[ci]
@@ -1265,6 +1497,9 @@ cdef class Zswap:
         self.p = NULL                   # later calls find the pool closed
         with nogil:
             vswap_wait_zero(&p.calls)
+            # No call is left to queue the shrink work: stop its thread
+            # before the pool's structures go.
+            stop_shrink_worker(p)
             # Descriptors first: slots, and the entries of the vswap design;
             # then no thread of the space reaches the pool any more.
             vswap_zswap_unbind(p.vs)
@@ -1567,6 +1802,35 @@ cdef class Zswap:
             pool_exit(p)
         return written
 
+    def flush_shrink_work(self):
+        """flush_work(&zswap_shrink_work): wait until the background shrink
+        worker has nothing queued and is not running.  The GIL is released
+        while waiting.  Locks: the worker's queue lock."""
+        cdef zswap_pool *p
+        self._check_open()
+        p = self._enter()
+        with nogil:
+            flush_shrink_work(p)
+            pool_exit(p)
+
+    @property
+    def wait_for_shrink_worker(self):
+        """Whether a store that queues the shrink worker waits for it."""
+        cdef zswap_pool *p = self._enter()
+        cdef bint value = load_u8(&p.shrink_wait)
+        pool_exit(p)
+        return value
+
+    @wait_for_shrink_worker.setter
+    def wait_for_shrink_worker(self, value):
+        cdef zswap_pool *p
+        cdef bint v
+        self._check_open()
+        v = bool(value)
+        p = self._enter()
+        store_u8(&p.shrink_wait, v)
+        pool_exit(p)
+
     # -- batch calls (statuses in vswapfast.batch) --------------------------
 
     def store_many(self, entries, pages):
@@ -1698,7 +1962,7 @@ cdef class Zswap:
         closes the pool)."""
         cdef zswap_pool *p
         cdef int64_t counters[NR_COUNTERS]
-        cdef int64_t lru_length, total, limit
+        cdef int64_t lru_length, total, limit, shrink_runs
         cdef uint64_t lru_acq, lru_cont, acq = 0, cont = 0
         cdef bint trees
         cdef int i
@@ -1715,10 +1979,14 @@ cdef class Zswap:
         trees = p.ix != NULL
         if trees:
             index_lock_totals(p.ix, &acq, &cont)
+        pthread_mutex_lock(&p.shrink_lock)
+        shrink_runs = p.shrink_runs
+        pthread_mutex_unlock(&p.shrink_lock)
         pool_exit(p)
         out = {name: counters[i] for i, name in enumerate(COUNTER_NAMES)}
         out["pool_total_size"] = total
         out["lru_length"] = lru_length
+        out["shrink_worker_runs"] = shrink_runs
         out["max_pool_bytes"] = limit
         out["compression_ratio"] = (out["stored_pages"] * PAGE / total) if total else 0.0
         out["lru_lock_acquisitions"] = lru_acq
@@ -1776,6 +2044,42 @@ cdef class Zswap:
             zslot_unlock(&z)
         pool_exit(p)
         return done
+
+    def _writeback_replaced(self, entry, page):
+        """Test hook for the writeback race: pin the pool entry of ``entry``
+        as the shrinker would, store ``page`` over it, then write the pinned
+        entry back.  Returns what writeback_entry() did: "written",
+        "gone" (it found the entry replaced and did nothing), "full" or
+        "failed"; None if ``entry`` had no pool entry (nothing is stored)."""
+        cdef zswap_pool *p
+        cdef Py_buffer view
+        cdef void *olds[1]
+        cdef int nolds = 0, result = -1
+        cdef uint64_t val
+        cdef zslot z
+        cdef zswap_entry *e = NULL
+        self._check_open()
+        val = self._one_entry(entry)
+        page_buffer(page, &view, False, "page", 1)
+        try:
+            p = self._enter()
+            with nogil:
+                if zslot_lock(p, val, &z, False) == ZSLOT_LOCKED:
+                    if is_native(z.slot[0]):
+                        e = entry_untag(z.slot[0])
+                        ref_get(&e.refs)
+                    zslot_unlock(&z)
+                if e != NULL:
+                    pool_store(p, val, 1, <const char *>view.buf, olds, &nolds)
+                    result = writeback_entry(p, e) if p.sf != NULL else WB_FULL
+                    entry_put(p, e)
+                pool_exit(p)
+        finally:
+            PyBuffer_Release(&view)
+        release_objects(olds, nolds)
+        if result < 0:
+            return None
+        return {WB_OK: "written", WB_GONE: "gone", WB_FULL: "full"}.get(result, "failed")
 
     def _block(self, entry):
         """Test hook: the block the pool's compressor stored for ``entry``,

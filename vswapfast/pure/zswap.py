@@ -139,7 +139,16 @@ _MAX_POOL_BYTES_CAP = 1 << 62
 # What writing back one entry came to.
 _WRITTEN = "written"    # the page is in the swap file, the entry is freed
 _RACED = "raced"        # the descriptor no longer held the entry: nothing done
-_STOP = "stop"          # the swap file is full or the data is corrupt: end the walk
+_FULL = "full"          # the swap file has no free slot
+_FAILED = "failed"      # the data is corrupt or could not be written: the entry stays
+
+# shrink_memcg() of 6.18 walks one entry per node (nr_to_walk = 1); later
+# trees walk up to SWAP_CLUSTER_MAX (32).
+SHRINK_MEMCG_WALK = 1
+MAX_RECLAIM_RETRIES = 16        # mm/internal.h
+_SHRINK_DONE = 0        # shrink_memcg(): at least one entry written back
+_SHRINK_ENOENT = 1      # nothing to walk, or writeback disabled or impossible
+_SHRINK_EAGAIN = 2      # entries walked, none written back
 
 
 class _ZeroMarker:
@@ -341,6 +350,90 @@ def _lock_range(space, entry, nr):
     return cluster, index
 
 
+def _folio_is_zero_filled(view, nr):
+    """``is_folio_zero_filled()``: every page of the folio is zero."""
+    for i in range(nr):
+        if view[i * PAGE_SIZE:(i + 1) * PAGE_SIZE] != _ZERO_PAGE:
+            return False
+    return True
+
+
+class _ShrinkWork:
+    """``shrink_wq`` with ``zswap_shrink_work`` for one pool: a thread,
+    started on first use, that runs ``shrink_worker()`` once per queueing,
+    as ``queue_work()`` would (a no-op while pending, queued again while
+    running).  The thread holds the pool only by a weak reference between
+    runs, so that a pool nobody holds is still collected and closed."""
+
+    __slots__ = ("cond", "pending", "running", "stop", "thread", "runs", "wait")
+
+    def __init__(self, wait):
+        self.cond = threading.Condition(threading.Lock())
+        self.pending = False
+        self.running = False
+        self.stop = False
+        self.thread = None
+        self.runs = 0
+        self.wait = wait
+
+    def queue(self, pool):
+        """``queue_work()``.  Context: the work's lock."""
+        with self.cond:
+            if self.stop or self.pending:
+                return
+            self.pending = True
+            if self.thread is None:
+                self.thread = threading.Thread(
+                    target=_shrink_thread_main, args=(self, weakref.ref(pool)),
+                    name="zswap-shrink", daemon=True)
+                self.thread.start()
+            self.cond.notify_all()
+
+    def flush(self):
+        """``flush_work()``.  Context: the work's lock, released while waiting."""
+        with self.cond:
+            while self.thread is not None and (self.pending or self.running):
+                self.cond.wait()
+
+    def shutdown(self):
+        """Stop the thread and join it (unless called on it, by a pool
+        collected there).  Context: the work's lock."""
+        with self.cond:
+            self.stop = True
+            thread = self.thread
+            self.cond.notify_all()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+
+
+def _shrink_thread_main(work, pool_ref):
+    cond = work.cond
+    with cond:
+        while True:
+            while not work.pending and not work.stop:
+                cond.wait()
+            if work.stop:
+                break
+            work.pending = False
+            work.running = True
+            cond.release()
+            try:
+                pool = pool_ref()
+                if pool is not None and not pool._closed:
+                    pool._shrink_worker(work)
+                # No reference is kept between runs.
+                pool = None
+            except Exception:           # pragma: no cover - a bug, not a state
+                pool = None
+            finally:
+                cond.acquire()
+                work.running = False
+                work.runs += 1
+                cond.notify_all()
+        work.pending = False
+        cond.notify_all()
+
+
 class Zswap:
     """A compressed page pool whose entries live in a VSwap's descriptors.
 
@@ -387,13 +480,15 @@ class Zswap:
         "_reject_compress_fail",
         "_reject_compress_poor",
         "_decompress_fail",
+        "_shrink",
         "__weakref__",
     )
 
     def __init__(self, space, swapfile=None, *, max_pool_bytes=None,
                  max_pool_percent=20.0, memory_bytes=None,
                  accept_threshold_percent=90.0, writeback=True,
-                 exclusive_loads=True, index="vswap", compressor="lz4"):
+                 exclusive_loads=True, index="vswap", compressor="lz4",
+                 wait_for_shrink_worker=False):
         """Create a pool for ``space``, writing back to ``swapfile`` if given.
 
         ``max_pool_bytes`` defaults to ``memory_bytes * max_pool_percent /
@@ -404,7 +499,12 @@ class Zswap:
         ``vswapfast/pure/zswap_index.py``), the descriptors' zswap field
         then staying as it is.  ``compressor`` is ``"lz4"``, ``"zstd"`` or
         ``"lzo"`` (``vswapfast.compressors``); its library is loaded here,
-        ``CompressorLibraryError`` if it cannot be.  ``TypeError`` for a space or swap file of
+        ``CompressorLibraryError`` if it cannot be.  A store refused because
+        the pool is full queues the background shrink worker (a thread, as
+        the kernel's ``shrink_worker()``), which writes back from the cold
+        end until the pool is under the acceptance threshold;
+        ``wait_for_shrink_worker`` makes that store wait for it, so that runs
+        are reproducible (the kernel does not wait).  ``TypeError`` for a space or swap file of
         another core (or not one at all) and for settings of the wrong
         type; ``ValueError`` for negative byte counts, a
         ``max_pool_percent`` outside ``[0, 100]``, an
@@ -485,6 +585,7 @@ class Zswap:
         self._reject_compress_fail = 0
         self._reject_compress_poor = 0
         self._decompress_fail = 0
+        self._shrink = _ShrinkWork(bool(wait_for_shrink_worker))
 
         # Last, once the pool is ready for the space's calls into it.
         with space._map_lock:
@@ -744,17 +845,20 @@ class Zswap:
     def store(self, entry, page):
         """Store ``page`` (``nr * 4096`` bytes) at the ``nr`` entries from ``entry``.
 
-        Checks the pool limit once (writing back first if the pool is full
-        and writeback is enabled), then turns each page into ZERO or an LZ4
-        entry.  On success each descriptor's old zswap entry is freed and
+        As ``swap_writeout()`` then ``zswap_store()``: a zero-filled folio
+        takes the ZERO backing, with no limit check; otherwise the pool
+        limit is checked once (``zswap_check_limits()``; a full pool
+        rejects the store and queues the background shrink worker), then
+        each page becomes an entry of the pool's compressor (a zero page of
+        a mixed folio too, as ``zswap_store_page()`` does).  On success each descriptor's old zswap entry is freed and
         the new entries go to the hot end of the LRU, ``referenced`` set.
         On rejection none of the ``nr`` entries is left with a zswap entry.
 
         Context: takes the cluster lock to check the range; no lock while
         compressing; then the cluster lock, under it the LRU lock, to put
         the entries in.  With a tree index: no cluster lock, and each
-        entry's tree lock, under it the LRU lock, to put it in.  Writeback,
-        if any, as ``shrink``.
+        entry's tree lock, under it the LRU lock, to put it in.  No
+        writeback.
 
         Return: True if stored, False if rejected (the reason is counted).
         """
@@ -774,16 +878,19 @@ class Zswap:
         self._check_range(entry, nr)
         self._check_open()          # argument hooks may have closed the pool
 
-        writeback = self.writeback_enabled
-        if not self._check_limits(writeback):
-            self._drop_stale(entry, nr)
-            return False
-
-        new = []
+        # swap_writeout(): a zero-filled folio takes the ZERO backing before
+        # zswap is asked (no pool memory, no limit, never rejected).
+        if _folio_is_zero_filled(view, nr):
+            new = [_ZERO] * nr
+        else:
+            if self._check_limits():
+                self._reject(entry, nr)
+                return False
+            new = []
         try:
-            for i in range(nr):
+            for i in range(len(new), nr):
                 obj = self._compress(view[i * PAGE_SIZE:(i + 1) * PAGE_SIZE],
-                                     entry + i, writeback)
+                                     entry + i, self._writeback)
                 if obj is None:
                     break
                 new.append(obj)
@@ -801,11 +908,25 @@ class Zswap:
             # stale entries of the whole range are dropped, so that nothing
             # older can be mistaken for the page that was not stored.
             self._discard(new)
-            self._drop_stale(entry, nr)
+            self._reject(entry, nr)
             return False
         for obj in old:
             self._release_entry(obj)
         return True
+
+    def _reject(self, entry, nr):
+        """The failure exit of ``zswap_store()``: the stale entries of the
+        range are dropped, and if the pool is full the shrink work is
+        queued (``if (!ret && zswap_pool_reached_full) queue_work()``).  The
+        storing thread writes nothing back; with ``wait_for_shrink_worker``
+        it waits for the work it queued.  Context: as ``_drop_stale``, then
+        the shrink work's lock."""
+        self._drop_stale(entry, nr)
+        if self._reached_full and self.writeback_enabled:
+            work = self._shrink
+            work.queue(self)
+            if work.wait:
+                work.flush()
 
     def _check_range(self, entry, nr):
         """Checks 3 to 5 for ``[entry, entry + nr)``; raise if they fail.
@@ -819,18 +940,14 @@ class Zswap:
         else:
             self._space._check_range_unlocked(entry, nr)
 
-    def _check_limits(self, writeback):
-        """The limit check of a store, as ``zswap_check_limits()``.
+    def _check_limits(self):
+        """``zswap_check_limits()``: whether the pool is full.
 
         Counts ``pool_limit_hit`` when the pool is at or over its limit.  A
         full pool stays full until it is at or under the acceptance
-        threshold; with writeback enabled it first writes back from the
-        cold end until it gets there (or the LRU or swap file runs out) and
-        is checked again, without counting the limit a second time.
+        threshold.  Context: the stats lock.
 
-        Context: the stats lock; writeback as ``shrink``.
-
-        Return: True if the store may go on.
+        Return: True if the store must be rejected.
         """
         with self._stats_lock:
             total = self._zpool.total_size
@@ -839,19 +956,7 @@ class Zswap:
                 self._reached_full = True
             elif self._reached_full and total <= self._accept_bytes():
                 self._reached_full = False
-            if not self._reached_full:
-                return True
-        if not writeback:
-            return False
-        self._writeback_walk(None, self._accept_bytes())
-        with self._stats_lock:
-            total = self._zpool.total_size
-            if total < self._max_pool_bytes and total <= self._accept_bytes():
-                self._reached_full = False
-            if not self._reached_full:
-                return True
-            self._reject_reclaim_fail += 1
-            return False
+            return self._reached_full
 
     def _compress(self, page, swpentry, writeback):
         """Make the pool object for one page (a 4096-byte view).
@@ -859,24 +964,20 @@ class Zswap:
         Context: no lock while compressing; the size-class lock to allocate,
         the stats lock to count.
 
-        Return: ``_ZERO``, a new unpublished ``_ZswapEntry`` (holding one
-        reference), or None when the page is rejected (counted).
+        Return: a new unpublished ``_ZswapEntry`` (holding one reference),
+        or None when the page is rejected (counted).
         """
         raw = page.tobytes()
-        if raw == _ZERO_PAGE:
-            return _ZERO
         data = self._compressor.compress(raw)
-        if data is None:
-            with self._stats_lock:
-                self._reject_compress_fail += 1
-            return None
-        incompressible = len(data) >= PAGE_SIZE
+        incompressible = data is None or len(data) >= PAGE_SIZE
         if incompressible:
+            # zswap_compress(): stored as-is while writeback is enabled (to
+            # keep the LRU order of writebacks), else rejected.  Every kernel
+            # compressor reports an output that does not fit in a page as
+            # -EINVAL, counted in reject_compress_fail.
             if not writeback:
-                # Without writeback a raw copy only adds overhead: the page
-                # stays in memory instead.
                 with self._stats_lock:
-                    self._reject_compress_poor += 1
+                    self._reject_compress_fail += 1
                 return None
             data = raw
         length = len(data)
@@ -1338,11 +1439,11 @@ class Zswap:
     def shrink(self, nr):
         """Write back up to ``nr`` entries from the cold end of the LRU.
 
-        Second chance: an entry with ``referenced`` set has the bit cleared
-        and moves to the hot end instead, at most once per entry per call.
-        A full swap file ends the call with the entry left where it was.
+        A direct walk of the LRU as the kernel's shrinker scan does it
+        (``_lru_walk``), long enough to give every entry its second chance
+        and then write ``nr``; it ends at a full swap file.
 
-        Context: as ``_writeback_walk``.
+        Context: as ``_lru_walk``.
 
         Return: how many entries were written back; 0 when writeback is
         disabled or ``nr`` is 0.
@@ -1354,94 +1455,182 @@ class Zswap:
             raise ValueError("nr must be at least 0, not %d" % nr)
         if not self.writeback_enabled or nr == 0:
             return 0
-        return self._writeback_walk(nr, None)
+        with self._lru_lock:
+            budget = len(self._lru)
+        return self._lru_walk(budget + nr, nr, True)[0]
 
-    def _writeback_walk(self, nr, target):
-        """Walk the LRU from the cold end, writing entries back.
+    def _lru_walk(self, nr_to_walk, max_written, stop_when_full):
+        """``list_lru_walk_one()`` with ``shrink_memcg_cb()``: visit up to
+        ``nr_to_walk`` entries from the cold end, writing back until
+        ``max_written`` were.
 
-        Stops after ``nr`` entries written (None: no count limit), once
-        ``pool_total_size`` is at or below ``target`` (None: no target),
-        when the LRU is empty, or when an entry cannot be written (a full
-        swap file, or corrupt data).
+        Each visited entry moves to the hot end first (``LRU_ROTATE``, or
+        ``list_move_tail()`` before the lock is dropped): a referenced one
+        has the bit cleared and stays there (second chance); any other is
+        written back, staying on the LRU until it is freed, so that a
+        failure leaves it rotated.  A failure counts
+        ``reject_reclaim_fail``.  ``stop_when_full`` ends the walk at a full
+        swap file.
 
-        Context: the LRU lock to pick each entry; none while writing it.
+        Context: the LRU lock to pick and rotate; none while writing back.
 
-        Return: how many entries were written back.
+        Return: (written back, visited).
         """
         swapfile = self._swapfile
-        written = 0
-        rotated = set()
         lru = self._lru
-        while nr is None or written < nr:
-            if target is not None and self._zpool.total_size <= target:
-                break
+        written = scanned = 0
+        while nr_to_walk > 0 and written < max_written:
             with self._lru_lock:
                 if not lru:
                     break
                 entry = next(iter(lru))
-                if entry.referenced and entry not in rotated:
+                nr_to_walk -= 1
+                scanned += 1
+                lru.move_to_end(entry)
+                if entry.referenced:
                     entry.referenced = False
-                    lru.move_to_end(entry)
-                    rotated.add(entry)
                     continue
-                # Isolate and pin: off the LRU while it is written back.
-                del lru[entry]
-                entry.on_lru = False
-                entry.refs += 1
+                entry.refs += 1         # pinned while written back
             try:
                 result = self._writeback_entry(entry, swapfile)
             finally:
                 self._put(entry)
             if result is _WRITTEN:
                 written += 1
-            elif result is _STOP:
+                continue
+            with self._stats_lock:
+                self._reject_reclaim_fail += 1
+            if result is _FULL and stop_when_full:
                 break
-        return written
+        return written, scanned
 
-    def _return_to_lru(self, entry, hot):
-        """Put an isolated entry back on the LRU, at the hot or the cold end,
-        unless it was erased meanwhile.  Context: takes the LRU lock."""
-        with self._lru_lock:
-            if entry.linked and not entry.on_lru:
-                self._lru[entry] = None
-                entry.on_lru = True
-                if not hot:
-                    self._lru.move_to_end(entry, last=False)
+    def _writeback_possible(self):
+        """``zswap_writeback_possible()``: writeback is on and the swap file
+        has a free slot.  Reads the count without the file's lock."""
+        swapfile = self._swapfile
+        return (self._writeback and swapfile is not None and not swapfile.closed
+                and swapfile._nr_used < swapfile._nr_slots)
+
+    def _shrink_memcg(self):
+        """``shrink_memcg()`` for the model's one memcg (and node): walk
+        ``SHRINK_MEMCG_WALK`` entries.  Context: as ``_lru_walk``.
+
+        Return: ``_SHRINK_DONE``, ``_SHRINK_EAGAIN`` or ``_SHRINK_ENOENT``
+        (the kernel's 0, -EAGAIN and -ENOENT).
+        """
+        if not self._writeback_possible():
+            return _SHRINK_ENOENT
+        written, scanned = self._lru_walk(SHRINK_MEMCG_WALK, SHRINK_MEMCG_WALK, False)
+        if not scanned:
+            return _SHRINK_ENOENT
+        return _SHRINK_DONE if written else _SHRINK_EAGAIN
+
+    def _shrink_worker(self, work):
+        """``shrink_worker()``: write back until the pool is under the
+        acceptance threshold, giving up after ``MAX_RECLAIM_RETRIES``
+        failures.  The model has one memcg, so the kernel's round robin over
+        memcgs is root, end of pass, root, ...: a pass with no candidate is
+        a failure, and so is every -EAGAIN.  Ends too when the pool is
+        closing.  Context: as ``_shrink_memcg``; no pool-wide lock."""
+        if not self._writeback_possible():
+            return
+        thr = self._accept_bytes()
+        failures = attempts = 0
+        end_of_pass = False
+        while True:
+            if end_of_pass:
+                end_of_pass = False
+                if not attempts:
+                    failures += 1
+                    if failures == MAX_RECLAIM_RETRIES:
+                        break
+                attempts = 0
+            else:
+                end_of_pass = True
+                ret = self._shrink_memcg()
+                if ret != _SHRINK_ENOENT:
+                    attempts += 1
+                    if ret != _SHRINK_DONE:
+                        failures += 1
+                        if failures == MAX_RECLAIM_RETRIES:
+                            break
+            if (self._zpool.total_size <= thr or not self._writeback_possible()
+                    or work.stop or self._closed):
+                break
+
+    def flush_shrink_work(self):
+        """``flush_work(&zswap_shrink_work)``: wait until the background
+        shrink worker has nothing queued and is not running.  Context: the
+        worker's queue lock (released while waiting)."""
+        self._check_open()
+        self._shrink.flush()
+
+    @property
+    def wait_for_shrink_worker(self):
+        """Whether a store that queues the shrink worker waits for it."""
+        self._check_open()
+        return self._shrink.wait
+
+    @wait_for_shrink_worker.setter
+    def wait_for_shrink_worker(self, value):
+        self._check_open()
+        self._shrink.wait = bool(value)
+
+    def _entry_still_stored(self, entry):
+        """``entry == zswap_entry_load(swpentry)``: whether the descriptor
+        (or tree) of ``entry`` still holds it.  Context: the cluster lock,
+        or with a tree index the entry's tree lock."""
+        swpentry = entry.swpentry
+        if self._trees is not None:
+            tree = self._trees.tree(swpentry)
+            if tree is None:
+                return False
+            with tree:
+                return tree.entries.get(swpentry) is entry
+        space = self._space
+        cluster = space._clusters.get(swpentry >> space._shift)
+        if cluster is None:
+            return False
+        _lock_cluster(cluster)
+        try:
+            return cluster.zswap_entry[swpentry & space._mask] is entry
+        finally:
+            cluster.lock.release()
 
     def _writeback_entry(self, entry, swapfile):
-        """Write one isolated, pinned entry to a new slot of the swap file.
+        """``zswap_writeback_entry()``: write one pinned entry to a new slot.
 
-        Takes a slot, decompresses into it, then checks under the cluster
-        lock that the descriptor still holds the entry: if so the descriptor
-        gets the slot (an older slot is freed in the file) and loses the
-        entry, which is freed; if not the slot is given back.  A full swap
-        file puts the entry back at the cold end; corrupt data (counted in
-        ``decompress_fail``) puts it at the hot end, so that the next walk
-        gets past it.  An I/O error puts it back at the cold end and
-        raises.
+        In the kernel's order: check under the cluster lock that the
+        descriptor still holds the entry (``_RACED`` if not: nothing is
+        done); take a slot (``_FULL``); decompress and write with no lock
+        held (``_FAILED``, counted in ``decompress_fail`` for corrupt data:
+        the slot is given back and the entry stays); then switch the
+        descriptor's backing from the entry to the slot under the cluster
+        lock if it still holds the entry (``_RACED`` if not, the slot given
+        back).  A written entry is freed, off the LRU.  The kernel's
+        swap-cache folio is not modelled (docs/semantics.md).
 
-        Context: the swap file's lock, no lock while decompressing, then the
-        cluster lock; the LRU lock to put the entry back or free it.
+        Context: the cluster lock; the swap file's lock; no lock while
+        decompressing and writing; the cluster lock again; the LRU lock to
+        free.
 
-        Return: ``_WRITTEN``, ``_RACED`` or ``_STOP``.
+        Return: ``_WRITTEN``, ``_RACED``, ``_FULL`` or ``_FAILED``.
         """
+        if not self._entry_still_stored(entry):
+            return _RACED
         try:
             slot = swapfile.alloc_slot()
-        except SwapFileFullError:
-            self._return_to_lru(entry, hot=False)
-            return _STOP
+        except (SwapFileFullError, ValueError):
+            return _FULL
         try:
-            try:
-                page = self._decompress(entry)
-            except ZswapDecompressError:
-                swapfile._release(slot)
-                self._return_to_lru(entry, hot=True)
-                return _STOP
+            page = self._decompress(entry)
             swapfile.write(slot, page)
             old_slot = self._commit_writeback(entry, slot)
+        except (ZswapDecompressError, OSError):
+            swapfile._release(slot)
+            return _FAILED
         except BaseException:
             swapfile._release(slot)
-            self._return_to_lru(entry, hot=False)
             raise
         if old_slot is None:
             swapfile._release(slot)
@@ -1623,6 +1812,9 @@ class Zswap:
             # the walk below misses none.
             self._closed = True
             clusters = list(space._clusters.values())
+        # No store queues the shrink work any more: stop its thread, which
+        # may be writing back, before the walk below.
+        self._shrink.shutdown()
         taken = []
         stale = []
         if self._trees is not None:
@@ -1664,10 +1856,10 @@ class Zswap:
 
     # -- test hook ---------------------------------------------------------------------------
 
-    def _pinned_block(self, entry):
-        """The pool entry of ``entry`` that holds LZ4 data, pinned, or None
-        (no zswap entry, ZERO, an object that is not the pool's, or a page
-        stored raw).
+    def _pinned_block(self, entry, raw=False):
+        """The pool entry of ``entry`` that holds LZ4 data (or, with ``raw``,
+        any data), pinned, or None (no zswap entry, ZERO, an object that is
+        not the pool's, or a page stored raw).
 
         Context: the cluster lock (with a tree index, the tree lock) and the
         LRU lock to pin the entry.
@@ -1679,7 +1871,7 @@ class Zswap:
             cluster, index = _lock_range(self._space, entry, 1)
             try:
                 obj = cluster.zswap_entry[index]
-                if type(obj) is not _ZswapEntry or obj.incompressible:
+                if type(obj) is not _ZswapEntry or (obj.incompressible and not raw):
                     return None
                 self._pin(obj)
             finally:
@@ -1689,7 +1881,7 @@ class Zswap:
         obj = self._tree_get_pinned(entry)
         if type(obj) is not _ZswapEntry:
             return None
-        if obj.incompressible:
+        if obj.incompressible and not raw:
             self._put(obj)
             return None
         return obj
@@ -1713,6 +1905,27 @@ class Zswap:
         finally:
             self._put(obj)
         return True
+
+    def _writeback_replaced(self, entry, page):
+        """Test hook for the writeback race: pin the pool entry of ``entry``
+        as the shrinker would, store ``page`` over it, then write the pinned
+        entry back.  Return: what ``_writeback_entry`` did ("written",
+        "gone", "full" or "failed"), or None if ``entry`` had no pool entry
+        (nothing is stored)."""
+        view = _buffer(page, "page")
+        if view is None or view.nbytes != PAGE_SIZE:
+            raise ValueError("page must be a buffer of %d bytes" % PAGE_SIZE)
+        obj = self._pinned_block(entry, raw=True)
+        if obj is None:
+            return None
+        try:
+            self.store(entry, page)
+            if self._swapfile is None:
+                return "full"
+            result = self._writeback_entry(obj, self._swapfile)
+        finally:
+            self._put(obj)
+        return {_WRITTEN: "written", _RACED: "gone", _FULL: "full"}.get(result, "failed")
 
     def _block(self, entry):
         """Test hook: the block the pool's compressor stored for ``entry``,
@@ -1791,6 +2004,7 @@ class Zswap:
                 "swpout_zero": self._swpout_zero,
                 "swpin_zero": self._swpin_zero,
                 "lru_length": lru_length,
+                "shrink_worker_runs": self._shrink.runs,
                 "max_pool_bytes": self._max_pool_bytes,
                 "compression_ratio": stored * PAGE_SIZE / total if total else 0.0,
                 "index_lock_acquisitions": index_acquisitions,
