@@ -450,9 +450,10 @@ cdef uint64_t vswap_check_range(VSwap space, object entry, object nr,
 # An int argument as an exact int (TypeError otherwise, bool refused); an
 # int subclass is converted without running any of its methods.
 cdef object int_arg(object x, str name)
-# Unbind a closing pool: take every pool-owned zswap entry (native and
-# ZERO) and every slot the pool owns (slot_owned) out of the descriptors and
-# hand them to the pool's hooks, clear zswap_owner, let every cluster lock
+# Unbind a closing pool (the model's swapoff): take every pool-owned zswap
+# entry (native and ZERO) and every slot the pool owns (slot_owned) out of
+# the descriptors, leaving vswap_desc_fallback(), and hand them to the
+# pool's hooks, clear zswap_owner, let every cluster lock
 # holder that may have read it finish, and wait for hook users in flight.
 # Locks: map_lock briefly, then one cluster at a time; none while waiting.
 cdef void vswap_zswap_unbind(vswap_space *vs) noexcept nogil

@@ -1322,9 +1322,10 @@ cdef class VSwap:
 
     ``VSwap(cluster_shift=9, max_clusters=VSWAP_MAX_CLUSTERS)``.  Swap entries
     are ints ``cluster_id << cluster_shift | index``; ids start at 1, so entry
-    0 is never handed out.  Each descriptor holds a physical slot, a zswap
-    entry and a swap-cache folio or shadow; objects are held by strong
-    references.  See docs/semantics.md for the full contract.
+    0 is never handed out.  Each descriptor has one backing (none, a
+    physical slot, a zero page, a zswap entry or its swap-cache folio: v6's
+    enum swap_type) and a swap-cache folio or shadow; objects are held by
+    strong references.  See docs/semantics.md for the full contract.
 
     Thread safety: any method may be called from several threads at once.
     Objects stored here should not refer back to the space: the space does
