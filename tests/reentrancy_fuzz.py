@@ -80,7 +80,9 @@ class Reentry:
                 m.pool.shrink(1)
             elif choice == 2:
                 m.space.free(e)
-                m.allocated.discard(e)
+                # A finalizer the free ran may have allocated e again.
+                if e not in m.space:
+                    m.allocated.discard(e)
             elif choice == 3:
                 tag = self.rng.randrange(1000)
                 if m.pool.store(e, make_page(tag)):

@@ -1351,6 +1351,7 @@ class Worker(threading.Thread):
         self.z_expect(old, zm.z[x], "store", x)
         del old
         zm.z[x] = ("o", k)
+        self.z_backing_replaced(zm, x)
 
     def z_load(self, zm):
         if not zm.groups:
@@ -1484,6 +1485,13 @@ class Worker(threading.Thread):
                 check(int(old[i]) == (state[1] if want == OK else 0),
                       "%s: store_many gave old handle %#x", self.where(x), int(old[i]))
             zm.z[x] = ("h", h)
+            self.z_backing_replaced(zm, x)
+
+    def z_backing_replaced(self, zm, x):
+        """One backing per descriptor: a zswap value stored in the plain
+        space lets go of the slot that r_slot gave the entry."""
+        if zm is self.zr:
+            self.rslot[x] = 0
 
     def z_load_many(self, zm, erase=False):
         if not zm.groups:
@@ -1621,6 +1629,9 @@ class Worker(threading.Thread):
         check(old == self.rslot[x], "%s: set_slot returned %#x, not %#x", self.where(x),
               old, self.rslot[x])
         self.rslot[x] = new
+        if new:
+            # One backing per descriptor: the slot replaces the zswap value.
+            zm.z[x] = None
 
     # -- observers ---------------------------------------------------------------
 

@@ -20,7 +20,8 @@ USER_PYX = textwrap.dedent("""
     from libc.stdint cimport uint64_t
     from vswapfast._vswap cimport (
         VSwap, swp_desc, vswap_cluster, vswap_iter, vswap_cluster_unlock,
-        vswap_zswap_is_object,
+        vswap_zswap_is_object, vswap_desc_slot, vswap_desc_zswap, vswap_desc_type,
+        VSWAP_SWAPFILE, VSWAP_ZSWAP,
     )
 
     def sizeof_desc():
@@ -29,18 +30,23 @@ USER_PYX = textwrap.dedent("""
     def count_slots_and_zswap(VSwap space, uint64_t first, uint64_t nr):
         cdef vswap_cluster *cluster = NULL
         cdef swp_desc *desc
-        cdef uint64_t val, slots = 0, zswap = 0, missing = 0
+        cdef uint64_t val, slots = 0, zswap = 0, missing = 0, types = 0
         with nogil:
             for val in range(first, first + nr):
                 desc = vswap_iter(space.vs, &cluster, val)
                 if desc == NULL:
                     missing += 1
                     continue
-                slots += desc.slot.val
-                zswap += vswap_zswap_is_object(desc.zswap_entry)
+                # One backing per descriptor, read through the accessors.
+                slots += vswap_desc_slot(desc)
+                zswap += vswap_zswap_is_object(vswap_desc_zswap(desc))
+                if vswap_desc_type(desc) == VSWAP_ZSWAP:
+                    types += 1
+                elif vswap_desc_type(desc) == VSWAP_SWAPFILE:
+                    types += 1000
             if cluster != NULL:
                 vswap_cluster_unlock(cluster)
-        return slots, zswap, missing
+        return slots, zswap, missing, types
 """)
 
 SETUP_PY = textwrap.dedent("""
@@ -101,13 +107,14 @@ def test_user_walks_entries_without_the_gil(user_module):
     assert second == first + 8          # the walk crosses a cluster boundary
     for i, entry in enumerate(range(first, first + 16)):
         space.set_slot(entry, i + 1)
-    space.zswap_entry_store(first + 2, "z")
-    space.zswap_entry_store(first + 9, "z")
+    space.zswap_entry_store(first + 2, "z")     # releases slot 3
+    space.zswap_entry_store(first + 9, "z")     # releases slot 10
     space.free(first + 5)
-    slots, zswap, missing = user_module.count_slots_and_zswap(space, first, 17)
+    slots, zswap, missing, types = user_module.count_slots_and_zswap(space, first, 17)
     assert missing == 2                 # the freed entry, and one past the end
-    assert slots == sum(range(1, 17)) - 6
+    assert slots == sum(range(1, 17)) - 6 - 3 - 10
     assert zswap == 2
+    assert types == 2 + 1000 * 13
     # Every lock was released: the space is still fully usable.
     assert space.zswap_entry_erase(first + 2) == "z"
     assert space.stats()["lock_contended"] == 0

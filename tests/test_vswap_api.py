@@ -8,7 +8,7 @@ import pytest
 
 from vswapfast.errors import (InvalidEntryError, SwapCacheError,
                               SwapFullError)
-from vswap_support import (CLUSTER_INFO_KEYS, STAT_KEYS, IntSubclass,
+from vswap_support import (CLUSTER_INFO_KEYS, STAT_KEYS, IntSubclass, backing,
                            Token, Worker, index_types)
 
 
@@ -660,15 +660,27 @@ def test_zswap_empty_ignores_its_argument(small_space):
     assert s.zswap_empty(b) is True
 
 
-def test_zswap_does_not_touch_swap_cache_or_slot(small_space):
+def test_zswap_does_not_touch_swap_cache(small_space):
     s = small_space
     f = Token("f")
     e = s.alloc(folio=f)
-    s.set_slot(e, 7)
     s.zswap_entry_store(e, Token("z"))
     s.zswap_entry_erase(e)
     assert s.swap_cache_get_folio(e) is f
-    assert s.get_slot(e) == 7
+
+
+def test_zswap_store_releases_the_slot(small_space):
+    # One backing per descriptor (v6 zswap_entry_store() -> release_backing()).
+    s = small_space
+    e = s.alloc()
+    s.set_slot(e, 7)
+    z = Token("z")
+    assert s.zswap_entry_store(e, z) is None
+    assert s.get_slot(e) == 0
+    assert s.zswap_entry_load(e) is z
+    assert s.set_slot(e, 9) == 0         # the zswap entry goes in its turn
+    assert s.zswap_entry_load(e) is None
+    assert s.get_slot(e) == 9
 
 
 # --------------------------------------------------------------------------
@@ -863,19 +875,26 @@ def test_swap_cache_clear_shadow_on_a_single_entry(small_space):
     assert s.swap_cache_get_shadow(e + 1) is None
 
 
-def test_swap_cache_does_not_touch_zswap_or_slot(small_space):
+@pytest.mark.parametrize("backing_kind", ["zswap", "slot"])
+def test_swap_cache_does_not_touch_zswap_or_slot(small_space, backing_kind):
     s = small_space
     e = s.alloc()
     z = Token("z")
-    s.zswap_entry_store(e, z)
-    s.set_slot(e, 3)
+    if backing_kind == "zswap":
+        s.zswap_entry_store(e, z)
+    else:
+        s.set_slot(e, 3)
     f = Token("f")
     s.swap_cache_add_folio(e, f)
     s.swap_cache_replace_folio(e, f, Token("g"))
     s.swap_cache_del_folio(e, s.swap_cache_get_folio(e), shadow=8)
     s.swap_cache_clear_shadow(e)
-    assert s.zswap_entry_load(e) is z
-    assert s.get_slot(e) == 3
+    if backing_kind == "zswap":
+        assert s.zswap_entry_load(e) is z
+        assert s.get_slot(e) == 0
+    else:
+        assert s.zswap_entry_load(e) is None
+        assert s.get_slot(e) == 3
 
 
 # --------------------------------------------------------------------------
@@ -1031,6 +1050,7 @@ def test_cluster_info(small_space):
     assert info["zswap_entries"] == 1
     assert info["lock_acquisitions"] >= 1
     assert info["lock_contended"] == 0
+    assert backing(info) == {"none": 3, "zero": 0, "zswap": 1, "swapfile": 0, "folio": 0}
     assert all(type(v) is int for v in info.values())
 
 
@@ -1062,7 +1082,9 @@ def test_stats_of_an_empty_space(core):
                   "clusters": 0, "zswap_entries": 0,
                   "swap_cache_folios": 0, "shadows": 0, "slots": 0,
                   "lock_acquisitions": 0, "lock_contended": 0,
-                  "cluster_size": 16, "max_clusters": 9}
+                  "cluster_size": 16, "max_clusters": 9,
+                  "backing_none": 0, "backing_zero": 0, "backing_zswap": 0,
+                  "backing_swapfile": 0, "backing_folio": 0}
 
 
 def test_stats_values(small_space):
@@ -1076,16 +1098,18 @@ def test_stats_values(small_space):
     s.zswap_entry_store(e, Token())
     s.swap_cache_del_folio(e, f, shadow=1)
     s.swap_cache_del_folio(e + 1, f)
-    s.set_slot(e2, 10)
+    s.set_slot(e2, 10)                  # releases e2's zswap entry
     st = s.stats()
     assert set(st) == STAT_KEYS
     assert all(type(v) is int for v in st.values())
     assert {k: st[k] for k in ("entries", "clusters", "zswap_entries",
                                 "swap_cache_folios", "shadows", "slots",
                                 "cluster_size", "max_clusters")} == {
-        "entries": 6, "clusters": 2, "zswap_entries": 3,
+        "entries": 6, "clusters": 2, "zswap_entries": 2,
         "swap_cache_folios": 2, "shadows": 1, "slots": 1,
         "cluster_size": 8, "max_clusters": 4}
+    # e: zswap; e + 1: its folio left, nothing; e + 2, e + 3: their folio.
+    assert backing(st) == {"none": 1, "zero": 0, "zswap": 2, "swapfile": 1, "folio": 2}
     assert st["lock_contended"] == 0
 
 

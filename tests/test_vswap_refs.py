@@ -202,6 +202,7 @@ def _random_ops(space, pool, rng, n_ops):
             old = space.zswap_entry_store(entry, pool[zi])
             assert old is (pool[d[0]] if d[0] is not None else None)
             d[0] = zi
+            d[3] = 0                    # one backing: the slot goes
         elif op < 0.56:
             old = space.zswap_entry_erase(entry)
             assert old is (pool[d[0]] if d[0] is not None else None)
@@ -234,6 +235,8 @@ def _random_ops(space, pool, rng, n_ops):
             slot = rng.choice([0, rng.randrange(1, 2 ** 64)])
             assert space.set_slot(entry, slot) == d[3]
             d[3] = slot
+            if slot:
+                d[0] = None             # one backing: the zswap entry goes
         else:
             assert space.get_slot(entry) == d[3]
     return model
@@ -324,8 +327,9 @@ def test_del_on_free_calls_back_into_the_same_cluster(small_space):
     def action():
         # same cluster as the entry being freed
         s.zswap_entry_store(b, Token("from __del__"))
-        s.set_slot(b, 5)
         assert s.zswap_entry_load(b) is not None
+        s.set_slot(b, 5)                # releases that zswap entry
+        assert s.zswap_entry_load(b) is None
         assert a not in s
         return s.stats()["entries"], list(s.entries())
 

@@ -173,7 +173,19 @@ class Model:
             "slots": sum(x.slot != 0 for x in d),
             "cluster_size": self.size,
             "max_clusters": self.max_clusters,
+            **{"backing_" + t: sum(backing_type(x) == t for x in d)
+               for t in ("none", "zero", "zswap", "swapfile", "folio")},
         }
+
+
+def backing_type(d):
+    """One backing per descriptor (v6 enum swap_type): the zswap entry or
+    the slot, whichever it holds (never both), else the swap-cache folio."""
+    if d.zentry is not None:
+        return "zswap"
+    if d.slot:
+        return "swapfile"
+    return "folio" if d.folio is not None else "none"
 
 
 ENTRY = st.tuples(st.integers(0, 15), st.integers(0, 2 ** 24))
@@ -420,6 +432,7 @@ class VSwapMachine(RuleBasedStateMachine):
         old = self.space.zswap_entry_store(entry, z)
         assert old is m.descs[entry].zentry
         m.descs[entry].zentry = z
+        m.descs[entry].slot = 0         # release_backing(): the slot goes
 
     @rule(choice=ENTRY)
     def zswap_load(self, choice):
@@ -561,6 +574,8 @@ class VSwapMachine(RuleBasedStateMachine):
             return self.expect(err, call)
         assert call() == m.descs[entry].slot
         m.descs[entry].slot = slot
+        if slot:
+            m.descs[entry].zentry = None    # release_backing(): the zswap entry goes
 
     @rule(choice=ENTRY)
     def get_slot(self, choice):

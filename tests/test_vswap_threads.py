@@ -126,6 +126,7 @@ class Owner:
             assert s.zswap_entry_store(e, self.pool[zi]) is self.obj(d[0])
             self.mutations += 1
             d[0] = zi
+            d[3] = 0                    # one backing: the slot goes
         elif op < 0.50:
             assert s.zswap_entry_erase(e) is self.obj(d[0])
             self.mutations += 1
@@ -172,6 +173,8 @@ class Owner:
             assert s.set_slot(e, slot) == d[3]
             self.mutations += 1
             d[3] = slot
+            if slot:
+                d[0] = None             # one backing: the zswap entry goes
         else:
             assert s.get_slot(e) == d[3]
             assert e in s

@@ -285,6 +285,8 @@ class ZswapMachine(RuleBasedStateMachine):
         else:
             assert old is d.z
         d.z = t
+        # One backing per descriptor: the store releases a written-back slot.
+        d.slot, d.slot_page = 0, None
 
     # -- load, read, invalidate, erase --------------------------------------------
 

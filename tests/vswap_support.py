@@ -14,16 +14,28 @@ except ImportError:     # numpy is optional: its integer types are extra cases
 #: taking snapshots takes locks too, so snapshots leave them out.
 LOCK_COUNTERS = ("lock_acquisitions", "lock_contended")
 
+#: Descriptors per backing type (v6's enum swap_type, and "none").
+BACKING_KEYS = {
+    "backing_none", "backing_zero", "backing_zswap", "backing_swapfile", "backing_folio",
+}
+
 STAT_KEYS = {
     "entries", "clusters", "zswap_entries", "swap_cache_folios", "shadows",
     "slots", "lock_acquisitions", "lock_contended", "cluster_size", "used", "alloc_reject",
     "max_clusters",
-}
+} | BACKING_KEYS
 
 CLUSTER_INFO_KEYS = {
     "id", "order", "count", "refcount", "zswap_entries",
     "lock_acquisitions", "lock_contended",
-}
+} | BACKING_KEYS
+
+
+def backing(space_or_stats):
+    """The descriptors per backing type of a space (or of a stats() or
+    cluster_info() dict), as {type: count} without the "backing_" prefix."""
+    st = space_or_stats if isinstance(space_or_stats, dict) else space_or_stats.stats()
+    return {k[len("backing_"):]: v for k, v in st.items() if k.startswith("backing_")}
 
 
 class Token:

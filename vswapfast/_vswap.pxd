@@ -10,7 +10,7 @@ A thread holds at most one cluster lock at a time, and never acquires the
 GIL (or calls into Python) while it holds a cluster lock or the map lock.
 """
 
-from libc.stdint cimport uint8_t, uint32_t, int32_t, uint64_t, uintptr_t
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, int32_t, uint64_t, uintptr_t
 
 cdef extern from "<pthread.h>" nogil:
     ctypedef int pthread_spinlock_t
@@ -44,11 +44,42 @@ ctypedef union swp_desc_cache:
     void *swap_cache
     uintptr_t shadow
 
-# Swap descriptor: the metadata of one swapped-out page (24 bytes).
+# The backing word: a physical swap slot or a zswap entry, as the ``type``
+# of the descriptor says (v6 patch 14, "decouple virtual swap slot from
+# backing store": ``union { swp_slot_t slot; struct zswap_entry *zswap_entry; }``).
+ctypedef union swp_desc_backing:
+    swp_slot_t slot
+    void *zswap_entry
+
+# The backing types of a descriptor (v6 ``enum swap_type``: SWAPFILE, ZERO,
+# ZSWAP, FOLIO).  NONE is the model's own: the kernel hands every entry out
+# FOLIO-backed (folio_alloc_swap() allocates with the folio), while here an
+# entry may be allocated with no folio, and a folio may leave the swap cache
+# of an entry it backs.  Five values: a 3-bit field.
+cdef enum:
+    VSWAP_NONE = 0               # no backing: the page is nowhere
+    VSWAP_SWAPFILE = 1           # backing.slot, a slot of the bound pool's swap file
+    VSWAP_ZERO = 2               # a zero-filled page: no memory, word 0
+    VSWAP_ZSWAP = 3              # backing.zswap_entry (never NULL)
+    VSWAP_FOLIO = 4              # only the swap-cache folio (cache.swap_cache); word 0
+    VSWAP_NR_TYPES = 5
+    # ``flags``: bit 0 in_swapcache, bits 1..3 the type.
+    VSWAP_FLAG_IN_SWAPCACHE = 1
+    VSWAP_TYPE_SHIFT = 1
+    VSWAP_TYPE_MASK = 7
+
+# Swap descriptor: the metadata of one swapped-out page, 24 bytes as the
+# series ends up (v6 mm/vswap.c ``struct swp_desc``).  ``swap_count``,
+# ``memcgid`` and the in_swapcache bit are laid out as the kernel's but not
+# used by the model yet (always 0; see docs/semantics.md).  Read and write
+# ``backing`` and the type only through the vswap_desc_* accessors below.
 ctypedef struct swp_desc:
-    swp_slot_t slot              # physical swap slot backing the page, 0 = none
-    void *zswap_entry            # zswap entry, or NULL
+    swp_desc_backing backing     # slot (SWAPFILE) or zswap entry (ZSWAP); else 0
     swp_desc_cache cache         # swap-cache folio or shadow, or NULL
+    uint32_t swap_count          # not used yet
+    uint16_t memcgid             # not used yet
+    uint8_t flags                # in_swapcache (bit 0, not used yet), type (bits 1..3)
+    uint8_t pad
 
 ctypedef struct vswap_cluster:
     pthread_spinlock_t lock
@@ -69,12 +100,14 @@ ctypedef struct vswap_cluster:
     vswap_cluster *all_next      # every struct ever made, for teardown
     swp_desc *descriptors        # 1 << cluster_shift descriptors
 
-# The zswap_entry field holds one of: NULL; a Python object stored through
-# the VSwap API (an aligned PyObject *, low bits 00); a zswap pool's native
+# A zswap value, as vswap_desc_zswap() reads it and vswap_desc_set_zswap()
+# takes it: NULL (no zswap backing); a Python object stored through the
+# VSwap API (an aligned PyObject *, low bits 00); a zswap pool's native
 # entry (its address | VSWAP_ZSWAP_NATIVE); a handle stored by a batch call
-# (handle << 2 | VSWAP_ZSWAP_HANDLE, handle >= 1); or VSWAP_ZSWAP_ZERO, the
-# marker of a zero-filled page (the ZERO backing, no pool memory), which is
-# "handle 0".
+# (handle << 2 | VSWAP_ZSWAP_HANDLE, handle >= 1); or VSWAP_ZSWAP_ZERO, which
+# stands for the ZERO backing type ("handle 0"; the descriptor's word is 0).
+# Every value but NULL and the ZERO marker is kept in backing.zswap_entry
+# with the type VSWAP_ZSWAP.
 cdef enum:
     VSWAP_ZSWAP_NATIVE = 1
     VSWAP_ZSWAP_HANDLE = 2
@@ -214,6 +247,135 @@ cdef inline bint vswap_zswap_is_pool(void *zswap_entry) noexcept nogil:
         or zswap_entry == <void *>VSWAP_ZSWAP_ZERO
 
 
+# ---------------------------------------------------------------------------
+# The backing of a descriptor.  One backing at a time, as v6 patch 14 makes
+# it: storing a new one releases the old (release_backing()).  The setters
+# hand back what they displaced; the caller releases it once the cluster
+# lock is dropped (a slot through the bound pool's slot_release hook, a pool
+# entry through zswap_release, a Python object's reference with the GIL),
+# as release_backing() drops the cluster lock to free physical slots.
+# Callers hold the cluster lock.
+# ---------------------------------------------------------------------------
+
+cdef inline int vswap_desc_type(swp_desc *desc) noexcept nogil:
+    """The backing type (VSWAP_NONE .. VSWAP_FOLIO)."""
+    return (desc.flags >> VSWAP_TYPE_SHIFT) & VSWAP_TYPE_MASK
+
+
+cdef inline void vswap_desc_set_type(swp_desc *desc, int type) noexcept nogil:
+    desc.flags = <uint8_t>((desc.flags & ~(VSWAP_TYPE_MASK << VSWAP_TYPE_SHIFT))
+                           | (type << VSWAP_TYPE_SHIFT))
+
+
+cdef inline void vswap_desc_init(swp_desc *desc, void *folio) noexcept nogil:
+    """A newly allocated descriptor (__vswap_alloc_from_cluster()): FOLIO-backed
+    by ``folio`` in its swap cache, or with no backing when there is none."""
+    desc.backing.slot.val = 0
+    desc.cache.swap_cache = folio
+    desc.swap_count = 0
+    desc.memcgid = 0
+    desc.pad = 0
+    desc.flags = 0
+    vswap_desc_set_type(desc, VSWAP_FOLIO if folio != NULL else VSWAP_NONE)
+
+
+cdef inline int vswap_desc_fallback(swp_desc *desc) noexcept nogil:
+    """The type of a descriptor whose backing is released with nothing in
+    its place: FOLIO when its swap cache holds a folio (the folio is then the
+    only copy, as vswap_store_folio() makes it after an exclusive zswap
+    load), else NONE."""
+    return VSWAP_FOLIO if vswap_cache_is_folio(desc) else VSWAP_NONE
+
+
+cdef inline void *vswap_desc_zswap(swp_desc *desc) noexcept nogil:
+    """The zswap value (see above) of a descriptor: its zswap entry when it
+    is ZSWAP-backed, the ZERO marker when ZERO, else NULL (zswap_entry_load()
+    returns NULL unless the type is VSWAP_ZSWAP)."""
+    cdef int type = vswap_desc_type(desc)
+    if type == VSWAP_ZSWAP:
+        return desc.backing.zswap_entry
+    if type == VSWAP_ZERO:
+        return <void *>VSWAP_ZSWAP_ZERO
+    return NULL
+
+
+cdef inline uint64_t vswap_desc_slot(swp_desc *desc) noexcept nogil:
+    """The physical slot of a SWAPFILE-backed descriptor, else 0
+    (swp_entry_to_swp_slot())."""
+    if vswap_desc_type(desc) == VSWAP_SWAPFILE:
+        return desc.backing.slot.val
+    return 0
+
+
+cdef inline uint64_t vswap_desc_set_zswap(vswap_cluster *cluster, swp_desc *desc,
+                                          void *z) noexcept nogil:
+    """Make zswap value ``z`` the backing (zswap_entry_store(): ZSWAP, or
+    ZERO for the marker, as swap_zeromap_folio_set() marks it); NULL
+    releases the zswap backing, leaving vswap_desc_fallback().  Keeps the
+    cluster's ``nr_zswap`` (descriptors with a zswap value).  The caller
+    has read the old zswap value (vswap_desc_zswap()) to release it; returns
+    the slot displaced from a SWAPFILE backing (0: none), to release too."""
+    cdef int old_type = vswap_desc_type(desc)
+    cdef uint64_t old_slot = desc.backing.slot.val if old_type == VSWAP_SWAPFILE else 0
+    cdef bint had = old_type == VSWAP_ZSWAP or old_type == VSWAP_ZERO
+    desc.backing.slot.val = 0
+    if z == NULL:
+        vswap_desc_set_type(desc, vswap_desc_fallback(desc))
+    elif z == <void *>VSWAP_ZSWAP_ZERO:
+        vswap_desc_set_type(desc, VSWAP_ZERO)
+    else:
+        desc.backing.zswap_entry = z
+        vswap_desc_set_type(desc, VSWAP_ZSWAP)
+    if had and z == NULL:
+        vswap_counter_add(&cluster.nr_zswap, -1)
+    elif not had and z != NULL:
+        vswap_counter_add(&cluster.nr_zswap, 1)
+    return old_slot
+
+
+cdef inline uint64_t vswap_desc_drop_slot(swp_desc *desc) noexcept nogil:
+    """Release a SWAPFILE backing, leaving vswap_desc_fallback(); returns its
+    slot, or 0 (and changes nothing) when the descriptor has none."""
+    cdef uint64_t slot = vswap_desc_slot(desc)
+    if slot != 0:
+        desc.backing.slot.val = 0
+        vswap_desc_set_type(desc, vswap_desc_fallback(desc))
+    return slot
+
+
+cdef inline uint64_t vswap_desc_set_slot(vswap_cluster *cluster, swp_desc *desc, uint64_t slot,
+                                         void **old_zswap) noexcept nogil:
+    """Make physical ``slot`` the backing (SWAPFILE, as vswap_alloc_swap_slot()
+    sets it at writeback); 0 releases a slot backing (only), leaving
+    vswap_desc_fallback().  Returns the slot displaced (0: none); the zswap
+    value displaced goes to ``*old_zswap`` (NULL: none).  Keeps ``nr_zswap``."""
+    cdef uint64_t old_slot = vswap_desc_slot(desc)
+    cdef void *z
+    old_zswap[0] = NULL
+    if slot == 0:
+        return vswap_desc_drop_slot(desc)
+    z = vswap_desc_zswap(desc)
+    old_zswap[0] = z
+    if z != NULL:
+        vswap_counter_add(&cluster.nr_zswap, -1)
+    desc.backing.slot.val = slot
+    vswap_desc_set_type(desc, VSWAP_SWAPFILE)
+    return old_slot
+
+
+cdef inline void vswap_desc_cache_changed(swp_desc *desc) noexcept nogil:
+    """After the swap cache of a descriptor changed: a descriptor with no
+    backing whose folio enters the swap cache is backed by it (v6 allocates
+    with the folio: type FOLIO); a FOLIO-backed descriptor whose folio leaves
+    the swap cache has no backing left (the kernel never lets that happen:
+    it frees the entry, or gives it another backing first)."""
+    cdef int type = vswap_desc_type(desc)
+    if type == VSWAP_NONE and vswap_cache_is_folio(desc):
+        vswap_desc_set_type(desc, VSWAP_FOLIO)
+    elif type == VSWAP_FOLIO and not vswap_cache_is_folio(desc):
+        vswap_desc_set_type(desc, VSWAP_NONE)
+
+
 # Statuses of the batch calls (the same numbers as vswapfast.batch).
 cdef enum:
     BATCH_OK = 0
@@ -288,9 +450,10 @@ cdef uint64_t vswap_check_range(VSwap space, object entry, object nr,
 # An int argument as an exact int (TypeError otherwise, bool refused); an
 # int subclass is converted without running any of its methods.
 cdef object int_arg(object x, str name)
-# Unbind a closing pool: take every pool-owned zswap entry (native and
-# ZERO) and every slot the pool owns (slot_owned) out of the descriptors and
-# hand them to the pool's hooks, clear zswap_owner, let every cluster lock
+# Unbind a closing pool (the model's swapoff): take every pool-owned zswap
+# entry (native and ZERO) and every slot the pool owns (slot_owned) out of
+# the descriptors, leaving vswap_desc_fallback(), and hand them to the
+# pool's hooks, clear zswap_owner, let every cluster lock
 # holder that may have read it finish, and wait for hook users in flight.
 # Locks: map_lock briefly, then one cluster at a time; none while waiting.
 cdef void vswap_zswap_unbind(vswap_space *vs) noexcept nogil

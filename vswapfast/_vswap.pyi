@@ -16,9 +16,13 @@ class VSwap:
     """A virtual swap space: clusters of swap descriptors behind a cluster map.
 
     Swap entries are ints: ``cluster_id << cluster_shift | index``.  Cluster
-    ids start at 1, so entry 0 is never handed out.  Every descriptor holds a
-    physical ``slot`` (0 = none), a zswap entry (any object, or None) and a
-    swap-cache folio (any object) or a shadow (an int), as ``struct swp_desc``.
+    ids start at 1, so entry 0 is never handed out.  Every descriptor has one
+    backing (none, a physical slot, a zero page, a zswap entry or its
+    swap-cache folio: v6's ``enum swap_type``; storing one releases the
+    old) and a swap-cache folio (any object) or a shadow (an int), as
+    ``struct swp_desc``.  ``stats()`` and ``cluster_info()`` count the
+    descriptors per backing type (``backing_none``, ``backing_zero``,
+    ``backing_zswap``, ``backing_swapfile``, ``backing_folio``).
 
     Ranges (``entry, nr``) must lie inside one cluster; every entry in a range
     must be allocated, otherwise the call raises and changes nothing.

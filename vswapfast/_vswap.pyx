@@ -330,13 +330,9 @@ cdef void take_chunk(vswap_space *vs, vswap_cluster *c, uint32_t start, uint32_t
                      void *folio) noexcept nogil:
     """Hand out [start, start + nr) of a locked cluster (__vswap_alloc_from_cluster)."""
     cdef uint32_t i
-    cdef swp_desc *desc
     bitmap_assign(c, start, nr, True)
     for i in range(nr):
-        desc = &c.descriptors[start + i]
-        desc.slot.val = 0
-        desc.zswap_entry = NULL
-        desc.cache.swap_cache = folio
+        vswap_desc_init(&c.descriptors[start + i], folio)
     vswap_counter_add(&c.count, nr)
 
 
@@ -611,17 +607,20 @@ cdef int free_locked(vswap_space *vs, vswap_cluster *c, swp_desc *desc, uint32_t
     # while this lock is held and the pool's entries or slots are here, it
     # has not finished closing.
     cdef void *owner = vswap_load_owner(&vs.zswap_owner)
+    cdef void *z
+    # release_backing() of vswap_free(): whatever backs each descriptor.
     for i in range(n):
-        if vswap_zswap_is_object(desc[i].zswap_entry):
-            objs[nobjs] = <PyObject *>desc[i].zswap_entry
+        z = vswap_desc_zswap(&desc[i])
+        if vswap_zswap_is_object(z):
+            objs[nobjs] = <PyObject *>z
             nobjs += 1
-        elif vswap_zswap_is_pool(desc[i].zswap_entry):
-            owned[nowned] = desc[i].zswap_entry
+        elif vswap_zswap_is_pool(z):
+            owned[nowned] = z
             nowned += 1
-        if desc[i].zswap_entry != NULL:
+        if z != NULL:
             vswap_counter_add(&c.nr_zswap, -1)
-        if desc[i].slot.val != 0 and owner != NULL:
-            slots[nslots] = desc[i].slot.val
+        if vswap_desc_slot(&desc[i]) != 0 and owner != NULL:
+            slots[nslots] = vswap_desc_slot(&desc[i])
             slot_vals[nslots] = val + i
             nslots += 1
         if vswap_cache_is_folio(&desc[i]):
@@ -677,12 +676,14 @@ cdef Py_ssize_t zswap_store_many(void *ctx, const uint64_t *vals, const uint64_t
                                  void **displaced, void **pinned) noexcept nogil:
     """Store handles; a run of entries in one cluster takes its lock once
     (vswap_iter).  Displaced non-handles go to ``displaced`` (returns how
-    many): the caller releases them with no lock held."""
+    many): the caller releases them with no lock held.  A displaced slot is
+    released at once, with the cluster lock dropped for it and the pool
+    pinned, as release_backing() drops it to free physical slots."""
     cdef vswap_space *vs = <vswap_space *>ctx
     cdef vswap_cluster *c = NULL
     cdef swp_desc *desc
     cdef void *z
-    cdef uint64_t val, handle
+    cdef uint64_t val, handle, old_slot
     cdef Py_ssize_t i, ndisplaced = 0
     for i in range(n):
         val = vals[i]
@@ -696,13 +697,17 @@ cdef Py_ssize_t zswap_store_many(void *ctx, const uint64_t *vals, const uint64_t
         if desc == NULL:
             status[i] = BATCH_INVALID
             continue
-        z = desc.zswap_entry
-        desc.zswap_entry = vswap_handle_field(handle)
-        if z == NULL:
-            vswap_counter_add(&c.nr_zswap, 1)
-        elif vswap_zswap_is_pool(z) and pinned[0] == NULL:
+        z = vswap_desc_zswap(desc)
+        old_slot = vswap_desc_set_zswap(c, desc, vswap_handle_field(handle))
+        if vswap_zswap_is_pool(z) and pinned[0] == NULL:
             pinned[0] = vswap_zswap_get(vs)
         ndisplaced = vswap_batch_displaced(z, i, old, status, displaced, ndisplaced)
+        if old_slot != 0 and vswap_load_owner(&vs.zswap_owner) != NULL:
+            if pinned[0] == NULL:
+                pinned[0] = vswap_zswap_get(vs)
+            vswap_cluster_unlock(c)
+            c = NULL
+            vs.slot_release(pinned[0], val, old_slot)
     if c != NULL:
         vswap_cluster_unlock(c)
     return ndisplaced
@@ -727,7 +732,7 @@ cdef Py_ssize_t zswap_load_erase_many(void *ctx, const uint64_t *vals, Py_ssize_
         if desc == NULL:
             status[i] = BATCH_INVALID
             continue
-        z = desc.zswap_entry
+        z = vswap_desc_zswap(desc)
         if z == NULL:
             status[i] = BATCH_EMPTY
             continue
@@ -744,8 +749,7 @@ cdef Py_ssize_t zswap_load_erase_many(void *ctx, const uint64_t *vals, Py_ssize_
             displaced[ndisplaced] = z
             ndisplaced += 1
         if erase:
-            desc.zswap_entry = NULL
-            vswap_counter_add(&c.nr_zswap, -1)
+            vswap_desc_set_zswap(c, desc, NULL)     # a zswap backing: no slot
     if c != NULL:
         vswap_cluster_unlock(c)
     return ndisplaced
@@ -1116,12 +1120,34 @@ cdef int swap_cache_swap(vswap_space *vs, object entry, int kind, uint64_t val,
                                  % (val + i))
     for i in range(n):
         desc[i].cache.swap_cache = new
+        vswap_desc_cache_changed(&desc[i])
     vswap_cluster_unlock(c)
     for i in range(n):
         if new != NULL and not (<uintptr_t>new & 1):
             Py_XINCREF(<PyObject *>new)
         Py_DECREF(old)
     return 0
+
+cdef void count_types(vswap_space *vs, vswap_cluster *c, uint64_t *types) noexcept nogil:
+    """Add the allocated descriptors of locked cluster ``c`` to ``types``,
+    per backing type."""
+    cdef uint32_t i
+    for i in range(vs.cluster_size):
+        if vswap_desc_allocated(c, i):
+            types[vswap_desc_type(&c.descriptors[i])] += 1
+
+
+cdef dict backing_dict(dict d, uint64_t *types):
+    """Add the descriptors per backing type to ``d``, by the names of v6's
+    enum swap_type (and the model's "none"): backing_none, backing_zero,
+    backing_zswap, backing_swapfile, backing_folio."""
+    d["backing_none"] = types[VSWAP_NONE]
+    d["backing_zero"] = types[VSWAP_ZERO]
+    d["backing_zswap"] = types[VSWAP_ZSWAP]
+    d["backing_swapfile"] = types[VSWAP_SWAPFILE]
+    d["backing_folio"] = types[VSWAP_FOLIO]
+    return d
+
 
 cdef uint32_t next_id(vswap_space *vs, uint32_t start) noexcept nogil:
     """next_live_id() taking map_lock itself."""
@@ -1190,6 +1216,19 @@ cdef uint64_t vswap_check_range(VSwap space, object entry, object nr,
     return val
 
 
+cdef void release_backing_hooks(vswap_space *vs, void *owner, void *z, uint64_t val,
+                                uint64_t slot) noexcept nogil:
+    """The hooks' half of release_backing(): hand a pool entry (``z``, if it
+    is the pool's) and a slot (``slot``, if not 0) that left the descriptor
+    of ``val`` under its cluster lock, with the pool pinned there, to the
+    pool; then unpin it.  No lock held."""
+    if vswap_zswap_is_pool(z):
+        vs.zswap_release(owner, z)
+    if slot != 0:
+        vs.slot_release(owner, val, slot)
+    vswap_zswap_put(vs)
+
+
 cdef void release_pool_entry(vswap_space *vs, void *owner, void *z) noexcept nogil:
     """Hand a pool entry taken out under the cluster lock, with the pool
     pinned there (vswap_zswap_get), to the pool; then unpin it.  No lock."""
@@ -1247,18 +1286,16 @@ cdef void vswap_zswap_unbind(vswap_space *vs) noexcept nogil:
             if not vswap_desc_allocated(c, i):
                 continue
             desc = &c.descriptors[i]
-            z = desc.zswap_entry
+            z = vswap_desc_zswap(desc)
             if vswap_zswap_is_pool(z):
                 owned[n] = z
                 n += 1
-                desc.zswap_entry = NULL
-                vswap_counter_add(&c.nr_zswap, -1)
+                vswap_desc_set_zswap(c, desc, NULL)
             val = (<uint64_t>id << vs.cluster_shift) | i
-            if desc.slot.val != 0 and vs.slot_owned(owner, val, desc.slot.val):
-                slots[nslots] = desc.slot.val
+            if vswap_desc_slot(desc) != 0 and vs.slot_owned(owner, val, vswap_desc_slot(desc)):
+                slots[nslots] = vswap_desc_drop_slot(desc)
                 vals[nslots] = val
                 nslots += 1
-                desc.slot.val = 0
         vswap_cluster_unlock(c)
         for k in range(n):
             vs.zswap_release(owner, owned[k])
@@ -1285,9 +1322,10 @@ cdef class VSwap:
 
     ``VSwap(cluster_shift=9, max_clusters=VSWAP_MAX_CLUSTERS)``.  Swap entries
     are ints ``cluster_id << cluster_shift | index``; ids start at 1, so entry
-    0 is never handed out.  Each descriptor holds a physical slot, a zswap
-    entry and a swap-cache folio or shadow; objects are held by strong
-    references.  See docs/semantics.md for the full contract.
+    0 is never handed out.  Each descriptor has one backing (none, a
+    physical slot, a zero page, a zswap entry or its swap-cache folio: v6's
+    enum swap_type) and a swap-cache folio or shadow; objects are held by
+    strong references.  See docs/semantics.md for the full contract.
 
     Thread safety: any method may be called from several threads at once.
     Objects stored here should not refer back to the space: the space does
@@ -1349,8 +1387,8 @@ cdef class VSwap:
                     if not vswap_desc_allocated(c, i):
                         continue
                     desc = &c.descriptors[i]
-                    if vswap_zswap_is_object(desc.zswap_entry):
-                        Py_XDECREF(<PyObject *>desc.zswap_entry)
+                    if vswap_zswap_is_object(vswap_desc_zswap(desc)):
+                        Py_XDECREF(<PyObject *>vswap_desc_zswap(desc))
                     if vswap_cache_is_folio(desc):
                         Py_XDECREF(<PyObject *>desc.cache.swap_cache)
             PyMem_RawFree(c.descriptors)
@@ -1452,7 +1490,10 @@ cdef class VSwap:
     # -- zswap entries ------------------------------------------------------
 
     def zswap_entry_store(self, entry, zentry):
-        """Store ``zentry`` in the descriptor of ``entry``.
+        """Store ``zentry`` in the descriptor of ``entry``: its backing is
+        now this zswap entry (type ZSWAP), and the old backing is released
+        (zswap_entry_store() calls release_backing()): a slot goes back to
+        the bound pool's swap file.
 
         Locks: the entry's cluster.  Returns the old zswap entry (for the
         caller to free) or None; a pool-owned old entry is freed by its pool
@@ -1463,24 +1504,26 @@ cdef class VSwap:
         cdef void *old
         cdef void *owner = NULL
         cdef zswap_entry_info info
-        cdef uint64_t val = 0
+        cdef uint64_t val = 0, old_slot
         cdef int kind = entry_arg(entry, &val)
         if zentry is None:
             raise TypeError("zentry must not be None; use zswap_entry_erase")
         check_entry(self.vs, entry, kind, val)
         desc = desc_lock(self.vs, val, &c)
-        old = desc.zswap_entry
-        if old == NULL:
-            vswap_counter_add(&c.nr_zswap, 1)
-        elif vswap_zswap_is_pool(old):
+        old = vswap_desc_zswap(desc)
+        if vswap_zswap_is_pool(old):
             zswap_peek(self.vs, val, old, &info)
-            owner = vswap_zswap_get(self.vs)
         Py_INCREF(zentry)
-        desc.zswap_entry = <void *>zentry
+        old_slot = vswap_desc_set_zswap(c, desc, <void *>zentry)
+        if vswap_zswap_is_pool(old) or (
+                old_slot != 0 and vswap_load_owner(&self.vs.zswap_owner) != NULL):
+            owner = vswap_zswap_get(self.vs)
         vswap_cluster_unlock(c)
         if owner == NULL:
             return zswap_field(old)
-        release_pool_entry(self.vs, owner, old)
+        release_backing_hooks(self.vs, owner, old, val, old_slot)
+        if not vswap_zswap_is_pool(old):
+            return zswap_field(old)
         return zswap_view(&info)
 
     def zswap_entry_load(self, entry):
@@ -1489,7 +1532,7 @@ cdef class VSwap:
         cdef vswap_cluster *c
         cdef uint64_t val = entry_val(self.vs, entry)
         cdef swp_desc *desc = desc_lock(self.vs, val, &c)
-        cdef void *z = desc.zswap_entry
+        cdef void *z = vswap_desc_zswap(desc)
         cdef zswap_entry_info info
         if not vswap_zswap_is_pool(z):
             if vswap_zswap_is_object(z):
@@ -1501,7 +1544,11 @@ cdef class VSwap:
         return zswap_view(&info)
 
     def zswap_entry_erase(self, entry):
-        """Clear the zswap entry of ``entry``.
+        """Clear the zswap entry (or zero page) of ``entry``: its ZSWAP or
+        ZERO backing is released and the descriptor is left backed by its
+        swap-cache folio if it has one (as vswap_store_folio() leaves it
+        after an exclusive load), else by nothing.  Any other backing is
+        left alone.
 
         Locks: its cluster.  Returns the old zswap entry or None; a
         pool-owned entry is freed by its pool and returned as a view.
@@ -1509,12 +1556,11 @@ cdef class VSwap:
         cdef vswap_cluster *c
         cdef uint64_t val = entry_val(self.vs, entry)
         cdef swp_desc *desc = desc_lock(self.vs, val, &c)
-        cdef void *old = desc.zswap_entry
+        cdef void *old = vswap_desc_zswap(desc)
         cdef void *owner = NULL
         cdef zswap_entry_info info
-        desc.zswap_entry = NULL
         if old != NULL:
-            vswap_counter_add(&c.nr_zswap, -1)
+            vswap_desc_set_zswap(c, desc, NULL)     # a zswap backing: no slot
             if vswap_zswap_is_pool(old):
                 zswap_peek(self.vs, val, old, &info)
                 owner = vswap_zswap_get(self.vs)
@@ -1585,6 +1631,7 @@ cdef class VSwap:
         for i in range(n):
             Py_INCREF(folio)
             desc[i].cache.swap_cache = <void *>folio
+            vswap_desc_cache_changed(&desc[i])
         vswap_cluster_unlock(c)
         if shadow & 1:
             return shadow >> 1
@@ -1648,35 +1695,53 @@ cdef class VSwap:
     # -- physical slot ------------------------------------------------------
 
     def get_slot(self, entry):
-        """The physical swap slot backing ``entry`` (0 = none).  Locks: its cluster."""
+        """The physical swap slot backing ``entry``: 0 unless its backing is
+        a slot (swp_entry_to_swp_slot()).  Locks: its cluster."""
         cdef vswap_cluster *c
         cdef swp_desc *desc = desc_lock(self.vs, entry_val(self.vs, entry), &c)
-        cdef uint64_t slot = desc.slot.val
+        cdef uint64_t slot = vswap_desc_slot(desc)
         vswap_cluster_unlock(c)
         return slot
 
     def set_slot(self, entry, slot):
-        """Set the physical swap slot backing ``entry``.
+        """Make the physical swap slot ``slot`` the backing of ``entry``
+        (type SWAPFILE, as vswap_alloc_swap_slot() sets it); 0 releases a
+        slot backing, leaving the swap-cache folio (if any) as the backing.
+        The old backing is released (release_backing()): a zswap entry is
+        freed (a pool's by its pool, an object's reference dropped), an old
+        slot goes back to the bound pool's swap file.
 
         With a zswap pool bound, a slot allocated in the pool's swap file
         becomes the page of ``entry`` there (the file's reverse map), which
         the pool reads and frees; any other slot number is kept but never
-        read as a page.  Locks: its cluster.  Returns the old slot.
+        read as a page.  Locks: its cluster.  Returns the old slot (0 when
+        the backing was not a slot).
         """
         cdef vswap_cluster *c
         cdef swp_desc *desc
-        cdef uint64_t val = 0, old
+        cdef uint64_t val = 0, old, old_released
         cdef void *owner
+        cdef void *pinned = NULL
+        cdef void *z = NULL
         cdef int kind = entry_arg(entry, &val)
         cdef uint64_t new = slot_arg(slot)
         check_entry(self.vs, entry, kind, val)
         desc = desc_lock(self.vs, val, &c)
-        old = desc.slot.val
-        desc.slot.val = new
+        old = vswap_desc_set_slot(c, desc, new, &z)
         owner = vswap_load_owner(&self.vs.zswap_owner)
         if owner != NULL and new != 0:
             self.vs.slot_assign(owner, val, new)
+        if old == new:
+            old_released = 0            # the same slot stays
+        else:
+            old_released = old
+        if vswap_zswap_is_pool(z) or (owner != NULL and old_released != 0):
+            pinned = vswap_zswap_get(self.vs)
         vswap_cluster_unlock(c)
+        if pinned != NULL:
+            release_backing_hooks(self.vs, pinned, z, val, old_released)
+        if vswap_zswap_is_object(z):
+            Py_XDECREF(<PyObject *>z)       # after the lock: __del__ may run
         return old
 
     # -- batch calls (statuses in vswapfast.batch) --------------------------
@@ -1833,6 +1898,7 @@ cdef class VSwap:
         cdef uint32_t id
         cdef int order, count, refcnt, nr_zswap
         cdef uint64_t acq, cont
+        cdef uint64_t types[VSWAP_NR_TYPES]
         if PyBool_Check(cluster_id) or not PyLong_Check(cluster_id):
             raise KeyError(cluster_id)
         if not 1 <= int_arg(cluster_id, "cluster_id") <= self.vs.max_clusters:
@@ -1843,10 +1909,12 @@ cdef class VSwap:
         # refcnt is written under both locks: the cluster lock is enough.
         id, order, count, refcnt, nr_zswap = c.id, c.order, c.count, c.refcnt, c.nr_zswap
         acq, cont = c.lock_acquisitions, c.lock_contended
+        memset(types, 0, sizeof(types))
+        count_types(self.vs, c, types)
         vswap_cluster_unlock(c)
-        return {"id": id, "order": order, "count": count, "refcount": refcnt,
-                "zswap_entries": nr_zswap, "lock_acquisitions": acq,
-                "lock_contended": cont}
+        return backing_dict({"id": id, "order": order, "count": count, "refcount": refcnt,
+                             "zswap_entries": nr_zswap, "lock_acquisitions": acq,
+                             "lock_contended": cont}, types)
 
     def stats(self):
         """Counters of the whole space, as a dict (see docs/semantics.md).
@@ -1859,6 +1927,8 @@ cdef class VSwap:
         cdef uint32_t id = 0, i
         cdef uint64_t entries = 0, clusters = 0, zswap = 0, folios = 0
         cdef uint64_t shadows = 0, slots = 0, acq, cont
+        cdef uint64_t types[VSWAP_NR_TYPES]
+        memset(types, 0, sizeof(types))
         pthread_spin_lock(&vs.map_lock)
         acq = vs.released_lock_acquisitions
         cont = vs.released_lock_contended
@@ -1879,16 +1949,17 @@ cdef class VSwap:
                 desc = &c.descriptors[i]
                 folios += vswap_cache_is_folio(desc)
                 shadows += cache_is_shadow(desc)
-                slots += desc.slot.val != 0
+                slots += vswap_desc_slot(desc) != 0
+            count_types(vs, c, types)
             acq += c.lock_acquisitions
             cont += c.lock_contended
             vswap_cluster_unlock(c)
-        return {"entries": entries, "used": entries,
+        return backing_dict({"entries": entries, "used": entries,
                 "alloc_reject": load_relaxed_u64(&vs.alloc_reject),
                 "clusters": clusters, "zswap_entries": zswap,
                 "swap_cache_folios": folios, "shadows": shadows, "slots": slots,
                 "lock_acquisitions": acq, "lock_contended": cont,
-                "cluster_size": vs.cluster_size, "max_clusters": vs.max_clusters}
+                "cluster_size": vs.cluster_size, "max_clusters": vs.max_clusters}, types)
 
     def __repr__(self):
         s = self.stats()

@@ -48,6 +48,8 @@ from vswapfast._vswap cimport (
     VSwap, vswap_space, vswap_cluster, swp_desc, zswap_entry_info, range_freed_fn,
     vswap_cluster_lookup_lock, vswap_cluster_unlock, vswap_iter, vswap_desc_allocated,
     vswap_zswap_is_object, vswap_zswap_is_pool, vswap_cache_is_folio,
+    vswap_desc_zswap, vswap_desc_slot, vswap_desc_set_zswap, vswap_desc_set_slot,
+    vswap_desc_drop_slot,
     vswap_check_range, vswap_zswap_bind, vswap_zswap_unbind, vswap_counter_add, int_arg,
     pthread_spinlock_t, pthread_spin_init, pthread_spin_destroy, pthread_spin_trylock,
     pthread_spin_lock, pthread_spin_unlock, PTHREAD_PROCESS_PRIVATE,
@@ -416,7 +418,8 @@ cdef inline void lru_unlock(zswap_pool *p) noexcept nogil:
 # ---------------------------------------------------------------------------
 
 ctypedef struct zslot:
-    void **slot
+    void **slot                  # the tree designs' slot
+    swp_desc *desc               # the descriptor design's descriptor
     vswap_cluster *cluster       # locked, for the descriptor design
     zswap_tree *tree             # locked, for the tree designs
     uint64_t key
@@ -432,7 +435,8 @@ cdef int zslot_lock(zswap_pool *p, uint64_t val, zslot *z, bint create) noexcept
     """Lock the home of ``val``'s zswap entry and find its slot.
 
     Locks: the cluster (descriptor design) or the entry's tree.  Returns
-    ZSLOT_LOCKED with ``z.slot`` set, or another ZSLOT_* with nothing held.
+    ZSLOT_LOCKED with ``z.slot`` (or ``z.desc``) set, or another ZSLOT_*
+    with nothing held.  Read and write it with zslot_get() and zslot_set().
     """
     cdef swp_desc *desc
     z.cluster = NULL
@@ -441,7 +445,7 @@ cdef int zslot_lock(zswap_pool *p, uint64_t val, zslot *z, bint create) noexcept
         desc = vswap_iter(p.vs, &z.cluster, val)
         if desc == NULL:
             return ZSLOT_INVALID
-        z.slot = &desc.zswap_entry
+        z.desc = desc
         return ZSLOT_LOCKED
     if not vswap_entry_allocated_nolock(p.vs, val):
         return ZSLOT_INVALID
@@ -462,16 +466,22 @@ cdef int zslot_lock(zswap_pool *p, uint64_t val, zslot *z, bint create) noexcept
     return ZSLOT_LOCKED
 
 
+cdef inline void *zslot_get(zslot *z) noexcept nogil:
+    """The zswap value in a locked slot (the descriptor's: vswap_desc_zswap())."""
+    if z.tree != NULL:
+        return z.slot[0]
+    return vswap_desc_zswap(z.desc)
+
+
 cdef inline void zslot_set(zslot *z, void *value) noexcept nogil:
-    """Replace the value in a locked slot, keeping its home's counts."""
+    """Replace the value in a locked slot, keeping its home's counts.  In a
+    descriptor the value is the backing (vswap_desc_set_zswap()); a store
+    releases the pool's slot first (take_stale_slot), so a slot number it
+    displaces here is none of the pool's file."""
     if z.tree != NULL:
         zswap_tree_set(z.tree, z.key, z.slot, value)
         return
-    if z.slot[0] == NULL and value != NULL:
-        vswap_counter_add(&z.cluster.nr_zswap, 1)
-    elif z.slot[0] != NULL and value == NULL:
-        vswap_counter_add(&z.cluster.nr_zswap, -1)
-    z.slot[0] = value
+    vswap_desc_set_zswap(z.cluster, z.desc, value)
 
 
 cdef inline void zslot_unlock(zslot *z) noexcept nogil:
@@ -602,11 +612,10 @@ cdef inline uint64_t take_stale_slot(zswap_pool *p, swp_desc *desc, uint64_t val
     entry lets go of the slot the pool wrote its older page to, so that no
     read finds that page again.  Caller holds the cluster lock; frees the
     returned slot (0: none) with swap_file_free_owned() after unlocking."""
-    cdef uint64_t slot = desc.slot.val
+    cdef uint64_t slot = vswap_desc_slot(desc)
     if slot == 0 or p.sf == NULL or not swap_file_slot_owned(p.sf, slot, val):
         return 0
-    desc.slot.val = 0
-    return slot
+    return vswap_desc_drop_slot(desc)
 
 
 # ---------------------------------------------------------------------------
@@ -716,7 +725,7 @@ cdef bint entry_still_stored(zswap_pool *p, zswap_entry *e) noexcept nogil:
     cdef bint same
     if zslot_lock(p, e.swpentry, &z, False) != ZSLOT_LOCKED:
         return False
-    same = z.slot[0] == entry_tag(e)
+    same = zslot_get(&z) == entry_tag(e)
     zslot_unlock(&z)
     return same
 
@@ -748,6 +757,7 @@ cdef int writeback_entry(zswap_pool *p, zswap_entry *e) noexcept nogil:
     cdef swp_desc *desc
     cdef zswap_tree *t
     cdef void **tslot
+    cdef void *oldz
     cdef bint done = False
     if not entry_still_stored(p, e):
         return WB_GONE
@@ -766,13 +776,13 @@ cdef int writeback_entry(zswap_pool *p, zswap_entry *e) noexcept nogil:
     desc = vswap_iter(p.vs, &c, e.swpentry)
     if desc != NULL:
         if p.ix == NULL:
-            if desc.zswap_entry == entry_tag(e):
-                desc.zswap_entry = NULL
-                vswap_counter_add(&c.nr_zswap, -1)
-                done = True
+            if vswap_desc_zswap(desc) == entry_tag(e):
+                done = True             # vswap_desc_set_slot() below erases it
         else:
             t = zswap_index_tree(p.ix, e.swpentry, False)
-            if t != NULL:
+            # One backing: a descriptor holding a zswap value of the space's
+            # own (VSwap.zswap_entry_store) is given no slot.
+            if t != NULL and vswap_desc_zswap(desc) == NULL:
                 zswap_tree_lock(t)
                 tslot = zswap_tree_slot(t, zswap_tree_key(p.ix, e.swpentry), False)
                 if tslot != NULL and tslot[0] == entry_tag(e):
@@ -780,8 +790,8 @@ cdef int writeback_entry(zswap_pool *p, zswap_entry *e) noexcept nogil:
                     done = True
                 zswap_tree_unlock(t)
         if done:
-            old_slot = desc.slot.val
-            desc.slot.val = slot
+            # vswap_alloc_swap_slot(): the ZSWAP backing becomes SWAPFILE.
+            old_slot = vswap_desc_set_slot(c, desc, slot, &oldz)
             swap_file_set_owner(p.sf, slot, e.swpentry)
         vswap_cluster_unlock(c)
     if not done:
@@ -1014,8 +1024,8 @@ cdef int erase_range(zswap_pool *p, uint64_t val, uint32_t nr, void **olds) noex
         for i in range(nr):
             if zslot_lock(p, val + i, &z, False) != ZSLOT_LOCKED:
                 continue
-            if z.slot[0] != NULL:
-                olds[n] = z.slot[0]
+            if zslot_get(&z) != NULL:
+                olds[n] = zslot_get(&z)
                 n += 1
                 zslot_set(&z, NULL)
             zslot_unlock(&z)
@@ -1029,11 +1039,10 @@ cdef int erase_range(zswap_pool *p, uint64_t val, uint32_t nr, void **olds) noex
             return -1
     for i in range(nr):
         desc = &c.descriptors[index + i]
-        if desc.zswap_entry != NULL:
-            olds[n] = desc.zswap_entry
+        if vswap_desc_zswap(desc) != NULL:
+            olds[n] = vswap_desc_zswap(desc)
             n += 1
-            desc.zswap_entry = NULL
-            vswap_counter_add(&c.nr_zswap, -1)
+            vswap_desc_set_zswap(c, desc, NULL)
     vswap_cluster_unlock(c)
     return n
 
@@ -1174,15 +1183,15 @@ cdef int pool_store(zswap_pool *p, uint64_t val, uint32_t nr, const char *src,
             continue
         if p.ix == NULL:
             desc = &z.cluster.descriptors[(val + i) & (vs.cluster_size - 1)]
-        if z.slot[0] != NULL:
-            olds[nolds[0]] = z.slot[0]
+        stale[i] = take_stale_slot(p, desc, val + i)
+        if zslot_get(&z) != NULL:
+            olds[nolds[0]] = zslot_get(&z)
             nolds[0] += 1
         zslot_set(&z, news[i])
         if is_native(news[i]):
             lru_lock(p)
             lru_link(p, entry_untag(news[i]), True)
             lru_unlock(p)
-        stale[i] = take_stale_slot(p, desc, val + i)
         zslot_unlock(&z)
         if c != NULL:
             vswap_cluster_unlock(c)
@@ -1217,7 +1226,7 @@ cdef int pool_load(zswap_pool *p, uint64_t val, char *out, bint exclusive,
         return LOAD_GONE
     if result != ZSLOT_LOCKED:
         return LOAD_NONE
-    found = z.slot[0]
+    found = zslot_get(&z)
     if not vswap_zswap_is_pool(found):
         zslot_unlock(&z)
         return LOAD_NONE
@@ -1240,7 +1249,7 @@ cdef int pool_load(zswap_pool *p, uint64_t val, char *out, bint exclusive,
         return LOAD_CORRUPT
     if exclusive:
         if zslot_lock(p, val, &z, False) == ZSLOT_LOCKED:
-            if z.slot[0] == found:
+            if zslot_get(&z) == found:
                 zslot_set(&z, NULL)
                 erased = True
             zslot_unlock(&z)
@@ -1277,7 +1286,7 @@ cdef int read_slot(zswap_pool *p, uint64_t val, char *out) noexcept nogil:
         desc = vswap_iter(p.vs, &c, val)
         if desc == NULL:
             return READ_GONE
-        slot = desc.slot.val
+        slot = vswap_desc_slot(desc)
         vswap_cluster_unlock(c)
         if slot == 0 or p.sf == NULL or not swap_file_slot_owned(p.sf, slot, val):
             return READ_NO_SLOT
@@ -1288,7 +1297,7 @@ cdef int read_slot(zswap_pool *p, uint64_t val, char *out) noexcept nogil:
         desc = vswap_iter(p.vs, &c, val)
         if desc == NULL:
             return READ_GONE
-        again = desc.slot.val
+        again = vswap_desc_slot(desc)
         vswap_cluster_unlock(c)
         if again == slot:
             return 0
@@ -2035,8 +2044,8 @@ cdef class Zswap:
         val = self._one_entry(entry)
         p = self._enter()
         if zslot_lock(p, val, &z, False) == ZSLOT_LOCKED:
-            if is_native(z.slot[0]) and not entry_untag(z.slot[0]).incompressible:
-                e = entry_untag(z.slot[0])
+            if is_native(zslot_get(&z)) and not entry_untag(zslot_get(&z)).incompressible:
+                e = entry_untag(zslot_get(&z))
                 # 0xff bytes: for LZ4 a literal run longer than the block, for
                 # zstd a bad magic number, for LZO a run past the input.
                 memset(zs_obj(p, e.zspage, e.obj), 0xff, e.length)
@@ -2065,8 +2074,8 @@ cdef class Zswap:
             p = self._enter()
             with nogil:
                 if zslot_lock(p, val, &z, False) == ZSLOT_LOCKED:
-                    if is_native(z.slot[0]):
-                        e = entry_untag(z.slot[0])
+                    if is_native(zslot_get(&z)):
+                        e = entry_untag(zslot_get(&z))
                         ref_get(&e.refs)
                     zslot_unlock(&z)
                 if e != NULL:
@@ -2094,8 +2103,8 @@ cdef class Zswap:
         val = self._one_entry(entry)
         p = self._enter()
         if zslot_lock(p, val, &z, False) == ZSLOT_LOCKED:
-            if is_native(z.slot[0]) and not entry_untag(z.slot[0]).incompressible:
-                e = entry_untag(z.slot[0])
+            if is_native(zslot_get(&z)) and not entry_untag(zslot_get(&z)).incompressible:
+                e = entry_untag(zslot_get(&z))
                 ref_get(&e.refs)
             zslot_unlock(&z)
         if e != NULL:

@@ -12,9 +12,17 @@ A swap entry is ``cluster_id << cluster_shift | index``.  Each cluster
 (``_Cluster``) owns ``1 << cluster_shift`` descriptors, kept as three
 parallel lists that mirror the fields of ``struct swp_desc``:
 
-    slot          physical swap slot, 0 = none
-    zswap_entry   the zswap entry object, or None
+    backing       the union of the physical swap slot and the zswap entry:
+                  a slot (an int) when the type is SWAPFILE, the zswap
+                  entry object when it is ZSWAP, else None
+    type          the backing type (v6's ``enum swap_type``): NONE,
+                  SWAPFILE, ZERO, ZSWAP or FOLIO (the swap-cache folio)
     swap_cache    the union: a folio (any object), a ``_Shadow``, or None
+
+One backing per descriptor, as v6 patch 14 makes it: storing a new backing
+releases the old one (``release_backing()``).  Read and write ``backing``
+and ``type`` only through the ``_desc_*`` accessors below, as the compiled
+core does through the ``vswap_desc_*`` ones of ``_vswap.pxd``.
 
 plus an allocation bitmap (a Python int, bit ``i`` set = descriptor ``i``
 allocated).
@@ -130,15 +138,59 @@ class _SwpDescCache(ctypes.Union):
     ]
 
 
-class _SwpDesc(ctypes.Structure):
-    """``struct swp_desc`` as laid out by the seed patch (24 bytes)."""
+class _SwpDescBacking(ctypes.Union):
+    """The backing half of ``struct swp_desc``: a slot or a zswap entry."""
 
-    _anonymous_ = ("cache",)
     _fields_ = [
         ("slot", ctypes.c_uint64),
         ("zswap_entry", ctypes.c_void_p),
-        ("cache", _SwpDescCache),
     ]
+
+
+class _SwpDesc(ctypes.Structure):
+    """``struct swp_desc`` as the v6 series lays it out (24 bytes).
+
+    ``swap_count``, ``memcgid`` and ``in_swapcache`` are the kernel's and not
+    used by the model yet; ``type`` is 3 bits here (the kernel's 2 bits
+    plus the model's NONE).
+    """
+
+    _anonymous_ = ("backing", "cache")
+    _fields_ = [
+        ("backing", _SwpDescBacking),
+        ("cache", _SwpDescCache),
+        ("swap_count", ctypes.c_uint32),
+        ("memcgid", ctypes.c_uint16),
+        ("in_swapcache", ctypes.c_uint8, 1),
+        ("type", ctypes.c_uint8, 3),
+    ]
+
+
+# The backing types (v6 ``enum swap_type``, and the model's NONE: the
+# kernel hands every entry out FOLIO-backed, here an entry may be allocated
+# with no folio, and a folio may leave the swap cache of an entry it backs).
+VSWAP_NONE = 0
+VSWAP_SWAPFILE = 1
+VSWAP_ZERO = 2
+VSWAP_ZSWAP = 3
+VSWAP_FOLIO = 4
+_TYPE_NAMES = ("none", "swapfile", "zero", "zswap", "folio")
+
+
+class _ZeroMarker:
+    """The type of ``ZSWAP_ZERO``, which stands for the ZERO backing type
+    where a zswap value is read or stored (the compiled core's
+    ``VSWAP_ZSWAP_ZERO``): a zero-filled page, no pool memory."""
+
+    __slots__ = ()
+
+    def __repr__(self):
+        return "<zswap ZERO>"
+
+
+#: The one ZERO marker: ``_desc_zswap`` returns it for a ZERO-backed
+#: descriptor, and ``_desc_set_zswap`` makes a descriptor ZERO-backed for it.
+ZSWAP_ZERO = _ZeroMarker()
 
 
 #: sizeof(struct swp_desc): the per-entry descriptor, as in the kernel.
@@ -210,8 +262,8 @@ class _Cluster:
         "refcount",
         "full",
         "bitmap",
-        "slot",
-        "zswap_entry",
+        "backing",
+        "type",
         "swap_cache",
         "nr_zswap",
         "lock_acquisitions",
@@ -226,12 +278,123 @@ class _Cluster:
         self.refcount = 1
         self.full = False
         self.bitmap = 0
-        self.slot = [0] * size
-        self.zswap_entry = [None] * size
+        self.backing = [None] * size
+        self.type = [VSWAP_NONE] * size
         self.swap_cache = [None] * size
         self.nr_zswap = 0
         self.lock_acquisitions = 0
         self.lock_contended = 0
+
+
+# -- the backing of a descriptor --------------------------------------------
+#
+# One backing at a time.  The setters hand back what they displaced, for the
+# caller to release once the cluster lock is dropped (a slot through the
+# bound pool's ``_release_slot``, a pool entry through ``_release_entry``,
+# any other object by dropping it), as ``release_backing()`` drops the
+# cluster lock to free physical slots.  Callers hold the cluster lock.
+
+def _is_folio(value):
+    """Whether a swap-cache value is a folio (not a shadow, not empty)."""
+    return value is not None and type(value) is not _Shadow
+
+
+def _desc_fallback(cluster, i):
+    """The type of a descriptor whose backing is released with nothing in
+    its place: FOLIO when its swap cache holds a folio (the only copy, as
+    ``vswap_store_folio()`` leaves it after an exclusive load), else NONE."""
+    return VSWAP_FOLIO if _is_folio(cluster.swap_cache[i]) else VSWAP_NONE
+
+
+def _desc_zswap(cluster, i):
+    """The zswap value of descriptor ``i``: its zswap entry when ZSWAP-backed,
+    ``ZSWAP_ZERO`` when ZERO, else None (``zswap_entry_load()``)."""
+    kind = cluster.type[i]
+    if kind == VSWAP_ZSWAP:
+        return cluster.backing[i]
+    if kind == VSWAP_ZERO:
+        return ZSWAP_ZERO
+    return None
+
+
+def _desc_slot(cluster, i):
+    """The slot of a SWAPFILE-backed descriptor, else 0
+    (``swp_entry_to_swp_slot()``)."""
+    return cluster.backing[i] if cluster.type[i] == VSWAP_SWAPFILE else 0
+
+
+def _desc_set_zswap(cluster, i, z):
+    """Make zswap value ``z`` the backing (``zswap_entry_store()``: ZSWAP, or
+    ZERO for ``ZSWAP_ZERO``); None releases a zswap backing, leaving
+    ``_desc_fallback``.  Keeps ``nr_zswap``.  The caller read the old zswap
+    value (``_desc_zswap``) to release it.  Return: the slot displaced from a
+    SWAPFILE backing (0: none), to release too."""
+    kind = cluster.type[i]
+    old_slot = cluster.backing[i] if kind == VSWAP_SWAPFILE else 0
+    had = kind == VSWAP_ZSWAP or kind == VSWAP_ZERO
+    if z is None:
+        cluster.backing[i] = None
+        cluster.type[i] = _desc_fallback(cluster, i)
+        if had:
+            cluster.nr_zswap -= 1
+        return old_slot
+    if z is ZSWAP_ZERO:
+        cluster.backing[i] = None
+        cluster.type[i] = VSWAP_ZERO
+    else:
+        cluster.backing[i] = z
+        cluster.type[i] = VSWAP_ZSWAP
+    if not had:
+        cluster.nr_zswap += 1
+    return old_slot
+
+
+def _desc_drop_slot(cluster, i):
+    """Release a SWAPFILE backing, leaving ``_desc_fallback``.  Return: its
+    slot, or 0 (nothing changed) when the descriptor has none."""
+    if cluster.type[i] != VSWAP_SWAPFILE:
+        return 0
+    slot = cluster.backing[i]
+    cluster.backing[i] = None
+    cluster.type[i] = _desc_fallback(cluster, i)
+    return slot
+
+
+def _desc_set_slot(cluster, i, slot):
+    """Make ``slot`` the backing (SWAPFILE, as ``vswap_alloc_swap_slot()``
+    sets it at writeback); 0 releases a slot backing only.  Keeps
+    ``nr_zswap``.  Return: ``(old slot or 0, old zswap value or None)``."""
+    if not slot:
+        return _desc_drop_slot(cluster, i), None
+    old_slot = _desc_slot(cluster, i)
+    z = _desc_zswap(cluster, i)
+    if z is not None:
+        cluster.nr_zswap -= 1
+    cluster.backing[i] = slot
+    cluster.type[i] = VSWAP_SWAPFILE
+    return old_slot, z
+
+
+def _desc_cache_changed(cluster, i):
+    """After the swap cache of descriptor ``i`` changed: a descriptor with no
+    backing whose folio enters the swap cache is backed by it (v6 allocates
+    with the folio: FOLIO); a FOLIO-backed one whose folio leaves has no
+    backing left (the kernel frees the entry or backs it elsewhere first)."""
+    kind = cluster.type[i]
+    if kind == VSWAP_NONE and _is_folio(cluster.swap_cache[i]):
+        cluster.type[i] = VSWAP_FOLIO
+    elif kind == VSWAP_FOLIO and not _is_folio(cluster.swap_cache[i]):
+        cluster.type[i] = VSWAP_NONE
+
+
+def _backing_counts(d, types):
+    """Add the descriptors per backing type to ``d``, by the names of v6's
+    enum swap_type (and the model's "none"): ``backing_none``,
+    ``backing_zero``, ``backing_zswap``, ``backing_swapfile``,
+    ``backing_folio``."""
+    for name in ("none", "zero", "zswap", "swapfile", "folio"):
+        d["backing_" + name] = types[_TYPE_NAMES.index(name)]
+    return d
 
 
 def _lock_counted(holder):
@@ -492,9 +655,10 @@ class VSwap:
     """A virtual swap space: clusters of swap descriptors behind a cluster map.
 
     Swap entries are ints: ``cluster_id << cluster_shift | index``.  Cluster
-    ids start at 1, so entry 0 is never handed out.  Every descriptor holds a
-    physical ``slot`` (0 = none), a zswap entry (any object, or None) and a
-    swap-cache folio (any object) or a shadow (an int), as ``struct swp_desc``.
+    ids start at 1, so entry 0 is never handed out.  Every descriptor has one
+    backing (none, a physical slot, a zero page, a zswap entry or its
+    swap-cache folio: v6's ``enum swap_type``) and a swap-cache folio (any
+    object) or a shadow (an int), as ``struct swp_desc``.
 
     Ranges (``entry, nr``) must lie inside one cluster; every entry in a range
     must be allocated, otherwise the call raises and changes nothing.
@@ -680,7 +844,8 @@ class VSwap:
 
         Caller holds the cluster lock or owns an unpublished cluster.
         New descriptors have no slot, no zswap entry and ``folio`` (or
-        nothing) in the swap cache; freed descriptors were left that way.
+        nothing) in the swap cache, which backs them (type FOLIO, or NONE);
+        freed descriptors were left with no backing.
         """
         index = self._find_chunk(cluster, nr)
         if index < 0:
@@ -689,7 +854,9 @@ class VSwap:
         cluster.bitmap |= ((1 << nr) - 1) << index
         cluster.count += nr
         if folio is not None:
+            # __vswap_alloc_from_cluster(): FOLIO-backed by the folio.
             cluster.swap_cache[index:end] = [folio] * nr
+            cluster.type[index:end] = [VSWAP_FOLIO] * nr
         return (cluster.id << self._shift) | index
 
     def _new_cluster_id(self):
@@ -886,9 +1053,10 @@ class VSwap:
         drops the lock.
         """
         end = index + nr
-        zswap = cluster.zswap_entry
         cache = cluster.swap_cache
-        gone = zswap[index:end]
+        # release_backing() of vswap_free(): whatever backs each descriptor.
+        gone = [_desc_zswap(cluster, i) for i in range(index, end)]
+        slots = [_desc_slot(cluster, i) for i in range(index, end)]
         # Keep the displaced objects alive until the lock is dropped.
         dropped.objects += gone
         dropped.objects += cache[index:end]
@@ -896,15 +1064,14 @@ class VSwap:
         nr_zswap = sum(1 for z in gone if z is not None)
         # Under the lock: see "The zswap pool" above.
         pool = self._bound_pool()
-        slots = cluster.slot
         if pool is not None:
             first = (cluster.id << self._shift) | index
             dropped.pool_slots += [(pool, first + i, slot)
-                                   for i, slot in enumerate(slots[index:end]) if slot]
+                                   for i, slot in enumerate(slots) if slot]
             dropped.pool_entries += [(pool, z) for z in gone if z is not None]
-        zswap[index:end] = [None] * nr
+        cluster.backing[index:end] = [None] * nr
+        cluster.type[index:end] = [VSWAP_NONE] * nr
         cache[index:end] = [None] * nr
-        slots[index:end] = [0] * nr
         cluster.nr_zswap -= nr_zswap
         cluster.bitmap &= ~(((1 << nr) - 1) << index)
         cluster.count -= nr
@@ -923,7 +1090,10 @@ class VSwap:
     # -- zswap entries (seed patch) ---------------------------------------
 
     def zswap_entry_store(self, entry, zentry):
-        """Store ``zentry`` as the zswap entry of ``entry``.
+        """Store ``zentry`` as the zswap entry of ``entry``: its backing is
+        now this zswap entry (type ZSWAP), and the old backing is released
+        (``zswap_entry_store()`` calls ``release_backing()``): a slot goes
+        back to the bound pool's swap file.
 
         Context: takes the entry's cluster lock.
 
@@ -946,11 +1116,8 @@ class VSwap:
             try:
                 allocated = cluster.bitmap >> index & 1
                 if allocated:
-                    zswap = cluster.zswap_entry
-                    old = zswap[index]
-                    zswap[index] = zentry
-                    if old is None:
-                        cluster.nr_zswap += 1
+                    old = _desc_zswap(cluster, index)
+                    old_slot = _desc_set_zswap(cluster, index, zentry)
                     # Under the lock: see "The zswap pool" above.
                     pool = self._zswap_pool
                     if pool is not None:
@@ -958,6 +1125,8 @@ class VSwap:
             finally:
                 cluster.lock.release()
             if allocated:
+                if old_slot and pool is not None:
+                    pool._release_slot(entry, old_slot)
                 return self._displaced(old, pool, entry)
         raise self._not_allocated(entry)
 
@@ -982,7 +1151,7 @@ class VSwap:
             try:
                 allocated = cluster.bitmap >> index & 1
                 if allocated:
-                    value = cluster.zswap_entry[index]
+                    value = _desc_zswap(cluster, index)
                     # Under the lock: see "The zswap pool" above.
                     pool = self._zswap_pool
                     if pool is not None:
@@ -998,7 +1167,11 @@ class VSwap:
         raise self._not_allocated(entry)
 
     def zswap_entry_erase(self, entry):
-        """Clear the zswap entry of ``entry``.
+        """Clear the zswap entry (or zero page) of ``entry``: its ZSWAP or
+        ZERO backing is released and the descriptor is left backed by its
+        swap-cache folio if it has one (as ``vswap_store_folio()`` leaves it
+        after an exclusive load), else by nothing.  Any other backing is
+        left alone.
 
         Context: takes the entry's cluster lock.
 
@@ -1018,11 +1191,9 @@ class VSwap:
             try:
                 allocated = cluster.bitmap >> index & 1
                 if allocated:
-                    zswap = cluster.zswap_entry
-                    old = zswap[index]
+                    old = _desc_zswap(cluster, index)
                     if old is not None:
-                        zswap[index] = None
-                        cluster.nr_zswap -= 1
+                        _desc_set_zswap(cluster, index, None)   # no slot here
                     # Under the lock: see "The zswap pool" above.
                     pool = self._zswap_pool
                     if pool is not None:
@@ -1173,6 +1344,7 @@ class VSwap:
         status = _status_array(n)
         olds = [0] * n
         displaced = []          # (pool, object): released after the lock
+        slots = []              # (pool, entry, slot): released after the lock
         run = _ClusterRun()
         try:
             for i, entry in enumerate(values):
@@ -1189,11 +1361,14 @@ class VSwap:
                 if not cluster.bitmap >> index & 1:
                     status[i] = BATCH_INVALID
                     continue
-                zswap = cluster.zswap_entry
-                prev = zswap[index]
-                zswap[index] = _Handle(handle)
+                prev = _desc_zswap(cluster, index)
+                old_slot = _desc_set_zswap(cluster, index, _Handle(handle))
+                if old_slot:
+                    # Under the lock: see "The zswap pool" above.
+                    pool = self._bound_pool()
+                    if pool is not None:
+                        slots.append((pool, entry, old_slot))
                 if prev is None:
-                    cluster.nr_zswap += 1
                     status[i] = BATCH_EMPTY
                 elif type(prev) is _Handle:
                     olds[i] = prev.value
@@ -1205,6 +1380,8 @@ class VSwap:
             run.release()
         if old_view is not None:
             _fill_u64(old_view, olds)
+        for pool, entry, slot in slots:
+            pool._release_slot(entry, slot)
         _release_displaced(displaced)
         return status
 
@@ -1273,8 +1450,7 @@ class VSwap:
                 if not cluster.bitmap >> index & 1:
                     status[i] = BATCH_INVALID
                     continue
-                zswap = cluster.zswap_entry
-                value = zswap[index]
+                value = _desc_zswap(cluster, index)
                 if value is None:
                     status[i] = BATCH_EMPTY
                     continue
@@ -1287,8 +1463,7 @@ class VSwap:
                     # Under the lock: see "The zswap pool" above.
                     displaced.append((self._bound_pool(), value))
                 if erase:
-                    zswap[index] = None
-                    cluster.nr_zswap -= 1
+                    _desc_set_zswap(cluster, index, None)   # no slot here
         finally:
             run.release()
         return status, handles, displaced
@@ -1394,6 +1569,8 @@ class VSwap:
                         % ((cluster.id << self._shift) | i))
             old = cache[index]
             cache[index:end] = [folio] * nr
+            for i in range(index, end):
+                _desc_cache_changed(cluster, i)
         finally:
             cluster.lock.release()
         return old.value if old is not None else None
@@ -1429,6 +1606,8 @@ class VSwap:
             self._check_holds(cluster, index, end, folio)
             # The caller still holds folio, so no last reference drops here.
             cluster.swap_cache[index:end] = [value] * nr
+            for i in range(index, end):
+                _desc_cache_changed(cluster, i)
         finally:
             cluster.lock.release()
 
@@ -1524,7 +1703,8 @@ class VSwap:
 
         Context: takes the entry's cluster lock.
 
-        Return: the slot, 0 when there is none.
+        Return: the slot, 0 unless the backing is a slot
+        (``swp_entry_to_swp_slot()``).
         """
         if type(entry) is not int:
             entry = _as_entry(entry)
@@ -1532,12 +1712,17 @@ class VSwap:
         _lock_cluster(cluster)
         try:
             self._check_allocated(cluster, index, 1)
-            return cluster.slot[index]
+            return _desc_slot(cluster, index)
         finally:
             cluster.lock.release()
 
     def set_slot(self, entry, slot):
-        """Set the physical swap slot of ``entry`` (0: none).
+        """Make ``slot`` the backing of ``entry`` (type SWAPFILE, as
+        ``vswap_alloc_swap_slot()`` sets it); 0 releases a slot backing,
+        leaving the swap-cache folio (if any) as the backing.  The old
+        backing is released (``release_backing()``): a zswap entry is freed
+        (a pool's by its pool, any other object dropped), an old slot goes
+        back to the bound pool's swap file.
 
         With a zswap pool bound, a slot allocated in the pool's swap file
         becomes the page of ``entry`` there (the file's reverse map), which
@@ -1547,7 +1732,7 @@ class VSwap:
         Context: takes the entry's cluster lock, and under it the swap
         file's lock.
 
-        Return: the previous slot.
+        Return: the previous slot (0 when the backing was not a slot).
         """
         if type(entry) is not int:
             entry = _as_entry(entry)
@@ -1559,16 +1744,21 @@ class VSwap:
         _lock_cluster(cluster)
         try:
             self._check_allocated(cluster, index, 1)
-            slots = cluster.slot
-            old = slots[index]
-            slots[index] = slot
+            old, old_zswap = _desc_set_slot(cluster, index, slot)
             # Under the lock: see "The zswap pool" above.
             pool = self._bound_pool()
             if pool is not None and slot:
                 pool._slot_assigned(entry, slot)
-            return old
         finally:
             cluster.lock.release()
+        if pool is not None:
+            if old and old != slot:
+                pool._release_slot(entry, old)
+            if old_zswap is not None:
+                pool._release_entry(old_zswap)
+        # Last, the object's reference: dropping it may run a __del__.
+        old_zswap = None
+        return old
 
     # -- introspection --------------------------------------------------------
 
@@ -1653,7 +1843,9 @@ class VSwap:
             # Released meanwhile: no live cluster has that id (now).
             if cluster.refcount == 0:
                 raise KeyError(cluster_id)
-            return {
+            types = [0] * len(_TYPE_NAMES)
+            self._count_types(cluster, types)
+            return _backing_counts({
                 "id": cluster.id,
                 "order": cluster.order,
                 "count": cluster.count,
@@ -1661,7 +1853,7 @@ class VSwap:
                 "zswap_entries": cluster.nr_zswap,
                 "lock_acquisitions": cluster.lock_acquisitions,
                 "lock_contended": cluster.lock_contended,
-            }
+            }, types)
         finally:
             cluster.lock.release()
 
@@ -1678,6 +1870,7 @@ class VSwap:
         included), ``cluster_size`` and ``max_clusters``.
         """
         entries = zswap_entries = folios = shadows = slots = 0
+        types = [0] * len(_TYPE_NAMES)
         with self._map_lock:
             acquisitions = self._released_acquisitions
             contended = self._released_contended
@@ -1697,12 +1890,12 @@ class VSwap:
                                 shadows += 1
                             else:
                                 folios += 1
-                    slots += len(cluster.slot) - cluster.slot.count(0)
+                    slots += self._count_types(cluster, types)
                 acquisitions += cluster.lock_acquisitions
                 contended += cluster.lock_contended
             finally:
                 cluster.lock.release()
-        return {
+        return _backing_counts({
             "entries": entries,
             "used": entries,
             "alloc_reject": self._alloc_reject,
@@ -1715,7 +1908,24 @@ class VSwap:
             "lock_contended": contended,
             "cluster_size": self._size,
             "max_clusters": self._max_clusters,
-        }
+        }, types)
+
+    def _count_types(self, cluster, types):
+        """Add the allocated descriptors of ``cluster`` to ``types`` (a list
+        indexed by backing type).  Caller holds the cluster lock.
+
+        Return: how many are SWAPFILE-backed (hold a slot).
+        """
+        bitmap = cluster.bitmap
+        kinds = cluster.type
+        slots = 0
+        while bitmap:
+            low = bitmap & -bitmap
+            kind = kinds[low.bit_length() - 1]
+            types[kind] += 1
+            slots += kind == VSWAP_SWAPFILE
+            bitmap ^= low
+        return slots
 
     def __repr__(self):
         """Context: takes the map lock; reads the counts without cluster locks."""

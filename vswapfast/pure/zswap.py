@@ -111,8 +111,14 @@ from .compress import compressor as _compressor
 from ..zswap_entry import ZswapEntryView
 from .swapfile import SwapFile, _as_out, _buffer
 from .vswap import (
+    ZSWAP_ZERO,
     VSwap,
     _CountedLock,
+    _desc_drop_slot,
+    _desc_set_slot,
+    _desc_set_zswap,
+    _desc_slot,
+    _desc_zswap,
     _Shadow,
     _as_entry,
     _as_int,
@@ -151,17 +157,9 @@ _SHRINK_ENOENT = 1      # nothing to walk, or writeback disabled or impossible
 _SHRINK_EAGAIN = 2      # entries walked, none written back
 
 
-class _ZeroMarker:
-    """The type of ``_ZERO``, the marker of a zero-filled page."""
-
-    __slots__ = ()
-
-    def __repr__(self):
-        return "<zswap ZERO>"
-
-
-#: The one ZERO marker that every pool puts in descriptors.
-_ZERO = _ZeroMarker()
+#: The one ZERO marker that every pool puts in descriptors (the ZERO
+#: backing type; see vswapfast/pure/vswap.py).
+_ZERO = ZSWAP_ZERO
 
 
 # -- pool memory ----------------------------------------------------------------
@@ -833,12 +831,11 @@ class Zswap:
         Return: the slot, to free with ``_release_slot`` once the cluster
         lock is dropped, or 0.
         """
-        slot = cluster.slot[index]
+        slot = _desc_slot(cluster, index)
         swapfile = self._swapfile
         if not slot or swapfile is None or not swapfile._owned(slot, entry):
             return 0
-        cluster.slot[index] = 0
-        return slot
+        return _desc_drop_slot(cluster, index)
 
     # -- store --------------------------------------------------------------------------
 
@@ -1019,15 +1016,14 @@ class Zswap:
         stale = []
         try:
             self._check_open()
-            end = index + nr
-            zswap = cluster.zswap_entry
-            old = zswap[index:end]
-            zswap[index:end] = new
+            old = []
             for i in range(nr):
                 slot = self._take_stale_slot(cluster, index + i, entry + i)
                 if slot:
                     stale.append((entry + i, slot))
-            cluster.nr_zswap += sum(1 for obj in old if obj is None)
+                old.append(_desc_zswap(cluster, index + i))
+                # A slot number left here is none of the pool's file.
+                _desc_set_zswap(cluster, index + i, new[i])
             zeros = 0
             with self._lru_lock:
                 for obj in new:
@@ -1171,10 +1167,10 @@ class Zswap:
             _lock_cluster(cluster)
             try:
                 if self._trees is None:
-                    zswap = cluster.zswap_entry
-                    dropped = zswap[index:end]
-                    zswap[index:end] = [None] * nr
-                    cluster.nr_zswap -= sum(1 for obj in dropped if obj is not None)
+                    dropped = [_desc_zswap(cluster, i) for i in range(index, end)]
+                    for i in range(index, end):
+                        if dropped[i - index] is not None:
+                            _desc_set_zswap(cluster, i, None)
                 # Its written-back pages are stale too.
                 for i in range(nr):
                     if cluster.bitmap >> (index + i) & 1:
@@ -1232,11 +1228,9 @@ class Zswap:
         index = entry & space._mask
         _lock_cluster(cluster)
         try:
-            zswap = cluster.zswap_entry
-            if zswap[index] is not obj:
+            if _desc_zswap(cluster, index) is not obj:
                 return
-            zswap[index] = None
-            cluster.nr_zswap -= 1
+            _desc_set_zswap(cluster, index, None)  # vswap_store_folio()
         finally:
             cluster.lock.release()
         self._release_entry(obj)
@@ -1265,7 +1259,7 @@ class Zswap:
         if self._trees is None:
             cluster, index = _lock_range(self._space, entry, 1)
             try:
-                obj = cluster.zswap_entry[index]
+                obj = _desc_zswap(cluster, index)
                 if type(obj) is _ZswapEntry:
                     self._pin(obj)
                 elif obj is not _ZERO:
@@ -1327,7 +1321,7 @@ class Zswap:
         try:
             folio = cluster.swap_cache[index]
             if self._trees is None:
-                obj = cluster.zswap_entry[index]
+                obj = _desc_zswap(cluster, index)
                 if type(obj) is _ZswapEntry:
                     self._pin(obj)
             else:
@@ -1383,7 +1377,7 @@ class Zswap:
         swapfile = self._swapfile
         cluster, index = _lock_range(self._space, entry, 1)
         try:
-            slot = cluster.slot[index]
+            slot = _desc_slot(cluster, index)
             if not slot or swapfile is None:
                 return None
             return swapfile._read_owned(slot, entry, out_view)
@@ -1422,11 +1416,11 @@ class Zswap:
         cluster, index = _lock_range(self._space, entry, nr)
         try:
             end = index + nr
-            zswap = cluster.zswap_entry
-            dropped = zswap[index:end]
-            zswap[index:end] = [None] * nr
+            dropped = [_desc_zswap(cluster, i) for i in range(index, end)]
+            for i in range(index, end):
+                if dropped[i - index] is not None:
+                    _desc_set_zswap(cluster, i, None)
             count = sum(1 for obj in dropped if obj is not None)
-            cluster.nr_zswap -= count
         finally:
             cluster.lock.release()
         for obj in dropped:
@@ -1593,7 +1587,7 @@ class Zswap:
             return False
         _lock_cluster(cluster)
         try:
-            return cluster.zswap_entry[swpentry & space._mask] is entry
+            return _desc_zswap(cluster, swpentry & space._mask) is entry
         finally:
             cluster.lock.release()
 
@@ -1661,22 +1655,24 @@ class Zswap:
         _lock_cluster(cluster)
         try:
             if self._trees is None:
-                zswap = cluster.zswap_entry
-                if zswap[index] is not entry:
+                if _desc_zswap(cluster, index) is not entry:
                     return None
-                zswap[index] = None
-                cluster.nr_zswap -= 1
+                # _desc_set_slot() below erases it.
             else:
                 # While the cluster lock is held, an entry in the tree has
                 # an allocated descriptor: VSwap.free empties the tree of a
                 # range under this lock (see _range_freed).
                 tree = self._trees.tree(swpentry)
+                # One backing: a descriptor holding a zswap value of the
+                # space's own (VSwap.zswap_entry_store) is given no slot.
+                if _desc_zswap(cluster, index) is not None:
+                    return None
                 with tree:
                     if tree.entries.get(swpentry) is not entry:
                         return None
                     del tree.entries[swpentry]
-            old_slot = cluster.slot[index]
-            cluster.slot[index] = slot
+            # vswap_alloc_swap_slot(): the ZSWAP backing becomes SWAPFILE.
+            old_slot, _ = _desc_set_slot(cluster, index, slot)
             self._swapfile._set_owner(slot, swpentry)
         finally:
             cluster.lock.release()
@@ -1828,15 +1824,14 @@ class Zswap:
             _lock_cluster(cluster)
             try:
                 if cluster.nr_zswap and self._trees is None:
-                    zswap = cluster.zswap_entry
-                    for i, obj in enumerate(zswap):
+                    for i in range(len(cluster.type)):
+                        obj = _desc_zswap(cluster, i)
                         if type(obj) is _ZswapEntry or obj is _ZERO:
-                            zswap[i] = None
-                            cluster.nr_zswap -= 1
+                            _desc_set_zswap(cluster, i, None)
                             taken.append(obj)
                 if self._swapfile is not None and cluster.bitmap:
-                    for i, slot in enumerate(cluster.slot):
-                        if slot and cluster.bitmap >> i & 1:
+                    for i in range(len(cluster.type)):
+                        if _desc_slot(cluster, i) and cluster.bitmap >> i & 1:
                             entry = (cluster.id << base) | i
                             slot = self._take_stale_slot(cluster, i, entry)
                             if slot:
@@ -1870,7 +1865,7 @@ class Zswap:
         if self._trees is None:
             cluster, index = _lock_range(self._space, entry, 1)
             try:
-                obj = cluster.zswap_entry[index]
+                obj = _desc_zswap(cluster, index)
                 if type(obj) is not _ZswapEntry or (obj.incompressible and not raw):
                     return None
                 self._pin(obj)
