@@ -25,6 +25,8 @@ ctypedef struct swap_file:
 
 # Take the lowest free slot, or return 0 when the file is full.  Locks: sf.lock.
 cdef uint64_t swap_file_alloc_slot(swap_file *sf) noexcept nogil
+# Whether a slot is free (get_nr_swap_pages() > 0).  Locks: sf.lock.
+cdef bint swap_file_has_free_slot(swap_file *sf) noexcept nogil
 # Give a slot back; returns -1 if it was not allocated.  Locks: sf.lock.
 cdef int swap_file_free_slot(swap_file *sf, uint64_t slot) noexcept nogil
 # Whether a slot is allocated.  Locks: sf.lock.

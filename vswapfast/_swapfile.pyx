@@ -52,6 +52,14 @@ cdef uint64_t swap_file_alloc_slot(swap_file *sf) noexcept nogil:
     return slot
 
 
+cdef bint swap_file_has_free_slot(swap_file *sf) noexcept nogil:
+    cdef bint free
+    pthread_spin_lock(&sf.lock)
+    free = sf.used < sf.nr_slots
+    pthread_spin_unlock(&sf.lock)
+    return free
+
+
 cdef inline bint slot_bit(swap_file *sf, uint64_t slot) noexcept nogil:
     return 1 <= slot <= sf.nr_slots and (sf.bitmap[slot >> 6] >> (slot & 63)) & 1
 

@@ -40,7 +40,7 @@ from vswapfast._compress cimport (
     vswap_compress, vswap_decompress, vswap_compressor_setup, VSWAP_COMP_PAGE_BOUND,
 )
 from vswapfast._swapfile cimport (
-    SwapFile, swap_file, swap_file_alloc_slot, swap_file_free_slot,
+    SwapFile, swap_file, swap_file_alloc_slot, swap_file_free_slot, swap_file_has_free_slot,
     swap_file_slot_owned, swap_file_free_owned, swap_file_set_owner,
     swap_file_read, swap_file_write, page_buffer,
 )
@@ -713,8 +713,8 @@ cdef inline bint writeback_enabled(zswap_pool *p) noexcept nogil:
 cdef inline bint writeback_possible(zswap_pool *p) noexcept nogil:
     """zswap_writeback_possible(): with vswap, a page can only be written
     back while the swap device has a free slot (get_nr_swap_pages() > 0).
-    Reads the file's count racily, as the kernel reads nr_swap_pages."""
-    return writeback_enabled(p) and load_u64(&p.sf.used) < p.sf.nr_slots
+    Locks: the swap file's lock, to read its count."""
+    return writeback_enabled(p) and swap_file_has_free_slot(p.sf)
 
 
 cdef bint entry_still_stored(zswap_pool *p, zswap_entry *e) noexcept nogil:
