@@ -207,6 +207,7 @@ ctypedef struct zswap_entry:
     uint8_t referenced           # second-chance bit, read and written racily
     uint8_t incompressible
     uint8_t on_lru               # lru_lock
+    uint8_t linked               # published and not yet dropped (lru_lock)
     int32_t refs
     zspage *zspage
     uint32_t obj
@@ -540,8 +541,21 @@ cdef void zswap_drop(zswap_pool *p, void *z) noexcept nogil:
         return
     e = entry_untag(z)
     lru_lock(p)
+    e.linked = 0                    # a store not yet done linking it leaves it off
     if e.on_lru:
         lru_unlink(p, e)
+    lru_unlock(p)
+    entry_put(p, e)
+
+
+cdef void lru_add_published(zswap_pool *p, zswap_entry *e) noexcept nogil:
+    """zswap_lru_add() after zswap_entry_store(), with no cluster lock held
+    (patch 11 takes the LRU lock outside the cluster lock): put a newly
+    published entry at the hot end unless it was dropped meanwhile, then
+    drop the pin the store took before publishing it.  Locks: lru_lock."""
+    lru_lock(p)
+    if e.linked:
+        lru_link(p, e, True)
     lru_unlock(p)
     entry_put(p, e)
 
@@ -1130,7 +1144,7 @@ cdef int pool_store(zswap_pool *p, uint64_t val, uint32_t nr, const char *src,
     is checked once (zswap_check_limits()), then every page is compressed
     with no lock held (a zero page of a mixed folio too, as
     zswap_store_page() does) and each entry is installed under its home's
-    lock (lru_lock inside it).  Displaced Python objects are
+    lock, then put on the LRU with that lock dropped (zswap_lru_add()).  Displaced Python objects are
     left in ``olds`` for the caller to release with the GIL.
     """
     cdef char buf[VSWAP_COMP_PAGE_BOUND]
@@ -1160,9 +1174,10 @@ cdef int pool_store(zswap_pool *p, uint64_t val, uint32_t nr, const char *src,
                 return store_rejected(p, val, nr, olds, nolds)
             news[i] = entry_tag(e)
             made += 1
-    # Each entry goes in under its home's lock, with lru_lock inside it;
-    # the descriptor lets go of an older written-back page under its
-    # cluster lock, taken before a tree's (the writeback order).
+    # Each entry goes in under its home's lock, and onto the LRU after that
+    # lock is dropped (patch 11: the LRU lock is never taken inside the
+    # cluster lock); the descriptor lets go of an older written-back page
+    # under its cluster lock, taken before a tree's (the writeback order).
     for i in range(nr):
         stale[i] = 0
         c = NULL
@@ -1187,14 +1202,18 @@ cdef int pool_store(zswap_pool *p, uint64_t val, uint32_t nr, const char *src,
         if zslot_get(&z) != NULL:
             olds[nolds[0]] = zslot_get(&z)
             nolds[0] += 1
-        zslot_set(&z, news[i])
         if is_native(news[i]):
-            lru_lock(p)
-            lru_link(p, entry_untag(news[i]), True)
-            lru_unlock(p)
+            # Pinned and marked before it is visible: whoever drops it
+            # before lru_add_published() links it clears ``linked``.
+            e = entry_untag(news[i])
+            ref_get(&e.refs)
+            e.linked = 1
+        zslot_set(&z, news[i])
         zslot_unlock(&z)
         if c != NULL:
             vswap_cluster_unlock(c)
+        if is_native(news[i]):
+            lru_add_published(p, entry_untag(news[i]))
     for i in range(nr):
         if news[i] == <void *>VSWAP_ZSWAP_ZERO:
             count(p, ZERO_PAGES, 1)

@@ -356,6 +356,14 @@ def _folio_is_zero_filled(view, nr):
     return True
 
 
+def _prepare_publish(entry):
+    """Before a new entry becomes visible: pinned (for
+    ``_lru_add_published``), and ``linked``, which whoever drops it first
+    clears.  No lock: nobody else can see it yet."""
+    entry.refs += 1
+    entry.linked = True
+
+
 class _ShrinkWork:
     """``shrink_wq`` with ``zswap_shrink_work`` for one pool: a thread,
     started on first use, that runs ``shrink_worker()`` once per queueing,
@@ -847,14 +855,15 @@ class Zswap:
         limit is checked once (``zswap_check_limits()``; a full pool
         rejects the store and queues the background shrink worker), then
         each page becomes an entry of the pool's compressor (a zero page of
-        a mixed folio too, as ``zswap_store_page()`` does).  On success each descriptor's old zswap entry is freed and
-        the new entries go to the hot end of the LRU, ``referenced`` set.
+        a mixed folio too, as ``zswap_store_page()`` does).  On success
+        each descriptor's old zswap entry is freed and the new entries go
+        to the hot end of the LRU, ``referenced`` set.
         On rejection none of the ``nr`` entries is left with a zswap entry.
 
         Context: takes the cluster lock to check the range; no lock while
-        compressing; then the cluster lock, under it the LRU lock, to put
+        compressing; then the cluster lock, and after it the LRU lock, to put
         the entries in.  With a tree index: no cluster lock, and each
-        entry's tree lock, under it the LRU lock, to put it in.  No
+        entry's tree lock, and after it the LRU lock, to put it in.  No
         writeback.
 
         Return: True if stored, False if rejected (the reason is counted).
@@ -874,7 +883,11 @@ class Zswap:
         # range is checked again when the entries go in.
         self._check_range(entry, nr)
         self._check_open()          # argument hooks may have closed the pool
+        return self._store(entry, view, nr)
 
+    def _store(self, entry, view, nr):
+        """``store`` once its arguments are checked: ``view`` is ``nr``
+        pages for the range from ``entry``."""
         # swap_writeout(): a zero-filled folio takes the ZERO backing before
         # zswap is asked (no pool memory, no limit, never rejected).
         if _folio_is_zero_filled(view, nr):
@@ -1007,8 +1020,8 @@ class Zswap:
         the pool was closed meanwhile; checking ``_closed`` under the cluster
         lock is what lets ``close()`` find every entry it must take out.
 
-        Context: takes the cluster lock, under it the LRU lock and the stats
-        lock.
+        Context: takes the cluster lock, under it the stats lock; then, with
+        no cluster lock held, the LRU lock (``_lru_add_published``).
 
         Return: the objects the descriptors held before (None left out).
         """
@@ -1017,6 +1030,9 @@ class Zswap:
         try:
             self._check_open()
             old = []
+            for obj in new:
+                if obj is not _ZERO:
+                    _prepare_publish(obj)
             for i in range(nr):
                 slot = self._take_stale_slot(cluster, index + i, entry + i)
                 if slot:
@@ -1024,25 +1040,39 @@ class Zswap:
                 old.append(_desc_zswap(cluster, index + i))
                 # A slot number left here is none of the pool's file.
                 _desc_set_zswap(cluster, index + i, new[i])
-            zeros = 0
-            with self._lru_lock:
-                for obj in new:
-                    if obj is _ZERO:
-                        zeros += 1
-                    else:
-                        obj.linked = True
-                        obj.referenced = True
-                        obj.on_lru = True
-                        self._lru[obj] = None
+            zeros = sum(1 for obj in new if obj is _ZERO)
             with self._stats_lock:
                 self._zero_pages += zeros
                 self._swpout_zero += zeros
                 self._zswpout += nr - zeros
         finally:
             cluster.lock.release()
+        self._lru_add_published(new)
         for swpentry, slot in stale:
             self._release_slot(swpentry, slot)
         return [obj for obj in old if obj is not None]
+
+    def _lru_add_published(self, new):
+        """``zswap_lru_add()`` after ``zswap_entry_store()``, with no cluster
+        or tree lock held (patch 11 takes the LRU lock outside the cluster
+        lock): put each newly published entry at the hot end, referenced,
+        unless it was dropped meanwhile, and drop the pin the store took
+        before publishing it.  Context: the LRU lock; frees an entry whose
+        last reference that was with no lock held."""
+        freed = []
+        with self._lru_lock:
+            for obj in new:
+                if obj is _ZERO:
+                    continue
+                if obj.linked:
+                    obj.referenced = True
+                    obj.on_lru = True
+                    self._lru[obj] = None
+                obj.refs -= 1
+                if not obj.refs:
+                    freed.append(obj)
+        for obj in freed:
+            self._free_entry(obj)
 
     def _install_tree(self, entry, new):
         """Put the new objects in the tree index, for the entries from ``entry``.
@@ -1056,8 +1086,8 @@ class Zswap:
         the error is raised.  Only a call racing with a free or a close of
         its own range sees that.
 
-        Context: each entry's tree lock, under it the LRU lock and the stats
-        lock; the releases with no lock held.
+        Context: each entry's tree lock, under it the stats lock; the LRU
+        lock and the releases with no lock held.
 
         Return: the objects the index held before.
         """
@@ -1084,12 +1114,14 @@ class Zswap:
                             error = space._not_allocated(swpentry)
                         else:
                             prev = tree.entries.get(swpentry)
-                            tree.entries[swpentry] = obj
                             self._link(obj)
+                            tree.entries[swpentry] = obj
                     if error is None:
                         stale = self._take_stale_slot(cluster, swpentry & space._mask, swpentry)
                 finally:
                     cluster.lock.release()
+            if error is None:
+                self._lru_add_published((obj,))
             if stale:
                 self._release_slot(swpentry, stale)
             if error is not None:
@@ -1102,21 +1134,17 @@ class Zswap:
         return old
 
     def _link(self, obj):
-        """Count a newly published ZERO, or put a new entry at the hot end
-        of the LRU, referenced.  Caller holds the lock of the descriptor or
-        tree it was published in.  Context: the stats or the LRU lock."""
+        """Count an object about to be published; an entry is pinned and
+        marked for ``_lru_add_published``.  Caller holds the lock of the
+        tree it is published in.  Context: the stats lock."""
         if obj is _ZERO:
             with self._stats_lock:
                 self._zero_pages += 1
                 self._swpout_zero += 1
             return
+        _prepare_publish(obj)
         with self._stats_lock:
             self._zswpout += 1
-        with self._lru_lock:
-            obj.linked = True
-            obj.referenced = True
-            obj.on_lru = True
-            self._lru[obj] = None
 
     def _tree_pop(self, entry):
         """Erase ``entry`` from the tree index.  Context: its tree lock.
@@ -1717,9 +1745,13 @@ class Zswap:
         self._check_open()          # argument hooks may have closed the pool
         _check_pages_size("pages", len(values), view.nbytes)
         status = _status_array(len(values))
+        space = self._space
         for i, entry in enumerate(values):
             try:
-                stored = self.store(entry, view[i * PAGE_SIZE:(i + 1) * PAGE_SIZE])
+                # As the compiled loop: the entry is checked without its
+                # cluster lock, which only the store itself then takes.
+                space._check_range_unlocked(entry, 1)
+                stored = self._store(entry, view[i * PAGE_SIZE:(i + 1) * PAGE_SIZE], 1)
             except InvalidEntryError:
                 status[i] = BATCH_INVALID
                 continue
