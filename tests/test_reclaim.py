@@ -237,11 +237,16 @@ def test_replay_keeps_shadows_in_the_swap_descriptors(core_name, threads):
 
 
 def test_a_wrong_shadow_in_a_descriptor_is_reported(monkeypatch):
-    def leave_wrong_shadows(self, entries, shadows):
-        original(self, entries, shadows + np.uint64(1000))
+    from vswapfast.reclaim import loops as reclaim_loops
+    module = reclaim_loops("compiled")
+    original = module.swap_cache_del_folios
 
-    original = _Replayer._leave_shadows
-    monkeypatch.setattr(_Replayer, "_leave_shadows", leave_wrong_shadows)
+    def del_with_wrong_shadows(space, entries, folio, shadows=None):
+        if shadows is not None:
+            shadows = np.asarray(shadows) + np.uint64(1000)
+        return original(space, entries, folio, shadows)
+
+    monkeypatch.setattr(module, "swap_cache_del_folios", del_with_wrong_shadows)
     config = ReplayConfig(frames=100, reclaim="kernel", floor=False, chunk=64)
     report = run_replay(small_trace(), config, factory=PageFactory.synthetic(templates=16))
     assert report.shadow_mismatches == report.swap_ins > 0
@@ -321,3 +326,84 @@ def test_lru_loop_of_both_cores_agree_with_a_plain_lru(core_name, seed):
     assert lru.victim_keys.tolist() == evicted
     # Each eviction happens at a miss, after the victim's last access.
     assert (lru.victim_pos < lru.evict_events).all()
+
+
+# -- the swap cache through a swap-out and a swap-in, one page at a time ---------------
+
+def test_swap_cache_add_and_del_folios(loops, core):
+    import sys
+    from vswapfast.batch import BATCH_FOREIGN, BATCH_INVALID, BATCH_OK
+    space = core.VSwap()
+    entries = np.frombuffer(space.alloc_many(600), dtype=np.uint64)   # two clusters
+    folio, other = object(), object()
+    base = sys.getrefcount(folio)
+    space.swap_cache_add_folio(int(entries[7]), other)
+    bad = np.append(entries, np.uint64(0))
+    shadows = np.empty(len(bad), dtype=np.uint64)
+    status = list(loops.swap_cache_add_folios(space, bad, folio, shadows))
+    assert status == [BATCH_OK] * 7 + [BATCH_FOREIGN] + [BATCH_OK] * 592 + [BATCH_INVALID]
+    assert (shadows == 0).all()
+    assert sys.getrefcount(folio) - base == 599
+    assert space.swap_cache_get_folio(int(entries[0])) is folio
+    # __swap_cache_del_folio(): the shadow takes the folio's place.
+    left = np.arange(600, dtype=np.uint64) * np.uint64(5) + np.uint64(2)
+    status = list(loops.swap_cache_del_folios(space, entries, folio, left))
+    assert status == [BATCH_OK] * 7 + [BATCH_FOREIGN] + [BATCH_OK] * 592
+    assert sys.getrefcount(folio) == base
+    assert space.swap_cache_get_folio(int(entries[7])) is other
+    assert space.swap_cache_get_shadow(int(entries[9])) == 47
+    # The swap-in hands the shadows back as it adds the folio again.
+    out = np.empty(600, dtype=np.uint64)
+    status = list(loops.swap_cache_add_folios(space, entries, folio, out))
+    assert status[7] == BATCH_FOREIGN and out[7] == 0
+    assert (np.delete(out, 7) == np.delete(left, 7)).all()
+    assert list(loops.swap_cache_del_folios(space, entries, folio)) == status
+    assert sys.getrefcount(folio) == base
+    assert space.swap_cache_get_folio(int(entries[0])) is None
+    assert space.swap_cache_get_shadow(int(entries[0])) is None
+    with pytest.raises(TypeError):
+        loops.swap_cache_add_folios(space, entries, 5, out)
+    with pytest.raises(TypeError):
+        loops.swap_cache_del_folios(space, entries, None)
+    with pytest.raises(ValueError):
+        loops.swap_cache_del_folios(space, entries[:1], folio, np.array([1 << 62], np.uint64))
+    with pytest.raises(ValueError):
+        loops.swap_cache_add_folios(space, entries, folio, out[:3])
+    space.swap_cache_del_folio(int(entries[7]), other)
+
+
+def test_swap_cache_loops_take_the_cluster_lock_per_page(loops, core):
+    # As the kernel takes ci->lock per folio: 512 entries of one cluster,
+    # 512 acquisitions each way (the batch loops above take it once a run).
+    space = core.VSwap()
+    entries = np.frombuffer(space.alloc_many(512), dtype=np.uint64)
+    folio = object()
+    def taken(fn):
+        # stats() itself takes the cluster lock once: measured, then left out.
+        before = space.stats()["lock_acquisitions"]
+        between = space.stats()["lock_acquisitions"]
+        fn()
+        return space.stats()["lock_acquisitions"] - between - (between - before)
+
+    assert taken(lambda: loops.swap_cache_add_folios(
+        space, entries, folio, np.empty(512, dtype=np.uint64))) == 512
+    assert taken(lambda: loops.swap_cache_del_folios(space, entries, folio)) == 512
+
+
+@pytest.mark.parametrize("index", ["vswap", "tree"])
+def test_replay_reports_lock_acquisitions_per_page(core_name, index):
+    # Each swapped-out page: allocation, the folio into the swap cache,
+    # zswap_store(), the shadow left (4 cluster-lock acquisitions with the
+    # descriptors); each swap-in: the folio back, zswap_load() (and its
+    # erase), the swap cache emptied, the free (4 or 5).
+    config = ReplayConfig(core=core_name, index=index, frames=100, floor=False, chunk=64)
+    report = run_replay(small_trace(), config, factory=PageFactory.synthetic(templates=16))
+    assert report.mismatches == 0 and report.swap_ins > 0
+    share = report.swap_ins / report.swap_outs
+    if index == "vswap":
+        assert 4 + 4 * share <= report.cluster_locks_per_page <= 4.2 + 5 * share
+        assert report.tree_locks_per_page == 0
+    else:
+        assert report.tree_locks_per_page > 1
+    assert any("cluster-lock acquisitions" in line for line in report.format_text())
+    assert report.to_dict()["cluster_locks_per_page"] == report.cluster_locks_per_page

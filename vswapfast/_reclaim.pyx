@@ -16,7 +16,7 @@ from libc.stdint cimport int64_t, uint64_t, uint8_t, uintptr_t
 from vswapfast._vswap cimport (
     BATCH_EMPTY, BATCH_FOREIGN, BATCH_INVALID, BATCH_OK, VSwap, swp_desc, status_array,
     u64_array, u64_array_get, u64_array_release, vswap_cache_is_folio, vswap_cluster,
-    vswap_cluster_unlock, vswap_iter, vswap_space,
+    vswap_cluster_unlock, vswap_iter, vswap_space, vswap_desc_cache_changed,
 )
 
 DEF SHADOW_LIMIT = 1 << 62
@@ -346,5 +346,139 @@ def read_shadows(VSwap space, entries, out):
         finally:
             u64_array_release(&o)
     finally:
+        u64_array_release(&a)
+    return result
+
+
+# ---------------------------------------------------------------------------
+# The swap cache through a swap-out and a swap-in, one page at a time: the
+# replay's lifecycle, with the cluster lock taken per page as the kernel
+# takes ci->lock per folio (the batch loops above take it once per run).
+# ---------------------------------------------------------------------------
+
+cdef extern from "Python.h":
+    Py_ssize_t Py_REFCNT(object o)
+    void Py_SET_REFCNT(object o, Py_ssize_t n)
+
+
+cdef int folio_arg(object folio) except -1:
+    if folio is None or isinstance(folio, int):
+        raise TypeError("folio must be an object other than None or an int, not %s"
+                        % type(folio).__name__)
+    return 0
+
+
+def swap_cache_add_folios(VSwap space, entries, folio, shadows_out):
+    """swapcache_prepare() and swap_cache_add_folio() of a swap-in (or of
+    folio_alloc_swap()), per entry: ``folio`` enters the entry's swap cache
+    and the shadow it replaces, which the kernel hands to
+    workingset_refault(), is written to ``shadows_out`` (a writable buffer
+    of as many 8-byte integers; 0 where there was none).  The descriptor
+    keeps a reference to ``folio``.
+
+    Returns an ``array('b')`` of statuses: BATCH_OK; BATCH_FOREIGN when a
+    folio is already there (left as it is: the kernel's -EEXIST);
+    BATCH_INVALID for an entry with no allocated descriptor.  Locks: the
+    entry's cluster, taken and dropped per entry; the GIL is released, the
+    references are taken in one step before and the unused ones given back
+    after."""
+    cdef vswap_space *vs = space.vs
+    cdef u64_array a, o
+    cdef signed char *status
+    cdef Py_ssize_t i, added = 0
+    cdef vswap_cluster *c
+    cdef swp_desc *desc
+    cdef uintptr_t old
+    cdef void *f
+    folio_arg(folio)
+    f = <void *>folio
+    u64_array_get(&a, entries, "entries", False, -1)
+    try:
+        u64_array_get(&o, shadows_out, "shadows_out", True, a.n)
+        try:
+            result = status_array(a.n, &status)
+            Py_SET_REFCNT(folio, Py_REFCNT(folio) + a.n)
+            with nogil:
+                for i in range(a.n):
+                    c = NULL
+                    o.values[i] = 0
+                    desc = vswap_iter(vs, &c, a.values[i])
+                    if desc == NULL:
+                        status[i] = BATCH_INVALID
+                        continue
+                    if vswap_cache_is_folio(desc):
+                        status[i] = BATCH_FOREIGN
+                    else:
+                        old = desc.cache.shadow
+                        if old & 1:
+                            o.values[i] = old >> 1
+                        desc.cache.swap_cache = f
+                        vswap_desc_cache_changed(desc)
+                        added += 1
+                        status[i] = BATCH_OK
+                    vswap_cluster_unlock(c)
+            Py_SET_REFCNT(folio, Py_REFCNT(folio) - (a.n - added))
+        finally:
+            u64_array_release(&o)
+    finally:
+        u64_array_release(&a)
+    return result
+
+
+def swap_cache_del_folios(VSwap space, entries, folio, shadows=None):
+    """__swap_cache_del_folio() per entry: where the entry's swap cache
+    holds ``folio``, the shadow of workingset_eviction() takes its place
+    (``shadows``, ints in [0, 2**62), one per entry), or nothing when
+    ``shadows`` is None (delete_from_swap_cache() before a free).
+
+    Returns an ``array('b')`` of statuses: BATCH_OK; BATCH_FOREIGN when the
+    swap cache does not hold ``folio`` (left as it is); BATCH_INVALID for an
+    entry with no allocated descriptor.  Locks: the entry's cluster, taken
+    and dropped per entry; the GIL is released, and the references the
+    descriptors held are dropped in one step after."""
+    cdef vswap_space *vs = space.vs
+    cdef u64_array a, s
+    cdef signed char *status
+    cdef Py_ssize_t i, removed = 0
+    cdef vswap_cluster *c
+    cdef swp_desc *desc
+    cdef bint has_shadows = shadows is not None
+    cdef void *f
+    folio_arg(folio)
+    f = <void *>folio
+    s.has_view = False
+    s.copy = NULL
+    u64_array_get(&a, entries, "entries", False, -1)
+    try:
+        if has_shadows:
+            u64_array_get(&s, shadows, "shadows", False, a.n)
+            for i in range(a.n):
+                if s.values[i] >= SHADOW_LIMIT:
+                    raise ValueError("shadows must be in [0, 2**62), not %d (item %d)"
+                                     % (s.values[i], i))
+        result = status_array(a.n, &status)
+        with nogil:
+            for i in range(a.n):
+                c = NULL
+                desc = vswap_iter(vs, &c, a.values[i])
+                if desc == NULL:
+                    status[i] = BATCH_INVALID
+                    continue
+                if desc.cache.swap_cache != f:
+                    status[i] = BATCH_FOREIGN
+                else:
+                    if has_shadows:
+                        desc.cache.shadow = (<uintptr_t>s.values[i] << 1) | 1
+                    else:
+                        desc.cache.swap_cache = NULL
+                    vswap_desc_cache_changed(desc)
+                    removed += 1
+                    status[i] = BATCH_OK
+                vswap_cluster_unlock(c)
+        # The descriptors' references: the caller's own keeps the folio alive.
+        Py_SET_REFCNT(folio, Py_REFCNT(folio) - removed)
+    finally:
+        if has_shadows:
+            u64_array_release(&s)
         u64_array_release(&a)
     return result

@@ -42,10 +42,12 @@ from vswapfast.workload import DEFAULT_SEED, PAGE_SIZE, PageFactory
 SIZES = {
     "full": dict(entry_n=4096, entry_rounds=25, batch_n=16384, batch_repeat=100,
                  batch_rounds=9, pure_batch_n=16384, pure_batch_repeat=1, pages_n=2048,
-                 pages_rounds=7, meta_n=1 << 19, meta_pure_n=1 << 19),
+                 pages_rounds=7, meta_n=1 << 19, meta_pure_n=1 << 19,
+                 lifecycle_events=200000),
     "quick": dict(entry_n=512, entry_rounds=3, batch_n=2048, batch_repeat=2,
                   batch_rounds=2, pure_batch_n=512, pure_batch_repeat=1, pages_n=96,
-                  pages_rounds=2, meta_n=1 << 13, meta_pure_n=1 << 12),
+                  pages_rounds=2, meta_n=1 << 13, meta_pure_n=1 << 12,
+                  lifecycle_events=20000),
 }
 OPS = ("store", "load", "erase")
 BATCH_OPS = ("store", "load")
@@ -484,6 +486,22 @@ def metadata_bytes(core, design, n):
 
 # -- the whole job ---------------------------------------------------------------------
 
+def lifecycle_locks(design, events, seed):
+    """Lock acquisitions per swapped-out page when the default workload is
+    replayed through the compiled core with ``design``: every page's whole
+    swap-out (allocation, the folio in the swap cache, zswap_store(), the
+    shadow left) and swap-in (the folio back in the swap cache, zswap_load(),
+    the swap cache emptied, the free), one kernel operation per page."""
+    from vswapfast.replay import ReplayConfig, default_workload, run_replay
+    report = run_replay(default_workload(events, seed=seed),
+                        ReplayConfig(index=design, floor=False))
+    outs = max(report.swap_outs, 1)
+    return {"swap_outs": report.swap_outs, "swap_ins": report.swap_ins,
+            "cluster_locks_per_page": report.cluster_locks_per_page,
+            "tree_locks_per_page": report.tree_locks_per_page,
+            "lru_locks_per_page": report.lock_stats.get("lru_lock_acquisitions", 0) / outs}
+
+
 def thread_counts(highest):
     """1, 2, 3, 4, then powers of two, and ``highest`` itself."""
     counts = {t for t in (1, 2, 3, 4) if t <= highest}
@@ -527,6 +545,8 @@ def run_bench(threads=None, quick=False, seed=DEFAULT_SEED, progress=None,
     meta = [("compiled", d) for d in designs] + [("pure", d) for d in designs] + [("dict", None)]
     meta = [(c, d) for c, d in meta
             if c == "dict" or (c in cores and (d == "vswap" or cores[c].ZswapIndex is not None))]
+    if "compiled" in cores:
+        steps += [("lifecycle: %s" % d, 2.0) for d in designs]
     steps += [("metadata: %s%s" % (c, "" if d is None else " " + d),
                3.0 if c == "pure" else 1.0) for c, d in meta]
     track = _Steps(progress, steps)
@@ -639,6 +659,14 @@ def run_bench(threads=None, quick=False, seed=DEFAULT_SEED, progress=None,
     results["metadata_bytes_per_entry"] = metadata
     results["metadata_entries"] = {"compiled": size["meta_n"], "pure": size["meta_pure_n"],
                                    "dict": size["meta_n"]}
+    if "compiled" in cores:
+        lifecycle = {}
+        for design in designs:
+            step = "lifecycle: %s" % design
+            track.start(step)
+            lifecycle[design] = lifecycle_locks(design, size["lifecycle_events"], seed)
+            track.finish(step)
+        results["lifecycle_locks"] = lifecycle
     results["elapsed_s"] = time.perf_counter() - started
     return results
 
@@ -718,6 +746,17 @@ def format_bench(results):
         add("  %-22s %12s %12.1f %10.1f" % ("bare dict (%dk)" % (entries["dict"] // 1024), "",
                                            m["index"], m["total"]))
     add("")
+    lifecycle = results.get("lifecycle_locks")
+    if lifecycle:
+        add("lock acquisitions per swapped-out page, the whole swap-out and swap-in "
+            "(replay of the default workload, compiled core)")
+        add("  %-10s %10s %10s %10s %12s" % ("", "cluster", "tree", "LRU", "swap-ins"))
+        for design, row in lifecycle.items():
+            add("  %-10s %10.2f %10.2f %10.2f %11.0f%%" % (
+                design, row["cluster_locks_per_page"], row["tree_locks_per_page"],
+                row["lru_locks_per_page"],
+                100.0 * row["swap_ins"] / max(row["swap_outs"], 1)))
+        add("")
     add("elapsed %.1f s" % results["elapsed_s"])
     return lines
 

@@ -86,6 +86,16 @@ class Core:
     ZswapIndex: Optional[type]
 
 
+class _SwapCacheFolio:
+    """The folio the replay's pages pass through the swap cache as.  Not a
+    page buffer, so that the pool's read() passes it over."""
+
+    __slots__ = ()
+
+    def __repr__(self):
+        return "<replay folio>"
+
+
 def load_core(name):
     """The classes of the ``compiled`` or the ``pure`` core."""
     if name == "compiled":
@@ -377,6 +387,10 @@ class ReplayReport:
     batch: int = 0
     swapfile: Optional[str] = None
     lock_stats: Dict[str, int] = field(default_factory=dict)
+    # Cluster-lock acquisitions of the space (and, for the tree designs,
+    # tree-lock acquisitions) per swapped-out page, over the whole run.
+    cluster_locks_per_page: float = 0.0
+    tree_locks_per_page: float = 0.0
     timeseries: Optional[Dict[str, list]] = None
 
     @property
@@ -475,6 +489,11 @@ class ReplayReport:
                                                      pct(contended, acquired))
             lines.insert(-3, "locks        index (%s): %s; pool LRU: %s" % (
                 self.index, taken("index"), taken("lru")))
+            lines.insert(-3, "per page     %.1f cluster-lock acquisitions%s per swapped-out "
+                         "page (swap-out, swap-in and free)" % (
+                             self.cluster_locks_per_page,
+                             ", %.1f tree-lock" % self.tree_locks_per_page
+                             if self.tree_locks_per_page else ""))
         if self.floor is not None:
             lines.append(
                 "%-12s %.2f s: %s compressing %s pages %.2f s, decompressing "
@@ -541,6 +560,9 @@ class _Replayer:
         self.progress = progress
         self.lock = threading.Lock()
         self.shadow_calls = loops(core.name)
+        # The folio every page passes through the swap cache as: one object,
+        # so that no Python object is made per page.
+        self.folio = _SwapCacheFolio()
         self.entries = np.zeros(lru.swap_outs, dtype=np.uint64)
         self.in_memory = {}
         self.totals = dict(zswap_hits=0, swapfile_reads=0, memory_reads=0, zero_pages=0,
@@ -573,10 +595,13 @@ class _Replayer:
                                   % (path, exc.strerror or exc)) from None
             self.swapfile_path = config.swapfile or "(temporary)"
         limit = config.pool_limit if config.pool_limit is not None else 1 << 62
+        # A store that a full pool rejects waits for the shrink worker it
+        # woke, so that a replay gives the same counts on every run.
         self.pool = core.Zswap(self.space, self.swapfile, max_pool_bytes=limit,
                                writeback=config.writeback, index=config.index,
                                compressor=config.compressor,
-                               accept_threshold_percent=config.accept_threshold_percent)
+                               accept_threshold_percent=config.accept_threshold_percent,
+                               wait_for_shrink_worker=True)
 
     def close(self):
         self.pool.close()
@@ -593,8 +618,15 @@ class _Replayer:
         pages, zero = self.factory.page_batch(lru.victim_keys[ev], versions,
                                               out=buffer[:len(ev)])
         counts["zero_pages"] += int(np.count_nonzero(zero))
+        # The whole swap-out through the descriptors, a page at a time:
+        # folio_alloc_swap() (the entry, then the folio in its swap cache),
+        # zswap_store(), and __remove_mapping() -> __swap_cache_del_folio(),
+        # which leaves the shadow of workingset_eviction() (0 under the exact
+        # LRU, which keeps none).
         start = time.perf_counter()
         entries = space.alloc_many(len(ev))
+        self._swap_cache_call("adding the folio of", entries, self.shadow_calls.swap_cache_add_folios(
+            space, entries, self.folio, np.empty(len(ev), dtype=np.uint64)))
         status = pool.store_many(entries, pages)
         counts["time_core"] += time.perf_counter() - start
         entries = np.frombuffer(entries, dtype=np.uint64)
@@ -606,40 +638,35 @@ class _Replayer:
                     raise RuntimeError("storing swap entry %#x failed (status %d)"
                                        % (entries[i], status[i]))
                 self._rejected(int(entries[i]), pages[i], counts)
-        if lru.shadows is not None:
-            self._leave_shadows(entries, lru.shadows[ev])
+        shadows = lru.shadows[ev] if lru.shadows is not None else np.zeros(len(ev), np.uint64)
+        start = time.perf_counter()
+        self._swap_cache_call("leaving the shadow of", entries,
+                              self.shadow_calls.swap_cache_del_folios(
+                                  space, entries, self.folio, shadows))
+        counts["time_core"] += time.perf_counter() - start
 
-    def _leave_shadows(self, entries, shadows):
-        """As __remove_mapping() -> __swap_cache_del_folio() does once a
-        swapped-out folio is reclaimed: the folio leaves the swap cache and
-        its shadow from workingset_eviction() takes its place in each swap
-        entry's descriptor (the swap-cache/shadow union); one batch call."""
-        status = np.frombuffer(self.shadow_calls.leave_shadows(self.space, entries, shadows),
-                               dtype=np.int8)
+    @staticmethod
+    def _swap_cache_call(what, entries, status):
+        status = np.frombuffer(status, dtype=np.int8)
         if not (status == BATCH_OK).all():
             i = int(np.flatnonzero(status != BATCH_OK)[0])
-            raise RuntimeError("leaving the shadow of swap entry %#x failed (status %d)"
-                               % (entries[i], status[i]))
+            raise RuntimeError("%s swap entry %#x failed (status %d)"
+                               % (what, entries[i], status[i]))
 
-    def _check_shadows(self, ins, entries, counts):
-        """As the swap-in path reads the shadow (swap_cache_get_shadow())
-        for workingset_refault(): the shadow in each descriptor must be the
-        one left at swap-out, and judge the refault as the simulation did."""
+    def _check_shadows(self, ins, entries, read, counts):
+        """As the swap-in path hands the shadow that swap_cache_add_folio()
+        replaced to workingset_refault(): it must be the one left at
+        swap-out, and judge the refault as the simulation did."""
         lru = self.lru
-        read = np.empty(len(entries), dtype=np.uint64)
-        status = np.frombuffer(self.shadow_calls.read_shadows(self.space, entries, read),
-                               dtype=np.int8)
-        lost = status != BATCH_OK
         recent = refault_is_recent(read, lru.refault_clock[ins], lru.workingset_size[ins])
-        bad = lost | (read != lru.shadows[lru.in_evict[ins]]) | (recent != lru.activated[ins])
+        bad = (read != lru.shadows[lru.in_evict[ins]]) | (recent != lru.activated[ins])
         counts["shadows_checked"] += len(ins)
         if bad.any():
             counts["shadow_mismatches"] += int(np.count_nonzero(bad))
             if self.first_mismatch is None:
                 i = int(np.flatnonzero(bad)[0])
-                self.first_mismatch = "swap entry %#x: shadow %s, expected %d" % (
-                    entries[i], "none" if lost[i] else int(read[i]),
-                    lru.shadows[lru.in_evict[ins[i]]])
+                self.first_mismatch = "swap entry %#x: shadow %d, expected %d" % (
+                    entries[i], int(read[i]), lru.shadows[lru.in_evict[ins[i]]])
 
     def _rejected(self, entry, page, counts):
         """A page the pool refused goes straight to the swap file, as the
@@ -663,7 +690,16 @@ class _Replayer:
         evs = lru.in_evict[ins]
         entries = self.entries[evs]
         out = np.empty((len(ins), PAGE_SIZE), dtype=np.uint8)
+        # The whole swap-in through the descriptors, a page at a time:
+        # swapcache_prepare() and swap_cache_add_folio() (which hand back the
+        # shadow), zswap_load() (or the swap file), then, once the page is
+        # mapped and its swap entry let go, delete_from_swap_cache() and the
+        # free.
+        shadows = np.empty(len(ins), dtype=np.uint64)
         start = time.perf_counter()
+        self._swap_cache_call("adding the folio of", entries,
+                              self.shadow_calls.swap_cache_add_folios(
+                                  space, entries, self.folio, shadows))
         status = np.frombuffer(pool.load_many(entries, out), dtype=np.int8)
         ok = status == BATCH_OK
         counts["zswap_hits"] += int(np.count_nonzero(ok))
@@ -700,8 +736,11 @@ class _Replayer:
                     lru.victim_keys[evs[i]], entries[i], reason)
         counts["verified"] += len(ins)
         if lru.shadows is not None:
-            self._check_shadows(ins, entries, counts)
+            self._check_shadows(ins, entries, shadows, counts)
         start = time.perf_counter()
+        self._swap_cache_call("deleting the folio of", entries,
+                              self.shadow_calls.swap_cache_del_folios(
+                                  space, entries, self.folio))
         status = np.frombuffer(space.free_many(entries), dtype=np.int8)
         counts["time_core"] += time.perf_counter() - start
         if not (status == BATCH_OK).all():
@@ -861,6 +900,12 @@ def run_replay(trace, config, factory=None, progress=None, time_read=0.0, time_p
             report.lock_stats = {k: stats[k] for k in (
                 "index_lock_acquisitions", "index_lock_contended",
                 "lru_lock_acquisitions", "lru_lock_contended") if k in stats}
+            if lru.swap_outs:
+                cluster_locks = replayer.space.stats()["lock_acquisitions"]
+                report.cluster_locks_per_page = cluster_locks / lru.swap_outs
+                if config.index != "vswap":
+                    report.tree_locks_per_page = (stats["index_lock_acquisitions"]
+                                                  / lru.swap_outs)
             report.timeseries = timeseries(lru, replayer.samples, config.timeseries_bins,
                                            config.pool_limit)
         finally:

@@ -293,3 +293,68 @@ def read_shadows(space, entries, out):
             values[i] = shadow
             status[i] = BATCH_OK
     return status
+
+
+# -- the swap cache through a swap-out and a swap-in, one page at a time ----------------
+
+
+def _folio_arg(folio):
+    if folio is None or isinstance(folio, int):
+        raise TypeError("folio must be an object other than None or an int, not %s"
+                        % type(folio).__name__)
+
+
+def swap_cache_add_folios(space, entries, folio, shadows_out):
+    """``swapcache_prepare()`` and ``swap_cache_add_folio()`` per entry:
+    ``folio`` enters the entry's swap cache and the shadow it replaces is
+    written to ``shadows_out`` (0 where there was none).  Returns an
+    ``array('b')`` of statuses: BATCH_OK; BATCH_FOREIGN when a folio is
+    already there (left as it is); BATCH_INVALID for an entry with no
+    allocated descriptor.  Context: the entry's cluster lock, per entry."""
+    _folio_arg(folio)
+    vals = _values(entries, "entries")
+    out = _values(shadows_out, "shadows_out", len(vals), writable=True)
+    status = array("b", bytes(len(vals)))
+    for i, entry in enumerate(vals.tolist()):
+        out[i] = 0
+        try:
+            shadow = space.swap_cache_add_folio(entry, folio)
+        except SwapCacheError:
+            status[i] = BATCH_FOREIGN
+            continue
+        except (InvalidEntryError, ValueError):
+            status[i] = BATCH_INVALID
+            continue
+        if shadow is not None:
+            out[i] = shadow
+        status[i] = BATCH_OK
+    return status
+
+
+def swap_cache_del_folios(space, entries, folio, shadows=None):
+    """``__swap_cache_del_folio()`` per entry: where the entry's swap cache
+    holds ``folio``, ``shadows[i]`` takes its place (nothing when
+    ``shadows`` is None).  Returns an ``array('b')`` of statuses:
+    BATCH_OK; BATCH_FOREIGN when the swap cache does not hold ``folio``;
+    BATCH_INVALID for an entry with no allocated descriptor.  Context: the
+    entry's cluster lock, per entry."""
+    _folio_arg(folio)
+    vals = _values(entries, "entries")
+    if shadows is not None:
+        shadows = _values(shadows, "shadows", len(vals)).tolist()
+        for i, value in enumerate(shadows):
+            if value >= _SHADOW_LIMIT:
+                raise ValueError("shadows must be in [0, 2**62), not %d (item %d)" % (value, i))
+    status = array("b", bytes(len(vals)))
+    for i, entry in enumerate(vals.tolist()):
+        try:
+            space.swap_cache_del_folio(entry, folio, 1,
+                                       None if shadows is None else shadows[i])
+        except SwapCacheError:
+            status[i] = BATCH_FOREIGN
+            continue
+        except (InvalidEntryError, ValueError):
+            status[i] = BATCH_INVALID
+            continue
+        status[i] = BATCH_OK
+    return status

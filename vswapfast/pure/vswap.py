@@ -1284,9 +1284,9 @@ class VSwap:
     def free_many(self, entries, nr=1):
         """``free(entry, nr)`` for each of ``entries``.
 
-        Context: each run of entries in one cluster takes its lock once;
-        settling a cluster (release, relisting), as ``free``, and releasing
-        what the descriptors held come after that lock is dropped.
+        Context: as ``free``, per entry (the compiled loop takes the
+        cluster lock once per entry too); releasing what the descriptors
+        held comes after the call.
 
         Return: an ``array('b')`` of ``BATCH_OK`` or ``BATCH_INVALID``.
         """
@@ -1310,6 +1310,7 @@ class VSwap:
                     continue
                 self._free_locked(cluster, index, nr, dropped)
                 self._after_free(cluster)
+                run.release()
         finally:
             run.release()
         dropped.release()
