@@ -1333,6 +1333,8 @@ class Worker(threading.Thread):
         self.z_expect(old, zm.z[x], "store", x)
         del old
         zm.z[x] = ("o", k)
+        if zm is self.zr:
+            self.rslot[x] = 0           # one backing per descriptor: the slot goes
 
     def z_load(self, zm):
         if not zm.groups:
@@ -1466,6 +1468,8 @@ class Worker(threading.Thread):
                 check(int(old[i]) == (state[1] if want == OK else 0),
                       "%s: store_many gave old handle %#x", self.where(x), int(old[i]))
             zm.z[x] = ("h", h)
+            if zm is self.zr:
+                self.rslot[x] = 0       # one backing per descriptor: the slot goes
 
     def z_load_many(self, zm, erase=False):
         if not zm.groups:
@@ -1603,6 +1607,8 @@ class Worker(threading.Thread):
         check(old == self.rslot[x], "%s: set_slot returned %#x, not %#x", self.where(x),
               old, self.rslot[x])
         self.rslot[x] = new
+        if new:
+            zm.z[x] = None              # one backing per descriptor: the zswap entry goes
 
     # -- observers ---------------------------------------------------------------
 

@@ -190,6 +190,19 @@ cdef inline void *vswap_zswap_get(vswap_space *vs) noexcept nogil:
     return vswap_load_owner(&vs.zswap_owner)
 
 
+cdef inline void *vswap_zswap_tryget(vswap_space *vs) noexcept nogil:
+    """vswap_zswap_get() for a caller that found no object of the pool under
+    its cluster lock (a slot number, which may be no page of the pool's):
+    the pool may be closing, its walk past this cluster.  Returns the pinned
+    pool, or NULL, pinning nothing, when none is bound."""
+    cdef void *owner
+    vswap_seq_add(&vs.zswap_users, 1)
+    owner = vswap_load_owner(&vs.zswap_owner)
+    if owner == NULL:
+        vswap_seq_add(&vs.zswap_users, -1)
+    return owner
+
+
 cdef inline void vswap_zswap_put(vswap_space *vs) noexcept nogil:
     vswap_seq_add(&vs.zswap_users, -1)
 
