@@ -329,8 +329,13 @@ cdef inline uint64_t vswap_desc_set_zswap(vswap_cluster *cluster, swp_desc *desc
     has read the old zswap value (vswap_desc_zswap()) to release it; returns
     the slot displaced from a SWAPFILE backing (0: none), to release too."""
     cdef int old_type = vswap_desc_type(desc)
-    cdef uint64_t old_slot = desc.backing.slot.val if old_type == VSWAP_SWAPFILE else 0
-    cdef bint had = old_type == VSWAP_ZSWAP or old_type == VSWAP_ZERO
+    cdef uint64_t old_slot
+    cdef bint had
+    if old_type == VSWAP_ZSWAP and z != NULL and z != <void *>VSWAP_ZSWAP_ZERO:
+        desc.backing.zswap_entry = z        # the common case: entry for entry
+        return 0
+    old_slot = desc.backing.slot.val if old_type == VSWAP_SWAPFILE else 0
+    had = old_type == VSWAP_ZSWAP or old_type == VSWAP_ZERO
     desc.backing.slot.val = 0
     if z == NULL:
         vswap_desc_set_type(desc, vswap_desc_fallback(desc))
