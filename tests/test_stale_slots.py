@@ -6,6 +6,11 @@ page a pool put there (the v6 series keeps one for disk-backed slots); a
 descriptor's slot is that entry's page only while the map says so.  A
 closed pool takes its written-back pages with it, and a newer store lets go
 of the older page in the file (one backing per descriptor).
+
+One backing per descriptor (v6 patches 13-14): a descriptor is backed by
+exactly one of nothing, a zero page, a zswap entry, a slot, or its
+swap-cache folio, and storing a backing releases the old one.  The tests
+below follow the type through the pool, the VSwap API and a plain space.
 """
 
 import array

@@ -1898,7 +1898,8 @@ cdef class VSwap:
         return self.entries()
 
     def cluster_info(self, cluster_id):
-        """A dict describing live cluster ``cluster_id``; KeyError if none.
+        """A dict describing live cluster ``cluster_id``, with its descriptors
+        per backing type (``backing_*``); KeyError if none.
 
         Locks: map_lock, then the cluster.
         """
@@ -1925,7 +1926,10 @@ cdef class VSwap:
                              "lock_contended": cont}, types)
 
     def stats(self):
-        """Counters of the whole space, as a dict (see docs/semantics.md).
+        """Counters of the whole space, as a dict (see docs/semantics.md),
+        with the descriptors per backing type (``backing_none``,
+        ``backing_zero``, ``backing_zswap``, ``backing_swapfile``,
+        ``backing_folio``).
 
         Locks: map_lock briefly per cluster to find it, then its lock.
         """
