@@ -1351,7 +1351,8 @@ class Worker(threading.Thread):
         self.z_expect(old, zm.z[x], "store", x)
         del old
         zm.z[x] = ("o", k)
-        self.z_backing_replaced(zm, x)
+        if zm is self.zr:
+            self.rslot[x] = 0           # one backing per descriptor: the slot goes
 
     def z_load(self, zm):
         if not zm.groups:
@@ -1485,13 +1486,8 @@ class Worker(threading.Thread):
                 check(int(old[i]) == (state[1] if want == OK else 0),
                       "%s: store_many gave old handle %#x", self.where(x), int(old[i]))
             zm.z[x] = ("h", h)
-            self.z_backing_replaced(zm, x)
-
-    def z_backing_replaced(self, zm, x):
-        """One backing per descriptor: a zswap value stored in the plain
-        space lets go of the slot that r_slot gave the entry."""
-        if zm is self.zr:
-            self.rslot[x] = 0
+            if zm is self.zr:
+                self.rslot[x] = 0       # one backing per descriptor: the slot goes
 
     def z_load_many(self, zm, erase=False):
         if not zm.groups:
@@ -1630,8 +1626,7 @@ class Worker(threading.Thread):
               old, self.rslot[x])
         self.rslot[x] = new
         if new:
-            # One backing per descriptor: the slot replaces the zswap value.
-            zm.z[x] = None
+            zm.z[x] = None              # one backing per descriptor: the zswap entry goes
 
     # -- observers ---------------------------------------------------------------
 

@@ -340,6 +340,24 @@ def test_del_on_free_calls_back_into_the_same_cluster(small_space):
     assert s.get_slot(b) == 5
 
 
+def test_del_on_set_slot_calls_back_into_the_same_cluster(small_space):
+    # set_slot releases the zswap entry it displaces (one backing per
+    # descriptor) after the cluster lock is dropped.
+    s = small_space
+    a, b = s.alloc(), s.alloc()
+    log = []
+
+    def action():
+        s.zswap_entry_store(b, Token("from __del__"))
+        return s.get_slot(a), s.zswap_entry_load(a)
+
+    s.zswap_entry_store(a, CallsBack(action, log))
+    assert run_guarded(lambda: s.set_slot(a, 9)) is None
+    assert_all_ok(log, 1)
+    assert log[0][1] == (9, None)       # the new backing was already in place
+    assert s.zswap_entry_load(b) is not None
+
+
 def test_del_of_a_folio_on_free_calls_back(small_space):
     s = small_space
     log = []

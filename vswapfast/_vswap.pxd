@@ -190,6 +190,19 @@ cdef inline void *vswap_zswap_get(vswap_space *vs) noexcept nogil:
     return vswap_load_owner(&vs.zswap_owner)
 
 
+cdef inline void *vswap_zswap_tryget(vswap_space *vs) noexcept nogil:
+    """vswap_zswap_get() for a caller that found no object of the pool under
+    its cluster lock (a slot number, which may be no page of the pool's):
+    the pool may be closing, its walk past this cluster.  Returns the pinned
+    pool, or NULL, pinning nothing, when none is bound."""
+    cdef void *owner
+    vswap_seq_add(&vs.zswap_users, 1)
+    owner = vswap_load_owner(&vs.zswap_owner)
+    if owner == NULL:
+        vswap_seq_add(&vs.zswap_users, -1)
+    return owner
+
+
 cdef inline void vswap_zswap_put(vswap_space *vs) noexcept nogil:
     vswap_seq_add(&vs.zswap_users, -1)
 
@@ -316,8 +329,13 @@ cdef inline uint64_t vswap_desc_set_zswap(vswap_cluster *cluster, swp_desc *desc
     has read the old zswap value (vswap_desc_zswap()) to release it; returns
     the slot displaced from a SWAPFILE backing (0: none), to release too."""
     cdef int old_type = vswap_desc_type(desc)
-    cdef uint64_t old_slot = desc.backing.slot.val if old_type == VSWAP_SWAPFILE else 0
-    cdef bint had = old_type == VSWAP_ZSWAP or old_type == VSWAP_ZERO
+    cdef uint64_t old_slot
+    cdef bint had
+    if old_type == VSWAP_ZSWAP and z != NULL and z != <void *>VSWAP_ZSWAP_ZERO:
+        desc.backing.zswap_entry = z        # the common case: entry for entry
+        return 0
+    old_slot = desc.backing.slot.val if old_type == VSWAP_SWAPFILE else 0
+    had = old_type == VSWAP_ZSWAP or old_type == VSWAP_ZERO
     desc.backing.slot.val = 0
     if z == NULL:
         vswap_desc_set_type(desc, vswap_desc_fallback(desc))

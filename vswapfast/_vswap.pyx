@@ -634,13 +634,17 @@ cdef int free_locked(vswap_space *vs, vswap_cluster *c, swp_desc *desc, uint32_t
         # no store into a re-allocated entry can slip in before the pool
         # has dropped the old one.
         vs.range_freed(owner, val, n)
-    if nowned or nslots:
+    if nowned:
         owner = vswap_zswap_get(vs)
+    elif nslots:
+        # Slot numbers only: a closing pool may have walked past this
+        # cluster (they are none of its pages) and unbound already.
+        owner = vswap_zswap_tryget(vs)
     if cluster_needs_put(vs, c):
         released = cluster_put(vs, c)
     vswap_cluster_unlock(c)
     PyMem_RawFree(released)
-    if nowned or nslots:
+    if (nowned or nslots) and owner != NULL:
         for k in range(nowned):
             vs.zswap_release(owner, owned[k])
         for k in range(nslots):
@@ -702,12 +706,13 @@ cdef Py_ssize_t zswap_store_many(void *ctx, const uint64_t *vals, const uint64_t
         if vswap_zswap_is_pool(z) and pinned[0] == NULL:
             pinned[0] = vswap_zswap_get(vs)
         ndisplaced = vswap_batch_displaced(z, i, old, status, displaced, ndisplaced)
-        if old_slot != 0 and vswap_load_owner(&vs.zswap_owner) != NULL:
+        if old_slot != 0:
             if pinned[0] == NULL:
-                pinned[0] = vswap_zswap_get(vs)
-            vswap_cluster_unlock(c)
-            c = NULL
-            vs.slot_release(pinned[0], val, old_slot)
+                pinned[0] = vswap_zswap_tryget(vs)
+            if pinned[0] != NULL:
+                vswap_cluster_unlock(c)
+                c = NULL
+                vs.slot_release(pinned[0], val, old_slot)
     if c != NULL:
         vswap_cluster_unlock(c)
     return ndisplaced
@@ -1515,9 +1520,10 @@ cdef class VSwap:
             zswap_peek(self.vs, val, old, &info)
         Py_INCREF(zentry)
         old_slot = vswap_desc_set_zswap(c, desc, <void *>zentry)
-        if vswap_zswap_is_pool(old) or (
-                old_slot != 0 and vswap_load_owner(&self.vs.zswap_owner) != NULL):
+        if vswap_zswap_is_pool(old):
             owner = vswap_zswap_get(self.vs)
+        elif old_slot != 0:
+            owner = vswap_zswap_tryget(self.vs)
         vswap_cluster_unlock(c)
         if owner == NULL:
             return zswap_field(old)
@@ -1735,8 +1741,10 @@ cdef class VSwap:
             old_released = 0            # the same slot stays
         else:
             old_released = old
-        if vswap_zswap_is_pool(z) or (owner != NULL and old_released != 0):
+        if vswap_zswap_is_pool(z):
             pinned = vswap_zswap_get(self.vs)
+        elif old_released != 0:
+            pinned = vswap_zswap_tryget(self.vs)
         vswap_cluster_unlock(c)
         if pinned != NULL:
             release_backing_hooks(self.vs, pinned, z, val, old_released)
@@ -1890,7 +1898,8 @@ cdef class VSwap:
         return self.entries()
 
     def cluster_info(self, cluster_id):
-        """A dict describing live cluster ``cluster_id``; KeyError if none.
+        """A dict describing live cluster ``cluster_id``, with its descriptors
+        per backing type (``backing_*``); KeyError if none.
 
         Locks: map_lock, then the cluster.
         """
@@ -1917,7 +1926,10 @@ cdef class VSwap:
                              "lock_contended": cont}, types)
 
     def stats(self):
-        """Counters of the whole space, as a dict (see docs/semantics.md).
+        """Counters of the whole space, as a dict (see docs/semantics.md),
+        with the descriptors per backing type (``backing_none``,
+        ``backing_zero``, ``backing_zswap``, ``backing_swapfile``,
+        ``backing_folio``).
 
         Locks: map_lock briefly per cluster to find it, then its lock.
         """

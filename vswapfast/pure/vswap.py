@@ -1827,7 +1827,8 @@ class VSwap:
         returned ``lock_acquisitions``).
 
         Return: a dict with ``id``, ``order``, ``count``, ``refcount``,
-        ``zswap_entries``, ``lock_acquisitions`` and ``lock_contended``.
+        ``zswap_entries``, ``lock_acquisitions``, ``lock_contended`` and
+        the descriptors per backing type (``backing_*``).
         Raises ``KeyError(cluster_id)`` when no live cluster has that id.
         """
         key = cluster_id
@@ -1866,7 +1867,9 @@ class VSwap:
         ``lock_acquisitions``).
 
         Return: a dict with ``entries``, ``clusters``, ``zswap_entries``,
-        ``swap_cache_folios``, ``shadows``, ``slots``, ``lock_acquisitions``,
+        ``swap_cache_folios``, ``shadows``, ``slots``, the descriptors per
+        backing type (``backing_none``, ``backing_zero``, ``backing_zswap``,
+        ``backing_swapfile``, ``backing_folio``), ``lock_acquisitions``,
         ``lock_contended`` (over the life of the space, released clusters
         included), ``cluster_size`` and ``max_clusters``.
         """
