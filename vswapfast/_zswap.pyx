@@ -1372,6 +1372,22 @@ cdef void index_lock_totals(zswap_index *ix, uint64_t *acq, uint64_t *cont) noex
             cont[0] += load_u64(&t.lock_contended)
 
 
+cdef enum:
+    FLAG_WRITEBACK
+    FLAG_EXCLUSIVE_LOADS
+    FLAG_SHRINK_WAIT
+
+
+cdef inline uint8_t *pool_flag(zswap_pool *p, int which) noexcept nogil:
+    """The pool's boolean setting ``which`` (FLAG_*), read and written racily
+    like the kernel's module parameters."""
+    if which == FLAG_WRITEBACK:
+        return &p.writeback
+    if which == FLAG_EXCLUSIVE_LOADS:
+        return &p.exclusive_loads
+    return &p.shrink_wait
+
+
 cdef inline void pool_exit(zswap_pool *p) noexcept nogil:
     """End a call that Zswap._enter() counted."""
     vswap_seq_add(&p.calls, -1)
@@ -1604,41 +1620,39 @@ cdef class Zswap:
         store_i64(&p.accept_bytes, <int64_t>(load_i64(&p.max_pool_bytes) * percent / 100))
         pool_exit(p)
 
-    @property
-    def writeback(self):
-        """Whether the pool may write pages back to its swap file."""
+    cdef bint _get_flag(self, int which) except -1:
         cdef zswap_pool *p = self._enter()
-        cdef bint value = load_u8(&p.writeback)
+        cdef bint value = load_u8(pool_flag(p, which))
         pool_exit(p)
         return value
 
-    @writeback.setter
-    def writeback(self, value):
+    cdef int _set_flag(self, int which, object value) except -1:
         cdef zswap_pool *p
         cdef bint v
         self._check_open()
-        v = bool(value)
+        v = bool(value)                 # may run Python code: before _enter()
         p = self._enter()
-        store_u8(&p.writeback, v)
+        store_u8(pool_flag(p, which), v)
         pool_exit(p)
+        return 0
+
+    @property
+    def writeback(self):
+        """Whether the pool may write pages back to its swap file."""
+        return self._get_flag(FLAG_WRITEBACK)
+
+    @writeback.setter
+    def writeback(self, value):
+        self._set_flag(FLAG_WRITEBACK, value)
 
     @property
     def exclusive_loads(self):
         """Whether a successful load erases the entry (upstream's behaviour)."""
-        cdef zswap_pool *p = self._enter()
-        cdef bint value = load_u8(&p.exclusive_loads)
-        pool_exit(p)
-        return value
+        return self._get_flag(FLAG_EXCLUSIVE_LOADS)
 
     @exclusive_loads.setter
     def exclusive_loads(self, value):
-        cdef zswap_pool *p
-        cdef bint v
-        self._check_open()
-        v = bool(value)
-        p = self._enter()
-        store_u8(&p.exclusive_loads, v)
-        pool_exit(p)
+        self._set_flag(FLAG_EXCLUSIVE_LOADS, value)
 
     @property
     def writeback_enabled(self):
@@ -1844,20 +1858,11 @@ cdef class Zswap:
     @property
     def wait_for_shrink_worker(self):
         """Whether a store that queues the shrink worker waits for it."""
-        cdef zswap_pool *p = self._enter()
-        cdef bint value = load_u8(&p.shrink_wait)
-        pool_exit(p)
-        return value
+        return self._get_flag(FLAG_SHRINK_WAIT)
 
     @wait_for_shrink_worker.setter
     def wait_for_shrink_worker(self, value):
-        cdef zswap_pool *p
-        cdef bint v
-        self._check_open()
-        v = bool(value)
-        p = self._enter()
-        store_u8(&p.shrink_wait, v)
-        pool_exit(p)
+        self._set_flag(FLAG_SHRINK_WAIT, value)
 
     # -- batch calls (statuses in vswapfast.batch) --------------------------
 

@@ -304,6 +304,27 @@ def _folio_arg(folio):
                         % type(folio).__name__)
 
 
+def _per_entry(vals, call):
+    """``call(entry)`` for each entry, as a batch call: the statuses
+    (BATCH_OK; BATCH_FOREIGN for a SwapCacheError; BATCH_INVALID for an
+    entry with no allocated descriptor) and what each call returned (None
+    where it failed)."""
+    status = array("b", bytes(len(vals)))
+    results = []
+    for i, entry in enumerate(vals.tolist()):
+        result = None
+        try:
+            result = call(entry)
+        except SwapCacheError:
+            status[i] = BATCH_FOREIGN
+        except (InvalidEntryError, ValueError):
+            status[i] = BATCH_INVALID
+        else:
+            status[i] = BATCH_OK
+        results.append(result)
+    return status, results
+
+
 def swap_cache_add_folios(space, entries, folio, shadows_out):
     """``swapcache_prepare()`` and ``swap_cache_add_folio()`` per entry:
     ``folio`` enters the entry's swap cache and the shadow it replaces is
@@ -314,20 +335,9 @@ def swap_cache_add_folios(space, entries, folio, shadows_out):
     _folio_arg(folio)
     vals = _values(entries, "entries")
     out = _values(shadows_out, "shadows_out", len(vals), writable=True)
-    status = array("b", bytes(len(vals)))
-    for i, entry in enumerate(vals.tolist()):
-        out[i] = 0
-        try:
-            shadow = space.swap_cache_add_folio(entry, folio)
-        except SwapCacheError:
-            status[i] = BATCH_FOREIGN
-            continue
-        except (InvalidEntryError, ValueError):
-            status[i] = BATCH_INVALID
-            continue
-        if shadow is not None:
-            out[i] = shadow
-        status[i] = BATCH_OK
+    status, shadows = _per_entry(vals, lambda entry: space.swap_cache_add_folio(entry, folio))
+    for i, shadow in enumerate(shadows):
+        out[i] = shadow or 0
     return status
 
 
@@ -340,21 +350,12 @@ def swap_cache_del_folios(space, entries, folio, shadows=None):
     entry's cluster lock, per entry."""
     _folio_arg(folio)
     vals = _values(entries, "entries")
+    left = iter([None] * len(vals))
     if shadows is not None:
         shadows = _values(shadows, "shadows", len(vals)).tolist()
         for i, value in enumerate(shadows):
             if value >= _SHADOW_LIMIT:
                 raise ValueError("shadows must be in [0, 2**62), not %d (item %d)" % (value, i))
-    status = array("b", bytes(len(vals)))
-    for i, entry in enumerate(vals.tolist()):
-        try:
-            space.swap_cache_del_folio(entry, folio, 1,
-                                       None if shadows is None else shadows[i])
-        except SwapCacheError:
-            status[i] = BATCH_FOREIGN
-            continue
-        except (InvalidEntryError, ValueError):
-            status[i] = BATCH_INVALID
-            continue
-        status[i] = BATCH_OK
-    return status
+        left = iter(shadows)
+    return _per_entry(vals, lambda entry: space.swap_cache_del_folio(
+        entry, folio, 1, next(left)))[0]
