@@ -321,7 +321,8 @@ static inline int vxa_store_locked(struct vxa *xa, vxa_ctx *ctx, uint64_t index,
     }
 
     vxa_write_begin(xa);
-    if (!head && index == 0) {
+    if (!vxa_is_node(head) && index == 0) {
+        *old = head;
         vxa_st(&xa->head, entry);
         vxa_write_end(xa);
         return 0;

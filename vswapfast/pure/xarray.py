@@ -196,9 +196,9 @@ class Xa:
 
         self.seq += 1
         try:
-            if not head and index == 0:
+            if not isinstance(head, _Node) and index == 0:
                 self.head = entry
-                return 0
+                return head
             if not head:
                 shift = 0
                 while shift < XA_MAX_SHIFT and (index >> shift) >= XA_CHUNK_SIZE:
