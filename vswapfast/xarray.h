@@ -83,13 +83,17 @@ struct vxa {
 _Static_assert(sizeof(struct vxa_node) == 576, "struct xa_node is 576 bytes on x86-64");
 _Static_assert(sizeof(struct vxa) == 16, "struct xarray is 16 bytes on x86-64");
 
-/* Statistics of one thread slot, on a cache line of its own. */
+/* Statistics of one thread slot, on a cache line of its own (updated with
+ * relaxed atomic adds: threads beyond the number of slots share one). */
+#define vxa_stat_inc(st, field) \
+    do { if (st) __atomic_fetch_add(&(st)->field, 1, __ATOMIC_RELAXED); } while (0)
 typedef struct {
     unsigned long long lockless_loads;   /* loads that took no lock */
     unsigned long long load_retries;     /* lock-free walks thrown away */
     unsigned long long locked_loads;     /* loads that gave up and locked */
     unsigned long long lock_acquisitions;/* xa_lock taken */
-    unsigned long long pad[4];
+    unsigned long long user[2];          /* the xarray user's own locks */
+    unsigned long long pad[2];
 } vxa_stats;
 
 /* The nodes of a family of xarrays: their accounting and free list. */
@@ -141,8 +145,7 @@ static inline void vxa_ctx_destroy(vxa_ctx *ctx)
 static inline void vxa_lock(struct vxa *xa, vxa_stats *st)
 {
     pthread_spin_lock(&xa->xa_lock);
-    if (st)
-        st->lock_acquisitions++;
+    vxa_stat_inc(st, lock_acquisitions);
 }
 
 static inline void vxa_unlock(struct vxa *xa)
@@ -434,8 +437,7 @@ static inline uintptr_t vxa_load(struct vxa *xa, uint64_t index, vxa_stats *st)
     for (tries = 0; tries < VXA_LOAD_MAX_RETRIES; tries++) {
         s1 = __atomic_load_n(&xa->seq, __ATOMIC_ACQUIRE);
         if (s1 & 1) {
-            if (st)
-                st->load_retries++;
+            vxa_stat_inc(st, load_retries);
             sched_yield();
             continue;
         }
@@ -443,18 +445,15 @@ static inline uintptr_t vxa_load(struct vxa *xa, uint64_t index, vxa_stats *st)
         __atomic_thread_fence(__ATOMIC_ACQUIRE);
         s2 = vxa_ld(&xa->seq);
         if (s1 == s2) {
-            if (st)
-                st->lockless_loads++;
+            vxa_stat_inc(st, lockless_loads);
             return e;
         }
-        if (st)
-            st->load_retries++;
+        vxa_stat_inc(st, load_retries);
     }
     vxa_lock(xa, st);
     e = vxa_walk(xa, index);
     vxa_unlock(xa);
-    if (st)
-        st->locked_loads++;
+    vxa_stat_inc(st, locked_loads);
     return e;
 }
 
