@@ -104,8 +104,12 @@ typedef struct {
     vswap_account *cached;          /* nodes on the free list */
 } vxa_ctx;
 
-#define vxa_ld(p)      __atomic_load_n((p), __ATOMIC_RELAXED)
-#define vxa_st(p, v)   __atomic_store_n((p), (v), __ATOMIC_RELAXED)
+/* Words readers may read without the lock: written with release stores
+ * and read with acquire loads, so that a node published in a slot or the
+ * head is seen initialised (rcu_assign_pointer / rcu_dereference); plain
+ * moves on x86-64. */
+#define vxa_ld(p)      __atomic_load_n((p), __ATOMIC_ACQUIRE)
+#define vxa_st(p, v)   __atomic_store_n((p), (v), __ATOMIC_RELEASE)
 
 static inline int vxa_is_node(uintptr_t e) { return (e & 3) == 2 && e > 4096; }
 static inline struct vxa_node *vxa_to_node(uintptr_t e) { return (struct vxa_node *)(e - 2); }

@@ -119,9 +119,11 @@ class XarrayDesign:
 
     # -- life -------------------------------------------------------------
     def _enter(self):
-        if self._closed:
-            raise ValueError("xarray design is closed")
+        """Count a call in flight (close() waits for it); the check and the
+        count are made under the lock close() marks the design closed with."""
         with self._calls_done:
+            if self._closed:
+                raise ValueError("xarray design is closed")
             self._calls += 1
 
     def _exit(self):
@@ -135,10 +137,10 @@ class XarrayDesign:
         Safe to call twice and from several threads; later calls raise
         ValueError."""
         with self._close_lock:
-            if self._closed:
-                return
-            self._closed = True
             with self._calls_done:
+                if self._closed:
+                    return
+                self._closed = True
                 while self._calls:
                     self._calls_done.wait()
             for xa in self._cache:
