@@ -99,6 +99,8 @@ cdef extern from * nogil:
     #define xd_and64(p, v)   __atomic_fetch_and((p), (v), __ATOMIC_RELAXED)
     #define xd_add64(p, v)   __atomic_add_fetch((p), (v), __ATOMIC_RELAXED)
     #define xd_addu64(p, v)  __atomic_add_fetch((p), (v), __ATOMIC_RELAXED)
+    /* a thread slot's own counter: relaxed load and store, see vxa_stat_inc */
+    #define xd_count(p)      __atomic_store_n((p), __atomic_load_n((p), __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED)
     #define xd_ldu64(p)      __atomic_load_n((p), __ATOMIC_RELAXED)
     /* struct swap_cluster_info (include/linux/swap.h, 6.12 .. 6.17). */
     typedef struct {
@@ -119,6 +121,7 @@ cdef extern from * nogil:
     uint64_t xd_and64(uint64_t *p, uint64_t v)
     int64_t xd_add64(int64_t *p, int64_t v)
     uint64_t xd_addu64(uint64_t *p, uint64_t v)
+    void xd_count(unsigned long long *p)
     uint64_t xd_ldu64(uint64_t *p)
     ctypedef struct xd_cluster:
         pthread_spinlock_t lock
@@ -183,7 +186,8 @@ ctypedef struct xd_design:
     int64_t used
     uint64_t next_handle
     long long calls
-    vxa_stats stats[NR_STAT_SLOTS]
+    vxa_stats *stats                # NR_STAT_SLOTS, on cache lines of their own
+    char stats_space[(NR_STAT_SLOTS + 1) * 64]
 
 
 # -- the kernel paths, in C ------------------------------------------------
@@ -203,7 +207,7 @@ cdef inline int xd_check(xd_design *d, uint64_t e) noexcept nogil:
 
 cdef inline void cluster_lock(xd_design *d, uint64_t e, vxa_stats *st) noexcept nogil:
     pthread_spin_lock(&d.clusters[e // SWAPFILE_CLUSTER].lock)
-    xd_addu64(&st.user[0], 1)
+    xd_count(&st.user[0])
 
 cdef inline void cluster_unlock(xd_design *d, uint64_t e) noexcept nogil:
     pthread_spin_unlock(&d.clusters[e // SWAPFILE_CLUSTER].lock)
@@ -320,7 +324,7 @@ cdef uint64_t alloc_slot(xd_design *d, vxa_stats *st) noexcept nogil:
     cdef uint64_t k, ci, first, last, cap, s, found = 0
     cdef xd_cluster *c
     pthread_spin_lock(&d.dev_lock)
-    xd_addu64(&st.user[1], 1)
+    xd_count(&st.user[1])
     for k in range(d.nr_clusters):
         ci = (d.next_cluster + k) % d.nr_clusters
         first = ci * SWAPFILE_CLUSTER
@@ -330,7 +334,7 @@ cdef uint64_t alloc_slot(xd_design *d, vxa_stats *st) noexcept nogil:
         if c.count >= cap:
             continue
         pthread_spin_lock(&c.lock)
-        xd_addu64(&st.user[0], 1)
+        xd_count(&st.user[0])
         for s in range(max(first, 1), last):
             if d.swap_map[s] == 0:
                 xd_st8(&d.swap_map[s], SWAP_HAS_CACHE | 1)
@@ -438,6 +442,7 @@ cdef xd_design *xd_new(uint64_t nr_slots) noexcept nogil:
     cdef uint64_t r
     if d == NULL:
         return NULL
+    d.stats = <vxa_stats *>((<uintptr_t>d.stats_space + 63) & ~(<uintptr_t>63))
     d.nr_slots = nr_slots
     d.nr_clusters = (nr_slots + SWAPFILE_CLUSTER - 1) // SWAPFILE_CLUSTER
     d.nr_regions = (nr_slots + SWAP_ADDRESS_SPACE_MASK) >> SWAP_ADDRESS_SPACE_SHIFT

@@ -83,10 +83,13 @@ struct vxa {
 _Static_assert(sizeof(struct vxa_node) == 576, "struct xa_node is 576 bytes on x86-64");
 _Static_assert(sizeof(struct vxa) == 16, "struct xarray is 16 bytes on x86-64");
 
-/* Statistics of one thread slot, on a cache line of its own (updated with
- * relaxed atomic adds: threads beyond the number of slots share one). */
+/* Statistics of one thread slot, on a cache line of its own.  A slot is
+ * meant for one thread: counted with a relaxed load and store (no locked
+ * instruction); should more threads than slots share one, counts may be
+ * lost, never torn. */
 #define vxa_stat_inc(st, field) \
-    do { if (st) __atomic_fetch_add(&(st)->field, 1, __ATOMIC_RELAXED); } while (0)
+    do { if (st) __atomic_store_n(&(st)->field, \
+            __atomic_load_n(&(st)->field, __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED); } while (0)
 typedef struct {
     unsigned long long lockless_loads;   /* loads that took no lock */
     unsigned long long load_retries;     /* lock-free walks thrown away */
@@ -95,6 +98,8 @@ typedef struct {
     unsigned long long user[2];          /* the xarray user's own locks */
     unsigned long long pad[2];
 } vxa_stats;
+
+_Static_assert(sizeof(vxa_stats) == 64, "one thread slot of statistics per cache line");
 
 /* The nodes of a family of xarrays: their accounting and free list. */
 typedef struct {
