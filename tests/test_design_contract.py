@@ -421,3 +421,34 @@ def test_no_leak_across_instances(param):
         d.swap_out_many(1000)
         del d
         gc.collect()
+
+
+@pytest.mark.parametrize("name", both_cores_params())
+def test_cores_count_the_same(name):
+    """The same calls on both cores: the same results, bytes and counters."""
+    results, stats = [], []
+    for core in ("compiled", "pure"):
+        d = design_class(name, core)(3 * 16384)
+        try:
+            got = []
+            es = d.swap_out_many(20000, "zswap")
+            got.append(list(es[:10]))
+            e = d.folio_alloc_swap(7, 5)
+            for _ in range(70):
+                d.swap_duplicate(e)
+            got.append(d.swap_count(e))
+            got.append(d.zswap_entry_store(e, 3))
+            got.append(d.zswap_entry_load(e))
+            part = array("Q", es[::5])
+            got.append(d.zswap_entry_erase_many(part, batch=True))
+            got.append(d.zswap_entry_store_many(part, array("Q", range(1, len(part) + 1))))
+            d.swap_free_many(array("Q", es[::2]))
+            got.append(d.metadata_bytes())
+            s = d.stats()
+            s.pop("core", None)
+            stats.append(s)
+            results.append(got)
+        finally:
+            d.close()
+    assert results[0] == results[1]
+    assert stats[0] == stats[1]

@@ -68,7 +68,7 @@ from vswapfast.vswap_account cimport (
 from vswapfast._xarray cimport (
     vxa, vxa_node, vxa_ctx, vxa_stats, vxa_init, vxa_ctx_init, vxa_ctx_destroy,
     vxa_lock, vxa_unlock, vxa_store_locked, vxa_load, vxa_load_locked, vxa_empty,
-    vxa_destroy, pthread_spinlock_t,
+    vxa_destroy, vxa_store, vxa_reserve1, pthread_spinlock_t, VXA_EAGAIN,
 )
 
 import array as _array
@@ -231,7 +231,8 @@ cdef inline uint64_t count_locked(xd_design *d, uint64_t e) noexcept nogil:
 cdef int set_count_locked(xd_design *d, uint64_t e, uint64_t count, vxa_stats *st) noexcept nogil:
     """Write the count under ci->lock, spilling past SWAP_MAP_MAX into the
     continuation xarray (add_swap_count_continuation's pages in the kernel);
-    -1 when a node could not be allocated (nothing changed)."""
+    VXA_EAGAIN when it needs a node (nothing changed): the caller drops the
+    cluster lock, reserves one and retries."""
     cdef uint8_t m = d.swap_map[e]
     cdef uintptr_t old = 0
     cdef int rc = 0
@@ -240,7 +241,7 @@ cdef int set_count_locked(xd_design *d, uint64_t e, uint64_t count, vxa_stats *s
         rc = vxa_store_locked(&d.cont, &d.ctx_cont, e, ((count - SWAP_MAP_MAX) << 1) | 1, &old)
         vxa_unlock(&d.cont)
         if rc:
-            return -1
+            return rc
         xd_st8(&d.swap_map[e], (m & SWAP_HAS_CACHE) | COUNT_CONTINUED | SWAP_MAP_MAX)
     else:
         if m & COUNT_CONTINUED:
@@ -263,25 +264,21 @@ cdef inline int zswap_store(xd_design *d, uint64_t e, uint64_t handle, uint64_t 
                             vxa_stats *st) noexcept nogil:
     """zswap_store(): the zeromap bit cleared (swap_writepage), then
     xa_store() under xa_lock; -1 when out of memory (nothing stored)."""
-    cdef vxa *xa = &d.zswap[e >> SWAP_ADDRESS_SPACE_SHIFT]
     cdef uintptr_t old = 0
     cdef int rc
     zero_clear(d, e)
-    vxa_lock(xa, st)
-    rc = vxa_store_locked(xa, &d.ctx_zswap, e, <uintptr_t>handle << 2, &old)
-    vxa_unlock(xa)
+    rc = vxa_store(&d.zswap[e >> SWAP_ADDRESS_SPACE_SHIFT], &d.ctx_zswap, e,
+                   <uintptr_t>handle << 2, &old, st)
     old_handle[0] = old >> 2
     return -1 if rc else 0
 
 cdef inline int cache_store(xd_design *d, uint64_t e, uintptr_t entry, uintptr_t *old,
                             vxa_stats *st) noexcept nogil:
     """add_to_swap_cache(): xa_store() in the entry's address space under
-    its xa_lock; -1 when out of memory."""
-    cdef vxa *xa = &d.cache[e >> SWAP_ADDRESS_SPACE_SHIFT]
-    cdef int rc
-    vxa_lock(xa, st)
-    rc = vxa_store_locked(xa, &d.ctx_cache, e & SWAP_ADDRESS_SPACE_MASK, entry, old)
-    vxa_unlock(xa)
+    its xa_lock (retaken after allocating a node, as xas_nomem); -1 when
+    out of memory."""
+    cdef int rc = vxa_store(&d.cache[e >> SWAP_ADDRESS_SPACE_SHIFT], &d.ctx_cache,
+                            e & SWAP_ADDRESS_SPACE_MASK, entry, old, st)
     return -1 if rc else 0
 
 cdef void release_locked(xd_design *d, uint64_t e, vxa_stats *st) noexcept nogil:
@@ -827,17 +824,23 @@ cdef class XarrayDesign:
         cdef vxa_stats *st = xd_stats(d)
         cdef uint64_t count
         cdef int rc
-        cluster_lock(d, val, st)
-        if d.swap_map[val] == 0:
+        while True:
+            cluster_lock(d, val, st)
+            if d.swap_map[val] == 0:
+                cluster_unlock(d, val)
+                self._bad(d, entry, E_FREE)
+            count = count_locked(d, val) + 1
+            if count > SWAP_COUNT_LIMIT:
+                cluster_unlock(d, val)
+                vswap_seq_add(&d.calls, -1)
+                raise ValueError("swap count of entry %d would exceed 2**31 - 1" % val)
+            rc = set_count_locked(d, val, count, st)
             cluster_unlock(d, val)
-            self._bad(d, entry, E_FREE)
-        count = count_locked(d, val) + 1
-        if count > SWAP_COUNT_LIMIT:
-            cluster_unlock(d, val)
-            vswap_seq_add(&d.calls, -1)
-            raise ValueError("swap count of entry %d would exceed 2**31 - 1" % val)
-        rc = set_count_locked(d, val, count, st)
-        cluster_unlock(d, val)
+            if rc != VXA_EAGAIN:
+                break
+            rc = vxa_reserve1(&d.ctx_cont)      # no lock held (xas_nomem)
+            if rc:
+                break
         vswap_seq_add(&d.calls, -1)
         if rc:
             raise MemoryError("no memory for a swap count continuation")
@@ -924,14 +927,23 @@ cdef class XarrayDesign:
                             j += 1
                     xa = &d.zswap[e[i] >> SWAP_ADDRESS_SPACE_SHIFT]
                     vxa_lock(xa, st)
-                    for k in range(i, j):
+                    k = i
+                    while k < j:
                         zero_clear(d, e[k])
                         rc = vxa_store_locked(xa, &d.ctx_zswap, e[k], <uintptr_t>h[k] << 2, &old)
-                        if rc:
-                            break
+                        if rc == VXA_EAGAIN:
+                            # xas_nomem: a node allocated with no lock held
+                            vxa_unlock(xa)
+                            rc = vxa_reserve1(&d.ctx_zswap)
+                            if rc:
+                                break
+                            vxa_lock(xa, st)
+                            continue
                         if old:
                             replaced += 1
-                    vxa_unlock(xa)
+                        k += 1
+                    if rc == 0:
+                        vxa_unlock(xa)
                     i = j
             vswap_seq_add(&d.calls, -1)
             if rc:

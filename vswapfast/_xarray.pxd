@@ -11,6 +11,7 @@ cdef extern from "xarray.h" nogil:
     int VXA_CHUNK_SHIFT
     int VXA_CHUNK_SIZE
     int VXA_ENOMEM
+    int VXA_EAGAIN
     struct vxa_node:
         unsigned char shift
         unsigned char offset
@@ -38,6 +39,9 @@ cdef extern from "xarray.h" nogil:
     void vxa_unlock(vxa *xa)
     int vxa_store_locked(vxa *xa, vxa_ctx *ctx, uint64_t index, uintptr_t entry,
                          uintptr_t *old)
+    int vxa_reserve1(vxa_ctx *ctx)
+    int vxa_store(vxa *xa, vxa_ctx *ctx, uint64_t index, uintptr_t entry, uintptr_t *old,
+                  vxa_stats *st)
     uintptr_t vxa_load(vxa *xa, uint64_t index, vxa_stats *st)
     uintptr_t vxa_load_locked(vxa *xa, uint64_t index)
     bint vxa_empty(vxa *xa)

@@ -71,9 +71,7 @@ cdef class XArray:
         i = index
         e = (<uintptr_t>value << 1) | 1
         with nogil:
-            vxa_lock(&self.xa, &self.st)
-            rc = vxa_store_locked(&self.xa, &self.ctx, i, e, &old)
-            vxa_unlock(&self.xa)
+            rc = vxa_store(&self.xa, &self.ctx, i, e, &old, &self.st)
         if rc:
             raise MemoryError("no memory for an xarray node")
         return None if old == 0 else <object>(old >> 1)
@@ -85,9 +83,7 @@ cdef class XArray:
         self._check(index)
         i = index
         with nogil:
-            vxa_lock(&self.xa, &self.st)
-            vxa_store_locked(&self.xa, &self.ctx, i, 0, &old)
-            vxa_unlock(&self.xa)
+            vxa_store(&self.xa, &self.ctx, i, 0, &old, &self.st)
         return None if old == 0 else <object>(old >> 1)
 
     def load(self, index):

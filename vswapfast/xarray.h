@@ -54,6 +54,7 @@
 #define VXA_MAX_SHIFT 60            /* 64-bit indices: at most 11 levels */
 #define VXA_LOAD_MAX_RETRIES 1000
 #define VXA_ENOMEM (-12)
+#define VXA_EAGAIN (-11)          /* a node is needed: vxa_reserve1(), retry */
 
 struct vxa;
 
@@ -174,9 +175,12 @@ static inline void vxa_write_end(struct vxa *xa)
     __atomic_store_n(&xa->seq, xa->seq + 1, __ATOMIC_RELEASE);
 }
 
-/* xa_alloc of a node (xas_alloc): from the free list, else from the
- * allocator; every slot written atomically, since lock-free readers may
- * still be walking a recycled node. */
+/* A node for a store under xa_lock (xas_alloc): from the free list only --
+ * nothing is allocated under a lock (the allocator may take the GIL while
+ * tracemalloc traces it).  NULL when the list is empty: the store fails
+ * with VXA_EAGAIN and vxa_store() fills the list outside the lock and
+ * retries, as xas_nomem() does.  Every slot is written atomically, since
+ * lock-free readers may still be walking a recycled node. */
 static inline struct vxa_node *vxa_node_alloc(struct vxa *xa, vxa_ctx *ctx,
                                               unsigned shift, struct vxa_node *parent,
                                               unsigned offset)
@@ -192,14 +196,10 @@ static inline struct vxa_node *vxa_node_alloc(struct vxa *xa, vxa_ctx *ctx,
         vswap_account_add(ctx->live, (long long)sizeof(*n), 1);
     }
     pthread_spin_unlock(&ctx->lock);
-    if (!n) {
-        n = (struct vxa_node *)vswap_account_calloc(ctx->live, sizeof(*n));
-        if (!n)
-            return NULL;
-    } else {
-        for (i = 0; i < VXA_CHUNK_SIZE; i++)
-            vxa_st(&n->slots[i], 0);
-    }
+    if (!n)
+        return NULL;
+    for (i = 0; i < VXA_CHUNK_SIZE; i++)
+        vxa_st(&n->slots[i], 0);
     vxa_st(&n->shift, (unsigned char)shift);
     n->offset = (unsigned char)offset;
     n->count = 0;
@@ -208,6 +208,20 @@ static inline struct vxa_node *vxa_node_alloc(struct vxa *xa, vxa_ctx *ctx,
     n->array = xa;
     n->private_list.next = n->private_list.prev = NULL;
     return n;
+}
+
+/* xas_nomem(): one new node on the free list, allocated with no lock held.
+ * 0, or VXA_ENOMEM. */
+static inline int vxa_reserve1(vxa_ctx *ctx)
+{
+    struct vxa_node *n = (struct vxa_node *)vswap_account_calloc(ctx->cached, sizeof(*n));
+    if (!n)
+        return VXA_ENOMEM;
+    pthread_spin_lock(&ctx->lock);
+    n->private_list.next = ctx->free;
+    ctx->free = n;
+    pthread_spin_unlock(&ctx->lock);
+    return 0;
 }
 
 /* xa_node_free(): where the kernel defers the free past an RCU grace
@@ -288,7 +302,8 @@ static inline void vxa_delete_node(struct vxa *xa, vxa_ctx *ctx, struct vxa_node
 /*
  * __xa_store() / __xa_erase() (lib/xarray.c): store ``entry`` (0 erases) at
  * ``index``.  The caller holds xa_lock.  Returns the old entry in *old and
- * 0, or VXA_ENOMEM (tree unchanged) when a node could not be allocated.
+ * 0, or VXA_EAGAIN (tree unchanged) when the free list had no node left:
+ * the caller drops its locks, calls vxa_reserve1() and retries.
  */
 static inline int vxa_store_locked(struct vxa *xa, vxa_ctx *ctx, uint64_t index,
                                    uintptr_t entry, uintptr_t *old)
@@ -404,7 +419,25 @@ nomem:
         vxa_shrink(xa, ctx);
 nomem_locked:
     vxa_write_end(xa);
-    return VXA_ENOMEM;
+    return VXA_EAGAIN;
+}
+
+/* xa_store() / xa_erase(): take xa_lock, store, and when a node is
+ * needed drop the lock, allocate one and retry (xas_nomem).  0, or
+ * VXA_ENOMEM (nothing changed). */
+static inline int vxa_store(struct vxa *xa, vxa_ctx *ctx, uint64_t index, uintptr_t entry,
+                            uintptr_t *old, vxa_stats *st)
+{
+    int rc;
+    for (;;) {
+        vxa_lock(xa, st);
+        rc = vxa_store_locked(xa, ctx, index, entry, old);
+        vxa_unlock(xa);
+        if (rc != VXA_EAGAIN)
+            return rc;
+        if (vxa_reserve1(ctx))
+            return VXA_ENOMEM;
+    }
 }
 
 /* One lock-free walk: the entry at index as the tree is now (may be torn). */

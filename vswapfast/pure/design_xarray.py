@@ -17,7 +17,7 @@ import operator
 import threading
 
 from vswapfast.errors import InvalidEntryError, SwapCacheError, SwapFullError
-from vswapfast.pure.xarray import XA_NODE_SIZE, Xa, XaCtx, XaStats
+from vswapfast.pure.xarray import NEED_NODE, XA_NODE_SIZE, Xa, XaCtx, XaStats
 
 __all__ = ["XarrayDesign", "BACKINGS"]
 
@@ -199,16 +199,20 @@ class XarrayDesign:
     def _set_count_locked(self, entry, count):
         """Write the count, spilling past SWAP_MAP_MAX into the continuation
         xarray (the kernel's add_swap_count_continuation pages).  Under the
-        cluster lock; the cont xa_lock nests inside it."""
+        cluster lock; the cont xa_lock nests inside it.  False (nothing
+        changed) when a node is needed: the caller drops the cluster lock,
+        reserves one and retries."""
         m = self._swap_map[entry] & SWAP_HAS_CACHE
         cont = self._cont
         had = self._swap_map[entry] & COUNT_CONTINUED
         if count > SWAP_MAP_MAX:
             cont.lock(self._st)
             try:
-                cont.store_locked(self._ctx_cont, entry, ((count - SWAP_MAP_MAX) << 1) | 1)
+                old = cont.store_locked(self._ctx_cont, entry, ((count - SWAP_MAP_MAX) << 1) | 1)
             finally:
                 cont.unlock()
+            if old == NEED_NODE:
+                return False
             self._swap_map[entry] = m | COUNT_CONTINUED | SWAP_MAP_MAX
         else:
             if had:
@@ -218,6 +222,7 @@ class XarrayDesign:
                 finally:
                     cont.unlock()
             self._swap_map[entry] = m | count
+        return True
 
     # -- release ----------------------------------------------------------
     def _release_locked(self, entry):
@@ -273,12 +278,9 @@ class XarrayDesign:
             raise SwapFullError("no free swap slot left (nr_slots is %d, %d used)"
                                 % (self._nr_slots, self._used))
         self._swap_cgroup[s] = memcg          # swap_cgroup_record()
-        xa = self._cache[s >> SWAP_ADDRESS_SPACE_SHIFT]
-        xa.lock(self._st)                     # add_to_swap_cache(): xa_lock_irq
-        try:
-            xa.store_locked(self._ctx_cache, s & SWAP_ADDRESS_SPACE_MASK, _folio_entry(folio))
-        finally:
-            xa.unlock()
+        # add_to_swap_cache(): xa_lock_irq
+        self._cache[s >> SWAP_ADDRESS_SPACE_SHIFT].store(
+            self._ctx_cache, s & SWAP_ADDRESS_SPACE_MASK, _folio_entry(folio), self._st)
         return s
 
     def folio_alloc_swap(self, folio, memcg=0):
@@ -341,13 +343,8 @@ class XarrayDesign:
                 self._swap_map[entry] |= SWAP_HAS_CACHE
             finally:
                 self._cluster_locks[ci].release()
-            xa = self._cache[entry >> SWAP_ADDRESS_SPACE_SHIFT]
-            xa.lock(self._st)
-            try:
-                old = xa.store_locked(self._ctx_cache, entry & SWAP_ADDRESS_SPACE_MASK,
-                                      _folio_entry(folio))
-            finally:
-                xa.unlock()
+            old = self._cache[entry >> SWAP_ADDRESS_SPACE_SHIFT].store(
+                self._ctx_cache, entry & SWAP_ADDRESS_SPACE_MASK, _folio_entry(folio), self._st)
         finally:
             self._exit()
         return old >> 1 if old & 1 else None
@@ -391,12 +388,8 @@ class XarrayDesign:
     # -- zswap ------------------------------------------------------------
     def _zswap_store(self, entry, handle):
         self._zeromap[entry >> 3] &= ~(1 << (entry & 7)) & 0xFF  # swap_zeromap_folio_clear
-        xa = self._zswap[entry >> SWAP_ADDRESS_SPACE_SHIFT]
-        xa.lock(self._st)
-        try:
-            old = xa.store_locked(self._ctx_zswap, entry, handle << 2)
-        finally:
-            xa.unlock()
+        old = self._zswap[entry >> SWAP_ADDRESS_SPACE_SHIFT].store(
+            self._ctx_zswap, entry, handle << 2, self._st)
         return old >> 2
 
     def _zswap_erase(self, entry):
@@ -509,15 +502,19 @@ class XarrayDesign:
         try:
             self._check_slot(entry)
             ci = entry // SWAPFILE_CLUSTER
-            self._cluster_lock(ci)
-            try:
-                self._check_slot(entry)
-                count = self._count_locked(entry) + 1
-                if count > SWAP_COUNT_LIMIT:
-                    raise ValueError("swap count of entry %d would exceed 2**31 - 1" % entry)
-                self._set_count_locked(entry, count)
-            finally:
-                self._cluster_locks[ci].release()
+            while True:
+                self._cluster_lock(ci)
+                try:
+                    self._check_slot(entry)
+                    count = self._count_locked(entry) + 1
+                    if count > SWAP_COUNT_LIMIT:
+                        raise ValueError("swap count of entry %d would exceed 2**31 - 1" % entry)
+                    done = self._set_count_locked(entry, count)
+                finally:
+                    self._cluster_locks[ci].release()
+                if done:
+                    break
+                self._ctx_cont.reserve1()         # no lock held (xas_nomem)
         finally:
             self._exit()
         return count
@@ -606,11 +603,22 @@ class XarrayDesign:
                 xa = self._zswap[em[i] >> SWAP_ADDRESS_SPACE_SHIFT]
                 xa.lock(self._st)
                 try:
-                    for k in range(i, j):
+                    k = i
+                    while k < j:
                         e = em[k]
                         self._zeromap[e >> 3] &= ~(1 << (e & 7)) & 0xFF
-                        if xa.store_locked(self._ctx_zswap, e, hm[k] << 2):
+                        old = xa.store_locked(self._ctx_zswap, e, hm[k] << 2)
+                        if old == NEED_NODE:
+                            # xas_nomem: a node allocated with no lock held
+                            xa.unlock()
+                            try:
+                                self._ctx_zswap.reserve1()
+                            finally:
+                                xa.lock(self._st)
+                            continue
+                        if old:
                             replaced += 1
+                        k += 1
                 finally:
                     xa.unlock()
             return replaced
@@ -705,13 +713,8 @@ class XarrayDesign:
                             % (self._nr_slots, self._used))
                     out[done] = s
                     self._swap_cgroup[s] = memcg
-                    xa = self._cache[s >> SWAP_ADDRESS_SPACE_SHIFT]
-                    xa.lock(self._st)
-                    try:
-                        xa.store_locked(self._ctx_cache, s & SWAP_ADDRESS_SPACE_MASK,
-                                        _folio_entry(s))
-                    finally:
-                        xa.unlock()
+                    self._cache[s >> SWAP_ADDRESS_SPACE_SHIFT].store(
+                        self._ctx_cache, s & SWAP_ADDRESS_SPACE_MASK, _folio_entry(s), self._st)
                     if backing == "zswap":
                         self._zswap_store(s, self._new_handle())
                     elif backing == "disk":

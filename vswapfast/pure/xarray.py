@@ -27,6 +27,8 @@ XA_CHUNK_MASK = XA_CHUNK_SIZE - 1
 XA_NODE_SIZE = 576
 XA_MAX_SHIFT = 60
 LOAD_MAX_RETRIES = 1000
+#: store_locked() needs a node and the free list is empty (VXA_EAGAIN).
+NEED_NODE = -1
 
 
 class _Node:
@@ -68,15 +70,15 @@ class XaCtx:
         return self.cached_nodes * XA_NODE_SIZE
 
     def node_alloc(self, shift, parent, offset):
-        """xas_alloc(): a node from the free list, else a new one."""
+        """xas_alloc() under xa_lock: a node from the free list only (None
+        when it is empty; see reserve1)."""
         with self.lock:
-            if self.free:
-                n = self.free.pop()
-                self.cached_nodes -= 1
-                for i in range(XA_CHUNK_SIZE):
-                    n.slots[i] = 0
-            else:
-                n = _Node()
+            if not self.free:
+                return None
+            n = self.free.pop()
+            self.cached_nodes -= 1
+            for i in range(XA_CHUNK_SIZE):
+                n.slots[i] = 0
             self.live_nodes += 1
         n.shift = shift
         n.offset = offset
@@ -84,6 +86,13 @@ class XaCtx:
         n.nr_values = 0
         n.parent = parent
         return n
+
+    def reserve1(self):
+        """xas_nomem(): one new node on the free list, with no lock held."""
+        n = _Node()
+        with self.lock:
+            self.free.append(n)
+            self.cached_nodes += 1
 
     def node_free(self, n):
         """xa_node_free(): to the free list, still a node."""
@@ -162,9 +171,24 @@ class Xa:
         if n.parent is None:
             self._shrink(ctx)
 
+    def store(self, ctx, index, entry, st):
+        """xa_store() / xa_erase(): under xa_lock, retaken after allocating
+        a node with no lock held (xas_nomem).  The old entry (0 if none)."""
+        while True:
+            self.lock(st)
+            try:
+                old = self.store_locked(ctx, index, entry)
+            finally:
+                self.unlock()
+            if old != NEED_NODE:
+                return old
+            ctx.reserve1()
+
     def store_locked(self, ctx, index, entry):
-        """__xa_store() / __xa_erase() (entry 0): the old entry (0 if none).
-        The caller holds xa_lock."""
+        """__xa_store() / __xa_erase() (entry 0): the old entry (0 if none),
+        or NEED_NODE (tree unchanged) when the free list had no node: the
+        caller drops its locks, calls ctx.reserve1() and retries.  The
+        caller holds xa_lock."""
         head = self.head
         if not entry:
             if not isinstance(head, _Node):
@@ -203,10 +227,17 @@ class Xa:
                 shift = 0
                 while shift < XA_MAX_SHIFT and (index >> shift) >= XA_CHUNK_SIZE:
                     shift += XA_CHUNK_SHIFT
-                head = self.head = ctx.node_alloc(shift, None, 0)
+                top = ctx.node_alloc(shift, None, 0)
+                if top is None:
+                    return NEED_NODE
+                head = self.head = top
             while index > _max_index(head):
                 shift = head.shift + XA_CHUNK_SHIFT if isinstance(head, _Node) else 0
                 top = ctx.node_alloc(shift, None, 0)
+                if top is None:
+                    # the nodes added above the old head only carry it
+                    self._shrink(ctx)
+                    return NEED_NODE
                 top.slots[0] = head
                 top.count = 1
                 if isinstance(head, _Node):
@@ -221,6 +252,12 @@ class Xa:
                 e = n.slots[off]
                 if not e:
                     e = ctx.node_alloc(n.shift - XA_CHUNK_SHIFT, n, off)
+                    if e is None:
+                        if n.count == 0:
+                            self._delete_node(ctx, n)
+                        elif n.parent is None:
+                            self._shrink(ctx)
+                        return NEED_NODE
                     n.slots[off] = e
                     n.count += 1
                 n = e
@@ -337,21 +374,13 @@ class XArray:
             raise TypeError("value must be an int, not %s" % type(value).__name__)
         if not 0 <= value <= _MAX_VALUE:
             raise ValueError("value must be in 0 .. 2**62 - 1, not %d" % value)
-        self._xa.lock(self._st)
-        try:
-            old = self._xa.store_locked(self._ctx, index, (value << 1) | 1)
-        finally:
-            self._xa.unlock()
+        old = self._xa.store(self._ctx, index, (value << 1) | 1, self._st)
         return None if old == 0 else old >> 1
 
     def erase(self, index):
         """xa_erase(): remove the value at ``index``; it or None."""
         self._check(index)
-        self._xa.lock(self._st)
-        try:
-            old = self._xa.store_locked(self._ctx, index, 0)
-        finally:
-            self._xa.unlock()
+        old = self._xa.store(self._ctx, index, 0, self._st)
         return None if old == 0 else old >> 1
 
     def load(self, index):
