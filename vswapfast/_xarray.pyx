@@ -9,6 +9,10 @@ and the bytes its nodes take (576 per node, ``struct xa_node``).
 
 from cpython.mem cimport PyMem_RawCalloc, PyMem_RawFree
 from libc.stdint cimport uint64_t, uintptr_t
+from libc.string cimport memset
+
+cdef extern from "vswap_sync.h" nogil:
+    int vswap_this_thread()
 from vswapfast.vswap_account cimport vswap_account, vswap_account_bytes
 
 XA_CHUNK_SHIFT = 6
@@ -29,10 +33,13 @@ cdef class XArray:
     cdef vxa_ctx ctx
     cdef vswap_account live
     cdef vswap_account cached
-    cdef vxa_stats st
+    cdef char st_space[65 * 64]
+    cdef vxa_stats *st_slots        # 64 thread slots on cache lines of their own
     cdef bint closed
 
     def __cinit__(self):
+        self.st_slots = <vxa_stats *>((<uintptr_t>self.st_space + 63) & ~(<uintptr_t>63))
+        memset(self.st_slots, 0, 64 * sizeof(vxa_stats))
         vxa_init(&self.xa)
         vxa_ctx_init(&self.ctx, &self.live, &self.cached)
 
@@ -71,7 +78,7 @@ cdef class XArray:
         i = index
         e = (<uintptr_t>value << 1) | 1
         with nogil:
-            rc = vxa_store(&self.xa, &self.ctx, i, e, &old, &self.st)
+            rc = vxa_store(&self.xa, &self.ctx, i, e, &old, self._st())
         if rc:
             raise MemoryError("no memory for an xarray node")
         return None if old == 0 else <object>(old >> 1)
@@ -83,7 +90,7 @@ cdef class XArray:
         self._check(index)
         i = index
         with nogil:
-            vxa_store(&self.xa, &self.ctx, i, 0, &old, &self.st)
+            vxa_store(&self.xa, &self.ctx, i, 0, &old, self._st())
         return None if old == 0 else <object>(old >> 1)
 
     def load(self, index):
@@ -93,7 +100,7 @@ cdef class XArray:
         self._check(index)
         i = index
         with nogil:
-            e = vxa_load(&self.xa, i, &self.st)
+            e = vxa_load(&self.xa, i, self._st())
         return None if e == 0 else <object>(e >> 1)
 
     def empty(self):
@@ -136,14 +143,20 @@ cdef class XArray:
         """Bytes of freed nodes kept for reuse (type-stable)."""
         return vswap_account_bytes(&self.cached)
 
+    cdef inline vxa_stats *_st(self) noexcept nogil:
+        return &self.st_slots[vswap_this_thread() & 63]
+
     def stats(self):
         """Counters: lockless_loads, load_retries, locked_loads, lock_acquisitions."""
-        return {
-            "lockless_loads": self.st.lockless_loads,
-            "load_retries": self.st.load_retries,
-            "locked_loads": self.st.locked_loads,
-            "lock_acquisitions": self.st.lock_acquisitions,
-        }
+        cdef int i
+        out = dict.fromkeys(("lockless_loads", "load_retries", "locked_loads",
+                             "lock_acquisitions"), 0)
+        for i in range(64):
+            out["lockless_loads"] += self.st_slots[i].lockless_loads
+            out["load_retries"] += self.st_slots[i].load_retries
+            out["locked_loads"] += self.st_slots[i].locked_loads
+            out["lock_acquisitions"] += self.st_slots[i].lock_acquisitions
+        return out
 
     def __repr__(self):
         if self.closed:
