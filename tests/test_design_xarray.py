@@ -96,6 +96,9 @@ def test_locks_per_operation(D):
         for load in (d.zswap_entry_load, d.swap_cache_get_folio, d.swap_cache_get_shadow):
             t = taken(load, e)
             assert t["lock_acquisitions"] == 0 and t["lockless_loads"] == 1
+        for load in (d.is_zero, d.get_slot):
+            t = taken(load, e)
+            assert t["lock_acquisitions"] == 0 and t["lockless_loads"] == 1
         assert taken(d.zswap_entry_erase, e)["xa_lock_acquisitions"] == 1
         assert taken(d.swap_duplicate, e)["cluster_lock_acquisitions"] == 1
         t = taken(d.swap_free, e)

@@ -790,6 +790,7 @@ cdef class XarrayDesign:
         cdef int kind = entry_arg(entry, &val)
         cdef xd_design *d = self._enter_entry(entry, kind, val)
         cdef bint z = (xd_ld64(&d.zeromap[val >> 6]) >> (val & 63)) & 1
+        xd_count(&xd_stats(d).lockless_loads)
         vswap_seq_add(&d.calls, -1)
         return z
 
@@ -806,10 +807,12 @@ cdef class XarrayDesign:
         return val
 
     def get_slot(self, entry):
-        """The disk slot of an allocated entry: the entry itself."""
+        """The disk slot of an allocated entry: the entry itself (a
+        lock-free read of swap_map)."""
         cdef uint64_t val = 0
         cdef int kind = entry_arg(entry, &val)
         cdef xd_design *d = self._enter_entry(entry, kind, val)
+        xd_count(&xd_stats(d).lockless_loads)
         vswap_seq_add(&d.calls, -1)
         return val
 

@@ -465,6 +465,7 @@ class XarrayDesign:
         self._enter()
         try:
             self._check_slot(entry)
+            self._st.lockless_loads += 1
             return bool(self._zeromap[entry >> 3] >> (entry & 7) & 1)
         finally:
             self._exit()
@@ -484,11 +485,13 @@ class XarrayDesign:
         return entry
 
     def get_slot(self, entry):
-        """The disk slot of an allocated entry: the entry itself."""
+        """The disk slot of an allocated entry: the entry itself (a
+        lock-free read of swap_map)."""
         entry = self._entry_arg(entry)
         self._enter()
         try:
             self._check_slot(entry)
+            self._st.lockless_loads += 1
         finally:
             self._exit()
         return entry
