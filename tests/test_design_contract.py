@@ -452,3 +452,26 @@ def test_cores_count_the_same(name):
             d.close()
     assert results[0] == results[1]
     assert stats[0] == stats[1]
+
+
+def test_argument_that_closes_the_design(param):
+    """An argument whose __index__ closes the design: the call finds it
+    closed (ValueError), nothing crashes, nothing is left half done."""
+    design = make(param)
+    e = design.folio_alloc_swap(1)
+
+    class Closer:
+        def __init__(self, value):
+            self.value = value
+
+        def __index__(self):
+            design.close()
+            return self.value
+
+    with pytest.raises(ValueError, match="closed"):
+        design.zswap_entry_store(e, Closer(5))
+    for call, args in ((design.swap_count, (Closer(e),)),
+                       (design.folio_alloc_swap, (Closer(3),)),
+                       (design.swap_out_many, (Closer(2),))):
+        with pytest.raises(ValueError, match="closed"):
+            call(*args)

@@ -83,6 +83,13 @@ cdef extern from "pthread.h" nogil:
     int pthread_spin_lock(pthread_spinlock_t *lock)
     int pthread_spin_unlock(pthread_spinlock_t *lock)
 
+cdef extern from * nogil:
+    """
+    static inline long long vswap_account_objects(const vswap_account *a)
+    { return __atomic_load_n(&a->objects, __ATOMIC_RELAXED); }
+    """
+    long long vswap_account_objects(vswap_account *a)
+
 cdef extern from "vswap_sync.h" nogil:
     int vswap_this_thread()
     long long vswap_seq_add(long long *p, long long v)
@@ -1132,7 +1139,11 @@ cdef class XarrayDesign:
         cdef xd_design *d = self._enter()
         cdef unsigned long long ll = 0, lr = 0, lk = 0, xl = 0, cl = 0, dl = 0
         cdef long long objs = 0
+        cdef long long nbytes[NR_ACCOUNTS]
+        cdef int64_t used
         cdef int a
+        # Everything read into C locals before any Python object is made
+        # (which may run Python code): no pointer kept across it.
         for a in range(NR_STAT_SLOTS):
             ll += xd_ldu64(&d.stats[a].lockless_loads)
             lr += xd_ldu64(&d.stats[a].load_retries)
@@ -1140,12 +1151,14 @@ cdef class XarrayDesign:
             xl += xd_ldu64(&d.stats[a].lock_acquisitions)
             cl += xd_ldu64(&d.stats[a].user[0])
             dl += xd_ldu64(&d.stats[a].user[1])
-        b = {}
         for a in range(NR_ACCOUNTS):
-            b[_STRUCTURES[a]] = vswap_account_bytes(&d.acct[a])
-            objs += __atomic_objects(&d.acct[a])
+            nbytes[a] = vswap_account_bytes(&d.acct[a])
+            objs += vswap_account_objects(&d.acct[a])
         used = d.used
         vswap_seq_add(&d.calls, -1)
+        b = {}
+        for a in range(NR_ACCOUNTS):
+            b[_STRUCTURES[a]] = nbytes[a]
         s = {
             "design": "xarray",
             "core": "compiled",
@@ -1179,12 +1192,3 @@ cdef class XarrayDesign:
             self.nr_slots, len(self), self.metadata_bytes())
 
 
-cdef inline long long __atomic_objects(vswap_account *a) noexcept nogil:
-    return vswap_account_objects(a)
-
-cdef extern from * nogil:
-    """
-    static inline long long vswap_account_objects(const vswap_account *a)
-    { return __atomic_load_n(&a->objects, __ATOMIC_RELAXED); }
-    """
-    long long vswap_account_objects(vswap_account *a)
