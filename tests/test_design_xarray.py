@@ -16,6 +16,9 @@ from vswapfast.designs import design_class
 NODE = 576
 REGION = 16384
 
+compiled_only = pytest.mark.skipif(
+    "compiled" not in core_names(), reason="VSWAPFAST_PURE=1: the compiled core is not tested")
+
 
 @pytest.fixture(params=core_names())
 def D(request):
@@ -63,6 +66,7 @@ def test_full_zswap_xarray_is_261_nodes(D):
         assert d.metadata_bytes() == static_bytes(2 * REGION) + 4 * 261 * NODE
 
 
+@compiled_only
 def test_region_16_needs_one_more_level():
     d = design_class("xarray", "compiled")(17 * REGION)
     try:
@@ -143,6 +147,7 @@ def test_zero_and_zswap_exclude_each_other(D):
         assert not d.is_zero(e)
 
 
+@compiled_only
 def test_metadata_bytes_match_tracemalloc():
     """Every allocation of the compiled design is counted: the traced raw
     allocations move exactly as metadata_bytes() does."""
