@@ -1,0 +1,87 @@
+# Argument checks shared by the compiled designs that include this file
+# (``include "_design_args.pxi"``): the same types, ranges and messages as
+# the pure twin's helpers (vswapfast.pure.design_xarray), so that both cores
+# raise the same errors.  Each function converts a Python argument to a C
+# value before the design is entered: none runs while a lock is held.
+
+from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_FORMAT, PyBUF_C_CONTIGUOUS
+from cpython.bool cimport PyBool_Check
+from cpython.long cimport PyLong_AsLongLongAndOverflow
+from cpython.number cimport PyIndex_Check, PyNumber_Index
+from libc.stdint cimport uint16_t, uint64_t
+
+# entry check results
+DEF E_OK = 0
+DEF E_ZERO = 1
+DEF E_NEGATIVE = 2
+DEF E_RANGE = 3
+DEF E_FREE = 4
+
+DEF DA_VALUE_MAX = (1 << 48) - 1
+
+
+cdef inline object int_arg(object x, str what):
+    """An int, or the __index__ of an int-like object (bool refused)."""
+    if type(x) is int:
+        return x
+    if PyBool_Check(x) or not PyIndex_Check(x):
+        raise TypeError("%s must be an int, not %s" % (what, type(x).__name__))
+    return PyNumber_Index(x)
+
+
+cdef uint64_t value_arg(object x, str what, uint64_t low) except? 0xFFFFFFFFFFFFFFFF:
+    """An int in low .. 2**48 - 1 (folio, shadow, handle)."""
+    x = int_arg(x, what)
+    if not low <= x <= DA_VALUE_MAX:
+        raise ValueError("%s must be in %d .. 2**48 - 1, not %d" % (what, low, x))
+    return <uint64_t>x
+
+
+cdef uint16_t memcg_arg(object x) except? 0xFFFF:
+    x = int_arg(x, "memcg")
+    if not 0 <= x <= 65535:
+        raise ValueError("memcg must be in 0 .. 65535, not %d" % x)
+    return <uint16_t>x
+
+
+cdef inline int entry_arg(object x, uint64_t *val) except -1:
+    """A swap entry argument: its type checked, its value kept for the
+    check under the call (E_NEGATIVE / E_RANGE when it cannot be one)."""
+    cdef long long v
+    cdef int overflow
+    x = int_arg(x, "swap entry")
+    v = PyLong_AsLongLongAndOverflow(x, &overflow)
+    if overflow:
+        val[0] = 0
+        return E_RANGE if overflow > 0 else E_NEGATIVE
+    if v < 0:
+        return E_NEGATIVE
+    val[0] = <uint64_t>v
+    return E_OK
+
+
+cdef int get_u64_buffer(object obj, Py_buffer *view, str what, bint writable) except -1:
+    """A C-contiguous buffer of uint64 (array('Q')), writable if asked."""
+    try:
+        PyObject_GetBuffer(obj, view, PyBUF_FORMAT | PyBUF_C_CONTIGUOUS)
+    except (TypeError, BufferError, ValueError):
+        raise TypeError("%s must be a buffer of uint64 (array('Q')), not %s"
+                        % (what, type(obj).__name__)) from None
+    fmt = view.format.decode("ascii") if view.format != NULL else "B"
+    if fmt not in ("Q", "L", "<Q", "=Q") or view.itemsize != 8 or view.ndim != 1:
+        PyBuffer_Release(view)
+        raise TypeError("%s must be a buffer of uint64 (array('Q')), not format %r"
+                        % (what, fmt))
+    if writable and view.readonly:
+        PyBuffer_Release(view)
+        raise TypeError("%s must be writable" % what)
+    return 0
+
+
+cdef int check_backing(object backing) except -1:
+    """The index of a swap_out_many backing in BACKINGS."""
+    if not isinstance(backing, str):
+        raise TypeError("backing must be a str, not %s" % type(backing).__name__)
+    if backing not in ("zswap", "disk", "zero"):
+        raise ValueError("backing must be one of zswap, disk, zero, not %r" % (backing,))
+    return ("zswap", "disk", "zero").index(backing)
