@@ -84,6 +84,8 @@ from vswapfast._xarray cimport (
 import array as _array
 
 from vswapfast.errors import InvalidEntryError, SwapCacheError, SwapFullError
+# the stats() dict and its keys, one definition for both cores
+from vswapfast.pure.design_vswap import stats_dict as _stats_dict
 
 include "_design_args.pxi"
 
@@ -259,8 +261,7 @@ DEF A_CLUSTER_INFO = 6
 DEF A_RMAP = 7
 DEF NR_ACCOUNTS = 8
 
-_STRUCTURES = ("vswap_cluster", "vswap_cluster_free", "cluster_map", "cluster_map_free",
-               "swap_alloc_bitmap", "swap_bad_bitmap", "cluster_info", "reverse_map")
+# accounts, in the order of vswapfast.pure.design_vswap.STRUCTURES
 BACKINGS = ("zswap", "disk", "zero")
 MAX_VSWAP = (0xFFFFFFFF << VSWAP_CLUSTER_SHIFT) + VSWAP_CLUSTER_MASK
 
@@ -1644,30 +1645,3 @@ cdef class VswapDesign:
             return "<VswapDesign closed core=compiled>"
         return "<VswapDesign nr_slots=%d used=%d bytes=%d core=compiled>" % (
             self.nr_slots, len(self), self.metadata_bytes())
-
-
-def _stats_dict(core, nr_slots, used, nr_zswap, objs, nbytes, ll, lr, lk, xl, cl, al, dl, pl):
-    """The stats() dict, from values read by the caller."""
-    b = dict(zip(_STRUCTURES, nbytes))
-    s = {
-        "design": "vswap",
-        "core": core,
-        "nr_slots": nr_slots,
-        "used": used,
-        "metadata_bytes": sum(b.values()),
-        "metadata_objects": objs,
-        "lock_acquisitions": xl + cl + al + dl + pl,
-        "cluster_lock_acquisitions": cl,
-        "map_lock_acquisitions": xl,
-        "allocator_lock_acquisitions": al,
-        "device_lock_acquisitions": dl,
-        "swap_cluster_lock_acquisitions": pl,
-        "lockless_loads": ll,
-        "load_retries": lr,
-        "locked_loads": lk,
-        "zswap_entries": nr_zswap,
-    }
-    for k, v in b.items():
-        s["bytes_" + k] = v
-    s["bytes_swp_desc"] = (b["vswap_cluster"] // 12392) * 512 * 24
-    return s
