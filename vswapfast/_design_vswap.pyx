@@ -135,12 +135,15 @@ cdef extern from * nogil:
     } vd_desc;
     _Static_assert(sizeof(vd_desc) == 24, "struct swp_desc is 24 bytes");
 
+    /* struct list_head */
+    typedef struct vd_list { struct vd_list *next, *prev; } vd_list;
+
     /* struct vswap_cluster (mm/vswap.c, v6), descriptors inline. */
     typedef struct vd_cluster {
         pthread_spinlock_t lock;
         union {
             struct { void *next; void (*func)(void *); } rcu;
-            struct { struct vd_cluster *next, *prev; } list;
+            vd_list list;
         };
         unsigned long id;
         unsigned int count : 10;
@@ -164,30 +167,37 @@ cdef extern from * nogil:
     } vd_ci;
     _Static_assert(sizeof(vd_ci) == 32, "struct swap_cluster_info is 32 bytes");
 
-    static inline vd_cluster *vd_list_next(vd_cluster *c) { return c->list.next; }
-    static inline void vd_set_next(vd_cluster *c, vd_cluster *n) { c->list.next = n; }
-    static inline void vd_list_init(vd_cluster *c) { c->list.next = c->list.prev = c; }
-    static inline int vd_list_empty(vd_cluster *c) { return c->list.next == c; }
+    #define vd_of(l) ((vd_cluster *)((char *)(l) - offsetof(vd_cluster, list)))
+    static inline void vd_head_init(vd_list *h) { h->next = h->prev = h; }
+    static inline void vd_list_init(vd_cluster *c) { vd_head_init(&c->list); }
+    /* the first cluster of a list, or NULL; the one after c, or NULL */
+    static inline vd_cluster *vd_list_first(vd_list *h)
+    { return h->next == h ? NULL : vd_of(h->next); }
+    static inline vd_cluster *vd_list_after(vd_cluster *c, vd_list *h)
+    { return c->list.next == h ? NULL : vd_of(c->list.next); }
     static inline void vd_list_del_init(vd_cluster *c)
     {
-        c->list.next->list.prev = c->list.prev;
-        c->list.prev->list.next = c->list.next;
+        c->list.next->prev = c->list.prev;
+        c->list.prev->next = c->list.next;
         vd_list_init(c);
     }
-    static inline void vd_list_add_tail(vd_cluster *c, vd_cluster *head)
+    static inline void vd_list_add_tail(vd_cluster *c, vd_list *h)
     {
-        c->list.prev = head->list.prev;
-        c->list.next = head;
-        head->list.prev->list.next = c;
-        head->list.prev = c;
+        c->list.prev = h->prev;
+        c->list.next = h;
+        h->prev->next = &c->list;
+        h->prev = &c->list;
     }
-    static inline void vd_list_add(vd_cluster *c, vd_cluster *head)
+    static inline void vd_list_add(vd_cluster *c, vd_list *h)
     {
-        c->list.next = head->list.next;
-        c->list.prev = head;
-        head->list.next->list.prev = c;
-        head->list.next = c;
+        c->list.next = h->next;
+        c->list.prev = h;
+        h->next->prev = &c->list;
+        h->next = &c->list;
     }
+    /* the spare list is chained through list.next (off every list) */
+    static inline vd_cluster *vd_spare_next(vd_cluster *c) { return (vd_cluster *)c->list.next; }
+    static inline void vd_set_spare_next(vd_cluster *c, vd_cluster *n) { c->list.next = (vd_list *)n; }
     """
     int VD_SWAPFILE, VD_ZERO, VD_ZSWAP, VD_FOLIO
     uint64_t MAX_CLUSTER_ID
@@ -227,13 +237,17 @@ cdef extern from * nogil:
     void vd_stp "vd_st"(uint64_t **p, uint64_t *v)
     void vd_count(unsigned long long *p)
     long long vd_objects(vswap_account *a)
-    vd_cluster *vd_list_next(vd_cluster *c)
-    void vd_set_next(vd_cluster *c, vd_cluster *n)
+    ctypedef struct vd_list:
+        pass
+    void vd_head_init(vd_list *h)
     void vd_list_init(vd_cluster *c)
-    bint vd_list_empty(vd_cluster *c)
+    vd_cluster *vd_list_first(vd_list *h)
+    vd_cluster *vd_list_after(vd_cluster *c, vd_list *h)
     void vd_list_del_init(vd_cluster *c)
-    void vd_list_add_tail(vd_cluster *c, vd_cluster *head)
-    void vd_list_add(vd_cluster *c, vd_cluster *head)
+    void vd_list_add_tail(vd_cluster *c, vd_list *h)
+    void vd_list_add(vd_cluster *c, vd_list *h)
+    vd_cluster *vd_spare_next(vd_cluster *c)
+    void vd_set_spare_next(vd_cluster *c, vd_cluster *n)
 
 cdef extern from *:
     int __builtin_ctzll(unsigned long long x) nogil
@@ -286,7 +300,7 @@ ctypedef struct vd_design:
     vxa_ctx map_ctx
     uint64_t id_hint                # no free cluster id below (map xa_lock)
     uint64_t id_top                 # ids ever used are below (map xa_lock)
-    vd_cluster partial              # list head of partial clusters (map xa_lock)
+    vd_list partial                 # partial clusters (map xa_lock)
     vd_cluster *spare               # freed clusters, kept (map xa_lock)
     pthread_spinlock_t local_lock   # the per-CPU cache's local_lock
     vd_cluster *cached              # the cached cluster (local_lock)
@@ -519,7 +533,7 @@ cdef vd_cluster *cluster_get(vd_design *d, vd_stats *st) noexcept nogil:
         vxa_lock(&d.map, &st.xa)
         c = d.spare
         if c != NULL:
-            vd_stp(<uint64_t **>&d.spare, <uint64_t *>vd_list_next(c))
+            vd_stp(<uint64_t **>&d.spare, <uint64_t *>vd_spare_next(c))
             vswap_account_add(&d.acct[A_CLUSTER_FREE], -<long long>sizeof(vd_cluster), -1)
             vswap_account_add(&d.acct[A_CLUSTER], sizeof(vd_cluster), 1)
         vxa_unlock(&d.map)
@@ -543,7 +557,7 @@ cdef vd_cluster *cluster_get(vd_design *d, vd_stats *st) noexcept nogil:
 
 cdef void cluster_put_spare_locked(vd_design *d, vd_cluster *c) noexcept nogil:
     """A cluster out of the map goes to the spare list (map xa_lock held)."""
-    vd_set_next(c, d.spare)
+    vd_set_spare_next(c, d.spare)
     vd_stp(<uint64_t **>&d.spare, <uint64_t *>c)
     vswap_account_add(&d.acct[A_CLUSTER], -<long long>sizeof(vd_cluster), -1)
     vswap_account_add(&d.acct[A_CLUSTER_FREE], sizeof(vd_cluster), 1)
@@ -622,9 +636,9 @@ cdef uint64_t vswap_alloc(vd_design *d, uint64_t folio, uint16_t memcg, vd_stats
     if e == 0:
         c = NULL
         vxa_lock(&d.map, &st.xa)
-        p = vd_list_next(&d.partial)
-        while p != &d.partial:
-            nxt = vd_list_next(p)
+        p = vd_list_first(&d.partial)
+        while p != NULL:
+            nxt = vd_list_after(p, &d.partial)
             if pthread_spin_trylock(&p.lock) == 0:
                 vd_count(&st.xa.user[0])
                 e = vswap_alloc_from_cluster(p, folio, memcg)
@@ -956,7 +970,7 @@ cdef void vd_free(vd_design *d) noexcept nogil:
             vswap_account_free(&d.acct[A_CLUSTER], c, sizeof(vd_cluster))
     while d.spare != NULL:
         c = d.spare
-        d.spare = vd_list_next(c)
+        d.spare = vd_spare_next(c)
         pthread_spin_destroy(&c.lock)
         vswap_account_free(&d.acct[A_CLUSTER_FREE], c, sizeof(vd_cluster))
     vxa_destroy(&d.map, &d.map_ctx)
@@ -987,7 +1001,7 @@ cdef vd_design *vd_new(uint64_t nr_slots) noexcept nogil:
     d.max_used = nr_slots - 1
     vxa_init(&d.map)
     vxa_ctx_init(&d.map_ctx, &d.acct[A_MAP_NODE], &d.acct[A_MAP_NODE_FREE])
-    vd_list_init(&d.partial)
+    vd_head_init(&d.partial)
     pthread_spin_init(&d.local_lock, 0)
     pthread_spin_init(&d.dev_lock, 0)
     d.alloc_bitmap = <uint64_t *>vswap_account_calloc(&d.acct[A_ALLOC_BITMAP], (nr_slots + 63) // 64 * 8)
