@@ -6,8 +6,12 @@ from cores import core_names
 from vswapfast.designs import available_designs, design_class
 
 #: Designs whose loads (zswap_entry_load, swap_cache_get_*) take no lock.
+#: Not vswap (v6's vswap_iter() locks the cluster for every descriptor read)
+#: nor vswap-table (RFC v2 reads the swap cache under RCU, but
+#: vswap_zswap_load() takes the cluster lock).
 LOCK_FREE_LOADS = {"xarray", "swap-table-p1", "swap-table"}
-#: Designs whose entries are the device's slots (slot 0 never given out).
+#: Designs whose entries are the device's slots (slot 0 never given out);
+#: the virtual designs' entries are virtual slots.
 PHYSICAL = {"rbtree", "xarray", "swap-table-p1", "swap-table"}
 
 
