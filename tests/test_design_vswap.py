@@ -13,6 +13,7 @@ import pytest
 
 from cores import core_names
 from vswapfast.designs import design_class
+from vswapfast.errors import SwapFullError
 
 DESC = 24
 CLUSTER = 12392              # struct vswap_cluster: 40-byte head, bitmap, 512 descriptors
@@ -105,7 +106,7 @@ def test_virtual_space_bound(D):
     writeout needs a device slot."""
     with D(8) as d:
         es = [d.folio_alloc_swap(1) for _ in range(7)]
-        with pytest.raises(Exception, match="no free virtual swap slot"):
+        with pytest.raises(SwapFullError, match="no free virtual swap slot"):
             d.folio_alloc_swap(1)
         for e in es:
             d.swap_writeout(e)
