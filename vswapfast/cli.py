@@ -1,4 +1,4 @@
-"""The ``vswapfast`` command: ``bench``, ``replay`` and ``kernel``.
+"""The ``vswapfast`` command: ``bench``, ``replay``, ``kernel`` and ``memory``.
 
 Errors in what the user gave (a missing or malformed trace, an impossible
 option value) end the command with one line on stderr,
@@ -286,7 +286,47 @@ Exit status: 0 when every swapped-in page was verified, 1 when some differ,
                         help="do not draw the progress bar")
     replay.set_defaults(func=cmd_replay)
     _add_kernel(commands, DEFAULT_SEED)
+    _add_memory(commands)
     return parser
+
+
+def _add_memory(commands):
+    from vswapfast.memory import DEFAULT_SIZE
+    memory = commands.add_parser(
+        "memory", help="the swap metadata of every design at 0..100%% use of a device",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="""\
+Print the bytes of swap metadata (MiB) each design of the compiled core
+holds for a swap device of --size at 0, 25, 50, 75 and 100% use, its pages
+backed by zswap and backed by disk.  Every figure is measured by filling
+the design's real structures (swap_out_many in steps, then
+metadata_bytes()); 100% is every slot but the header page.
+
+Beside swap-table-p1 and vswap, when present and the device is 32 GiB, the
+virtual swap v6 cover letter's figures ("before" and vswap columns) and
+the difference; beside swap-table and vswap-table, Kairui Song's per-slot
+estimates (8 B plain, 16 B with zswap or a ghost slot, 24 B with a reverse
+map) added to the design's static bytes.  A 32 GiB table takes a minute or
+two; a progress bar is drawn on stderr when it takes more than a moment.""")
+    memory.add_argument("--size", type=_size, default=DEFAULT_SIZE, metavar="SIZE",
+                        help="the swap device's size: 32G, 1G, 512M ... (binary units, a "
+                             "whole number of 4 KiB pages; default: 32G, 8,388,608 slots)")
+    memory.add_argument("--design", action="append", metavar="NAME",
+                        help="measure this design only (repeat for several; default: every "
+                             "design the core has)")
+    memory.add_argument("--core", choices=("compiled", "pure"), default="compiled",
+                        help="the core whose designs are measured (default: %(default)s; "
+                             "the pure twin counts the same bytes, slowly)")
+    memory.add_argument("--json", metavar="FILE",
+                        help="also write the rows (design, backing, usage_percent, bytes, "
+                             "used_slots, nr_slots, structures, reference) as JSON to FILE "
+                             "('-' for stdout, instead of the table)")
+    memory.add_argument("--plot", metavar="FILE",
+                        help="draw MiB against usage per design, zswap and disk side by side, "
+                             "with the published figures, into a PNG at FILE (needs matplotlib)")
+    memory.add_argument("--no-progress", action="store_true",
+                        help="do not draw the progress bar")
+    memory.set_defaults(func=cmd_memory)
 
 
 def _add_kernel(commands, default_seed):
@@ -587,6 +627,53 @@ def cmd_kernel(args):
     return 0
 
 
+def cmd_memory(args):
+    from vswapfast.benchjob import Progress
+    from vswapfast.designs import DESIGNS, available_designs
+    from vswapfast.memory import Timer, format_table, measure, parse_nr_slots, references
+    try:
+        nr_slots = parse_nr_slots(args.size)
+    except ValueError as exc:
+        raise UsageError("--size: %s" % exc) from None
+    available = available_designs(args.core)
+    designs = available
+    if args.design:
+        for name in args.design:
+            if name not in DESIGNS:
+                raise UsageError("--design must be one of %s, not %r" % (", ".join(DESIGNS), name))
+            if name not in available:
+                raise UsageError("--design %s: the %s core has no such design yet (it has %s)"
+                                 % (name, args.core, ", ".join(available) or "none"))
+        designs = _unique(args.design)
+    if not designs:
+        raise UsageError("the %s core has no design to measure" % args.core)
+    _check_writable(args.json, "--json")
+    _check_writable(args.plot, "--plot")
+    if args.plot:
+        from vswapfast.plot import _pyplot
+        _pyplot()               # fail now if matplotlib is missing
+    progress = Progress("memory", enabled=not args.no_progress)
+    try:
+        rows = measure(nr_slots, designs, core=args.core, progress=Timer(progress.update))
+    finally:
+        progress.close()
+    refs = references(rows)
+    for r in rows:
+        ref = refs.get((r["design"], r["backing"], r["usage_percent"]))
+        if ref is not None:
+            r["reference"] = {"bytes": ref[0], "source": ref[1]}
+    if args.json != "-":
+        print("\n".join(format_table(rows, nr_slots, args.core)))
+    if args.json:
+        _write_json(rows, args.json)
+    if args.plot:
+        from vswapfast.plot import plot_memory
+        plot_memory(rows, args.plot)
+        if args.json != "-":
+            print("plot written to %s" % args.plot)
+    return 0
+
+
 # -- entry point ---------------------------------------------------------------------
 
 def _fail(message, status=2):
@@ -605,7 +692,8 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        return _fail("a command is needed: bench, replay or kernel (see '%s --help')" % PROG)
+        return _fail("a command is needed: bench, replay, kernel or memory (see '%s --help')"
+                     % PROG)
     try:
         return args.func(args)
     except (UsageError, ReplayError, BenchError, PlotError) as exc:
