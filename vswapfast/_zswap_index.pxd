@@ -3,9 +3,8 @@
 
 "vswap" keeps zswap entries in the swap descriptors (the seed patch);
 "tree" in one radix tree under one spinlock (the series' intermediate
-single zswap_tree); "tree64m" in one radix tree per 16384 entries, each
-with its own spinlock (upstream's split trees).  Trees hold the same
-tagged values as the descriptor's zswap_entry field.
+single zswap_tree).  The tree holds the same tagged values as the
+descriptor's zswap_entry field.
 
 Lock ordering: vswap cluster lock -> tree lock (-> pool lru_lock).
 """
@@ -16,10 +15,8 @@ from vswapfast._vswap cimport VSwap, vswap_space, pthread_spinlock_t
 cdef enum:
     ZSWAP_INDEX_VSWAP = 0
     ZSWAP_INDEX_TREE = 1
-    ZSWAP_INDEX_TREE64M = 2
     RADIX_SHIFT = 6
     RADIX_SLOTS = 64
-    TREE64M_SHIFT = 14
 
 ctypedef struct radix_node:
     void *slots[RADIX_SLOTS]     # must stay first: a slot's node is found from it
@@ -36,10 +33,10 @@ ctypedef struct zswap_tree:
 ctypedef struct zswap_index:
     int design
     vswap_space *vs
-    int height                   # of every tree of this index
-    uint64_t nr_trees
-    zswap_tree **trees           # tree i holds entries i << TREE64M_SHIFT ... (tree64m)
-    pthread_spinlock_t dir_lock  # installs trees
+    int height                   # of the tree
+    uint64_t nr_trees            # 1 for "tree", 0 for "vswap"
+    zswap_tree **trees           # the tree, made on first use
+    pthread_spinlock_t dir_lock  # installs the tree
 
 cdef zswap_index *zswap_index_new(vswap_space *vs, int design) noexcept nogil
 cdef void zswap_index_free(zswap_index *ix) noexcept nogil

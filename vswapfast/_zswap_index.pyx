@@ -2,14 +2,15 @@
 """The zswap entry index designs: where zswap entries are kept.
 
 The seed patch keeps them in the swap descriptors, under the per-cluster
-locks ("vswap").  The designs it replaces are here as baselines in the same
+locks ("vswap").  The design it replaces is here as a baseline in the same
 C core, so that comparisons are fair: one radix tree under one spinlock
-("tree", the series' intermediate single zswap_tree, an xarray), and one
-tree per 16384 entries, 64 MiB of swap, each with its own lock ("tree64m",
-upstream's zswap_trees[]).  The trees are xarray-like: 64-slot nodes of a
-fixed height, allocated on store, freed when they empty.
+("tree", the series' intermediate single zswap_tree, an xarray).  The tree
+is xarray-like: 64-slot nodes of a fixed height, allocated on store, freed
+when they empty.  (Upstream's own history -- the red-black tree of zswap up
+to 6.7, the xarrays since -- is modelled by the designs of
+vswapfast.designs.)
 
-The tree designs take their lock once per entry, as the kernel's per-page
+The tree design takes its lock once per entry, as the kernel's per-page
 xa_store/xa_load did.  They refuse entries without an allocated descriptor
 using a lock-free read of the allocation bitmap, so that they take no
 cluster lock: their cost is the tree's alone.
@@ -30,7 +31,7 @@ from vswapfast._vswap cimport (
     batch_store, batch_load_erase,
     BATCH_OK, BATCH_EMPTY, BATCH_FOREIGN, BATCH_REJECTED, BATCH_INVALID, BATCH_BAD_HANDLE,
 )
-from vswapfast.batch import INDEX_DESIGNS, TREE64M_ENTRIES
+from vswapfast.batch import INDEX_DESIGNS
 from vswapfast.errors import InvalidEntryError, bad_entry_message
 
 cdef extern from "vswap_sync.h" nogil:
@@ -40,9 +41,6 @@ cdef extern from "vswap_sync.h" nogil:
     int64_t load_i64 "vswap_load_relaxed"(int64_t *p)
     uint64_t load_u64 "vswap_load_relaxed"(uint64_t *p)
     void store_u64 "vswap_store_relaxed"(uint64_t *p, uint64_t v)
-
-if TREE64M_ENTRIES != 1 << TREE64M_SHIFT:
-    raise ImportError("vswapfast.batch does not match the compiled tree64m split")
 
 DESIGNS = {name: i for i, name in enumerate(INDEX_DESIGNS)}
 
@@ -156,9 +154,6 @@ cdef zswap_index *zswap_index_new(vswap_space *vs, int design) noexcept nogil:
         ix.nr_trees = 1
         while (<uint64_t>1 << bits) < max_val:
             bits += 1
-    elif design == ZSWAP_INDEX_TREE64M:
-        ix.nr_trees = (max_val >> TREE64M_SHIFT) + 1
-        bits = TREE64M_SHIFT
     ix.height = (bits + RADIX_SHIFT - 1) // RADIX_SHIFT
     if ix.nr_trees:
         ix.trees = <zswap_tree **>PyMem_RawCalloc(ix.nr_trees, sizeof(zswap_tree *))
@@ -169,19 +164,14 @@ cdef zswap_index *zswap_index_new(vswap_space *vs, int design) noexcept nogil:
     return ix
 
 
-cdef inline uint64_t tree_number(zswap_index *ix, uint64_t val) noexcept nogil:
-    return 0 if ix.design == ZSWAP_INDEX_TREE else val >> TREE64M_SHIFT
-
-
 cdef uint64_t zswap_tree_key(zswap_index *ix, uint64_t val) noexcept nogil:
-    if ix.design == ZSWAP_INDEX_TREE:
-        return val
-    return val & ((1 << TREE64M_SHIFT) - 1)
+    """The key of ``val`` in its tree: the entry itself (one tree)."""
+    return val
 
 
 cdef zswap_tree *zswap_index_tree(zswap_index *ix, uint64_t val, bint create) noexcept nogil:
-    """Trees are made on first use, unlocked, and published under dir_lock."""
-    cdef uint64_t n = tree_number(ix, val)
+    """The tree is made on first use, unlocked, and published under dir_lock."""
+    cdef uint64_t n = 0
     cdef zswap_tree *t
     cdef zswap_tree *fresh
     if n >= ix.nr_trees:
@@ -341,8 +331,8 @@ cdef inline object field_value(void *z):
 @cython.no_gc_clear
 cdef class ZswapIndex:
     """A zswap entry index of one design over a VSwap: "vswap" (in the
-    descriptors), "tree" (one tree, one lock) or "tree64m" (a tree and a
-    lock per 16384 entries).  The seed's zswap entry API and its batch forms.
+    descriptors) or "tree" (one tree, one lock).  The seed's zswap entry
+    API and its batch forms.
 
     A tree index is not told of frees: its entries outlive a free of their
     swap entry until erased, as with the pre-patch trees.

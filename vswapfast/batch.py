@@ -27,7 +27,4 @@ BATCH_CORRUPT = -3
 HANDLE_LIMIT = 1 << 62
 
 #: The zswap index designs a pool can use.
-INDEX_DESIGNS = ("vswap", "tree", "tree64m")
-#: Entries per tree of the "tree64m" design: 64 MiB of 4 KiB pages, as
-#: upstream's SWAP_ADDRESS_SPACE_PAGES.
-TREE64M_ENTRIES = 1 << 14
+INDEX_DESIGNS = ("vswap", "tree")

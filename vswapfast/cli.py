@@ -89,7 +89,7 @@ Run a compact benchmark on the embedded default workload and print a table:
   - zswap entry ops: ns per zswap_entry_store / load / erase for the
     compiled core, the pure-Python twin and a bare dict;
   - batch throughput: million entries/s of the batch zswap entry calls of
-    each index design (vswap, tree, tree64m) at 1..N threads, each thread
+    each index design (vswap, tree) at 1..N threads, each thread
     on entries of its own;
   - pages: us per page of Zswap store / load (single and batch calls) for
     both cores, against raw LZ4 (python-lz4) on the same pages;
@@ -244,8 +244,8 @@ Exit status: 0 when every swapped-in page was verified, 1 when some differ,
                              "%(default)s)")
     replay.add_argument("--index", choices=INDEX_DESIGNS, default="vswap",
                         help="where the pool keeps its zswap entries: in the swap "
-                             "descriptors (vswap), one tree under one lock (tree), or a "
-                             "tree per 64 MiB of swap (tree64m) (default: %(default)s)")
+                             "descriptors (vswap) or one tree under one lock (tree) "
+                             "(default: %(default)s)")
     replay.add_argument("--compressor", choices=COMPRESSORS, default="lz4",
                         help="the pool's compressor, as the kernel's zswap names them; the "
                              "floor is then that compressor's library (default: %(default)s)")

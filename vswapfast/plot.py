@@ -44,7 +44,7 @@ def plot_bench(results, path):
         plt.close(fig)
 
 
-_DESIGN_COLOURS = {"vswap": "tab:blue", "tree": "tab:red", "tree64m": "tab:orange"}
+_DESIGN_COLOURS = {"vswap": "tab:blue", "tree": "tab:red"}
 
 
 def _throughput(ax, results):
