@@ -75,6 +75,10 @@ from vswapfast._design_args cimport (
     E_OK, E_ZERO, E_NEGATIVE, E_RANGE, E_FREE, DESIGN_VALUE_MAX, int_arg, value_arg,
     memcg_arg, entry_arg, entry_message, get_u64_buffer,
 )
+from vswapfast._rbtree cimport (
+    vrb_node, vrb_root, vrb_parent, vrb_is_red, vrb_link_node, vrb_insert_color, vrb_erase,
+    vrb_clear_node, vrb_empty_node, vrb_take_leaf,
+)
 from vswapfast._xarray cimport (
     vxa, vxa_ctx, vxa_stats, vxa_init, vxa_ctx_init, vxa_ctx_destroy,
     vxa_lock, vxa_unlock, vxa_store_locked, vxa_load, vxa_load_locked,
@@ -97,24 +101,6 @@ cdef extern from "vswap_sync.h" nogil:
     int vswap_this_thread()
     long long vswap_seq_add(long long *p, long long v)
     void vswap_wait_zero(long long *p)
-
-cdef extern from "rbtree.h" nogil:
-    struct vrb_node:
-        uintptr_t parent_color
-        vrb_node *rb_right
-        vrb_node *rb_left
-    struct vrb_root:
-        vrb_node *rb_node
-    int VRB_RED
-    int VRB_BLACK
-    vrb_node *vrb_parent(const vrb_node *n)
-    int vrb_is_red(const vrb_node *n)
-    void vrb_link_node(vrb_node *n, vrb_node *parent, vrb_node **link)
-    void vrb_insert_color(vrb_node *n, vrb_root *root)
-    void vrb_erase(vrb_node *n, vrb_root *root)
-    void vrb_clear_node(vrb_node *n)
-    int vrb_empty_node(const vrb_node *n)
-    vrb_node *vrb_take_leaf(vrb_root *root)
 
 cdef extern from * nogil:
     """

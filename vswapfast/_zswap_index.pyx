@@ -3,15 +3,19 @@
 
 The seed patch keeps them in the swap descriptors, under the per-cluster
 locks ("vswap").  The design it replaces is here as a baseline in the same
-C core, so that comparisons are fair: one radix tree under one spinlock
-("tree", the series' intermediate single zswap_tree, an xarray).  The tree
-is xarray-like: 64-slot nodes of a fixed height, allocated on store, freed
-when they empty.  (Upstream's own history -- the red-black tree of zswap up
-to 6.7, the xarrays since -- is modelled by the designs of
-vswapfast.designs.)
+C core, so that comparisons are fair: one red-black tree under one
+spinlock ("tree"), as zswap kept its entries up to 6.7 (mm/zswap.c:
+zswap_trees[type], tree->lock taken by zswap_store, zswap_load and
+zswap_invalidate; zswap_rb_search / zswap_rb_insert walk the tree by swap
+offset, rb_link_node + rb_insert_color insert, rb_erase removes).  A node
+is a struct rb_node (rbtree.h, the kernel's layout) with the swap entry
+and the value, allocated on store and freed on erase.  The
+vswapfast.designs "rbtree" design models the whole of that era's swap
+metadata; this index is its zswap tree alone, under the seed's API.
 
-The tree design takes its lock once per entry, as the kernel's per-page
-xa_store/xa_load did.  They refuse entries without an allocated descriptor
+The tree design takes its lock once per entry, as zswap_invalidate did
+(zswap_load took it twice, once to find and once to put the entry; the
+index, which has no reference counts, takes it once).  They refuse entries without an allocated descriptor
 using a lock-free read of the allocation bitmap, so that they take no
 cluster lock: their cost is the tree's alone.
 """
@@ -23,6 +27,7 @@ from cpython.mem cimport PyMem_RawCalloc, PyMem_RawFree
 from cpython.ref cimport PyObject, Py_INCREF, Py_XINCREF, Py_XDECREF, Py_DECREF
 from libc.stdint cimport uint32_t, int64_t, uint64_t, uintptr_t
 
+from vswapfast._rbtree cimport vrb_node, vrb_link_node, vrb_insert_color, vrb_erase, vrb_take_leaf
 from vswapfast._vswap cimport (
     VSwap, vswap_space, pthread_spin_init, pthread_spin_destroy, pthread_spin_trylock,
     pthread_spin_lock, pthread_spin_unlock, PTHREAD_PROCESS_PRIVATE,
@@ -35,7 +40,6 @@ from vswapfast.batch import INDEX_DESIGNS
 from vswapfast.errors import InvalidEntryError, bad_entry_message
 
 cdef extern from "vswap_sync.h" nogil:
-    radix_node *load_node "vswap_load_acquire"(radix_node **p)
     zswap_tree *load_tree "vswap_load_acquire"(zswap_tree **p)
     void store_tree "vswap_store_release"(zswap_tree **p, zswap_tree *v)
     int64_t load_i64 "vswap_load_relaxed"(int64_t *p)
@@ -62,80 +66,71 @@ cdef void zswap_tree_unlock(zswap_tree *t) noexcept nogil:
     pthread_spin_unlock(&t.lock)
 
 
+cdef inline zswap_tree_node *node_of_slot(void **slot) noexcept nogil:
+    """The node whose value ``slot`` is."""
+    cdef zswap_tree_node probe
+    return <zswap_tree_node *>(<char *>slot - (<char *>&probe.value - <char *>&probe))
+
+
 cdef void **zswap_tree_slot(zswap_tree *t, uint64_t key, bint create) noexcept nogil:
-    cdef radix_node *node = t.root
-    cdef radix_node *child
-    cdef int level
-    cdef uint32_t i
-    if node == NULL:
-        if not create:
-            return NULL
-        node = <radix_node *>PyMem_RawCalloc(1, sizeof(radix_node))
-        if node == NULL:
-            return NULL
-        t.root = node
-    for level in range(t.height - 1, 0, -1):
-        i = (key >> (level * RADIX_SHIFT)) & (RADIX_SLOTS - 1)
-        child = <radix_node *>node.slots[i]
-        if child == NULL:
-            if not create:
-                return NULL
-            child = <radix_node *>PyMem_RawCalloc(1, sizeof(radix_node))
-            if child == NULL:
-                return NULL
-            node.slots[i] = child
-            node.count += 1
-        node = child
-    return &node.slots[key & (RADIX_SLOTS - 1)]
-
-
-cdef void tree_erase(zswap_tree *t, uint64_t key) noexcept nogil:
-    """Clear the slot of ``key`` and free the nodes that empties."""
-    cdef radix_node *path[12]
-    cdef uint32_t index[12]
-    cdef radix_node *node = t.root
-    cdef int level, depth = 0
-    for level in range(t.height - 1, -1, -1):
-        path[depth] = node
-        index[depth] = (key >> (level * RADIX_SHIFT)) & (RADIX_SLOTS - 1)
-        node = <radix_node *>node.slots[index[depth]]
-        depth += 1
-    while depth > 0:
-        depth -= 1
-        path[depth].slots[index[depth]] = NULL
-        path[depth].count -= 1
-        if path[depth].count:
-            return
-        PyMem_RawFree(path[depth])
-    t.root = NULL
+    """zswap_rb_search() of ``key``; with ``create`` and no node yet,
+    zswap_rb_insert() of one with no value (rb_link_node, then
+    rb_insert_color).  The node's value slot, or NULL if absent or out of
+    memory.  Caller holds the tree lock."""
+    cdef vrb_node **link = &t.rbroot.rb_node
+    cdef vrb_node *parent = NULL
+    cdef zswap_tree_node *n
+    while link[0] != NULL:
+        parent = link[0]
+        n = <zswap_tree_node *>parent
+        if n.key > key:
+            link = &parent.rb_left
+        elif n.key < key:
+            link = &parent.rb_right
+        else:
+            return &n.value
+    if not create:
+        return NULL
+    n = <zswap_tree_node *>PyMem_RawCalloc(1, sizeof(zswap_tree_node))
+    if n == NULL:
+        return NULL
+    n.key = key
+    vrb_link_node(&n.rb, parent, link)
+    vrb_insert_color(&n.rb, &t.rbroot)
+    return &n.value
 
 
 cdef void *zswap_tree_set(zswap_tree *t, uint64_t key, void **slot, void *value) noexcept nogil:
+    """Put ``value`` in a slot of zswap_tree_slot(); NULL erases the node
+    (rb_erase) and frees it.  Returns the old value.  Caller holds the
+    tree lock."""
     cdef void *old = slot[0]
-    cdef radix_node *leaf = <radix_node *>(slot - (key & (RADIX_SLOTS - 1)))
+    cdef zswap_tree_node *n
     if value == NULL:
         if old != NULL:
             t.nr_entries -= 1
-            tree_erase(t, key)
+        n = node_of_slot(slot)
+        vrb_erase(&n.rb, &t.rbroot)
+        PyMem_RawFree(n)
         return old
     if old == NULL:
-        leaf.count += 1
         t.nr_entries += 1
     slot[0] = value
     return old
 
 
-cdef void tree_drain(radix_node *node, int height, void (*fn)(void *, void *) noexcept nogil,
+cdef void tree_drain(zswap_tree *t, void (*fn)(void *, void *) noexcept nogil,
                      void *ctx) noexcept nogil:
-    cdef int i
-    for i in range(RADIX_SLOTS):
-        if node.slots[i] == NULL:
-            continue
-        if height > 1:
-            tree_drain(<radix_node *>node.slots[i], height - 1, fn, ctx)
-        elif fn != NULL:
-            fn(ctx, node.slots[i])
-    PyMem_RawFree(node)
+    """Call ``fn(ctx, value)`` for each value and free every node, leaves
+    first (no rebalancing: the tree is going)."""
+    cdef vrb_node *r = vrb_take_leaf(&t.rbroot)
+    cdef zswap_tree_node *n
+    while r != NULL:
+        n = <zswap_tree_node *>r
+        if fn != NULL and n.value != NULL:
+            fn(ctx, n.value)
+        PyMem_RawFree(n)
+        r = vrb_take_leaf(&t.rbroot)
 
 
 # ---------------------------------------------------------------------------
@@ -144,17 +139,12 @@ cdef void tree_drain(radix_node *node, int height, void (*fn)(void *, void *) no
 
 cdef zswap_index *zswap_index_new(vswap_space *vs, int design) noexcept nogil:
     cdef zswap_index *ix = <zswap_index *>PyMem_RawCalloc(1, sizeof(zswap_index))
-    cdef uint64_t max_val = (<uint64_t>vs.max_clusters + 1) << vs.cluster_shift
-    cdef int bits = 0
     if ix == NULL:
         return NULL
     ix.design = design
     ix.vs = vs
     if design == ZSWAP_INDEX_TREE:
         ix.nr_trees = 1
-        while (<uint64_t>1 << bits) < max_val:
-            bits += 1
-    ix.height = (bits + RADIX_SHIFT - 1) // RADIX_SHIFT
     if ix.nr_trees:
         ix.trees = <zswap_tree **>PyMem_RawCalloc(ix.nr_trees, sizeof(zswap_tree *))
         if ix.trees == NULL:
@@ -182,7 +172,6 @@ cdef zswap_tree *zswap_index_tree(zswap_index *ix, uint64_t val, bint create) no
     fresh = <zswap_tree *>PyMem_RawCalloc(1, sizeof(zswap_tree))
     if fresh == NULL:
         return NULL
-    fresh.height = ix.height
     pthread_spin_init(&fresh.lock, PTHREAD_PROCESS_PRIVATE)
     pthread_spin_lock(&ix.dir_lock)
     t = ix.trees[n]
@@ -202,10 +191,9 @@ cdef void zswap_index_drain(zswap_index *ix, void (*fn)(void *, void *) noexcept
     cdef zswap_tree *t
     for n in range(ix.nr_trees):
         t = ix.trees[n]
-        if t == NULL or t.root == NULL:
+        if t == NULL or t.rbroot.rb_node == NULL:
             continue
-        tree_drain(t.root, t.height, fn, ctx)
-        t.root = NULL
+        tree_drain(t, fn, ctx)
         t.nr_entries = 0
 
 

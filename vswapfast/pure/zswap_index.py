@@ -5,8 +5,9 @@ Two designs, after the stages of the virtual swap space series (see
 
     "vswap"     in the swap descriptors, under each cluster's lock (the
                 seed patch).  The index is the space itself.
-    "tree"      one index for the whole space under one lock (the series'
-                intermediate single ``zswap_tree``).
+    "tree"      one index for the whole space under one lock, as zswap's
+                one red-black tree per swap device up to 6.7 (the
+                compiled core keeps a real red-black tree; here a dict).
 
 The tree, and so its lock, is made when the first entry is stored in it.
 
