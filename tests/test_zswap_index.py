@@ -28,7 +28,7 @@ from zswap_support import (LOCK_STAT_KEYS, POOL_STAT_KEYS, ZERO_PAGE,
 
 PAGE = 4096
 DESIGNS = list(INDEX_DESIGNS)
-TREES = ["tree"]
+TREES = ["rbtree"]
 INDEX_STAT_KEYS = {"design", "entries", "locks", "lock_acquisitions", "lock_contended"}
 
 #: Where each core's ZswapIndex lives.
@@ -135,7 +135,7 @@ def test_design_type(ZswapIndex, space, bad):
 def test_design_value(ZswapIndex, space, bad):
     with pytest.raises(ValueError) as info:
         ZswapIndex(space, bad)
-    assert str(info.value) == "design must be one of vswap, tree, not %r" % bad
+    assert str(info.value) == "design must be one of vswap, rbtree, not %r" % bad
 
 
 def test_stats_of_a_new_index(ZswapIndex, space, design):
@@ -465,7 +465,7 @@ def test_contention_on_the_tree_lock(ZswapIndex, core):
     dependent: the counts must balance; contention is looked for, not
     required."""
     space = core.VSwap()
-    ix = ZswapIndex(space, "tree")
+    ix = ZswapIndex(space, "rbtree")
     n = 4096                # long batches, so that the threads overlap
     halves = [list(space.alloc_many(n)) for _ in range(2)]
     ix.zswap_entry_store(halves[0][0], 1)        # the tree and its lock
@@ -542,7 +542,7 @@ def test_pool_index_argument(zcore, zspace):
     assert str(info.value) == "index must be a str, not int"
     with pytest.raises(ValueError) as info:
         zcore.Zswap(zspace, index="btree")
-    assert str(info.value) == "index must be one of vswap, tree, not 'btree'"
+    assert str(info.value) == "index must be one of vswap, rbtree, not 'btree'"
     # Types come before values.
     with pytest.raises(TypeError, match="max_pool_bytes"):
         zcore.Zswap(zspace, max_pool_bytes="1", index="btree")
@@ -927,3 +927,23 @@ def test_designs_against_a_dict(core_name_):
         max_examples=60, stateful_step_count=30, deadline=None,
         suppress_health_check=[HealthCheck.too_slow])
     machine.TestCase().runTest()
+
+
+# --------------------------------------------------------------------------
+# "tree", the rbtree design's former name
+
+
+def test_tree_is_a_deprecated_alias_of_rbtree(ZswapIndex, zcore, space):
+    with pytest.warns(DeprecationWarning, match="'tree' is deprecated: it is now 'rbtree'"):
+        ix = ZswapIndex(space, "tree")
+    assert ix.design == "rbtree"
+    e = space.alloc()
+    assert ix.zswap_entry_store(e, 7) is None
+    assert ix.zswap_entry_erase(e) == 7
+    del ix
+    with pytest.warns(DeprecationWarning, match="index 'tree' is deprecated"):
+        pool = zcore.Zswap(space, None, max_pool_bytes=NO_LIMIT, index="tree")
+    try:
+        assert pool.index == "rbtree"
+    finally:
+        pool.close()

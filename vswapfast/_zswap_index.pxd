@@ -2,7 +2,7 @@
 """C layout of the zswap entry index designs, for Cython code that cimports it.
 
 "vswap" keeps zswap entries in the swap descriptors (the seed patch);
-"tree" in one red-black tree under one spinlock, as zswap kept them up
+"rbtree" in one red-black tree under one spinlock, as zswap kept them up
 to 6.7 (one zswap_tree per swap device, loads under its lock too).  The
 tree holds the same tagged values as the descriptor's zswap_entry field.
 

@@ -6,7 +6,7 @@ from typing import Any, Dict, Optional, SupportsIndex, Union
 
 from vswapfast._vswap import VSwap
 class ZswapIndex:
-    """A zswap entry index of one design ("vswap" or "tree") over a VSwap,
+    """A zswap entry index of one design ("vswap" or "rbtree") over a VSwap,
     with the seed's zswap entry API and its batch forms."""
 
     def __init__(self, space: VSwap, design: str = "vswap") -> None: ...

@@ -4,7 +4,8 @@
 The seed patch keeps them in the swap descriptors, under the per-cluster
 locks ("vswap").  The design it replaces is here as a baseline in the same
 C core, so that comparisons are fair: one red-black tree under one
-spinlock ("tree"), as zswap kept its entries up to 6.7 (mm/zswap.c:
+spinlock ("rbtree"; "tree", its former name, is a deprecated alias), as
+zswap kept its entries up to 6.7 (mm/zswap.c:
 zswap_trees[type], tree->lock taken by zswap_store, zswap_load and
 zswap_invalidate; zswap_rb_search / zswap_rb_insert walk the tree by swap
 offset, rb_link_node + rb_insert_color insert, rb_erase removes).  A node
@@ -15,9 +16,9 @@ metadata; this index is its zswap tree alone, under the seed's API.
 
 The tree design takes its lock once per entry, as zswap_invalidate did
 (zswap_load took it twice, once to find and once to put the entry; the
-index, which has no reference counts, takes it once).  They refuse entries without an allocated descriptor
-using a lock-free read of the allocation bitmap, so that they take no
-cluster lock: their cost is the tree's alone.
+index, which has no reference counts, takes it once).  It refuses entries
+without an allocated descriptor using a lock-free read of the allocation
+bitmap, so that it takes no cluster lock: its cost is the tree's alone.
 """
 
 cimport cython
@@ -36,7 +37,7 @@ from vswapfast._vswap cimport (
     batch_store, batch_load_erase,
     BATCH_OK, BATCH_EMPTY, BATCH_FOREIGN, BATCH_REJECTED, BATCH_INVALID, BATCH_BAD_HANDLE,
 )
-from vswapfast.batch import INDEX_DESIGNS
+from vswapfast.batch import INDEX_DESIGNS, index_alias
 from vswapfast.errors import InvalidEntryError, bad_entry_message
 
 cdef extern from "vswap_sync.h" nogil:
@@ -319,7 +320,7 @@ cdef inline object field_value(void *z):
 @cython.no_gc_clear
 cdef class ZswapIndex:
     """A zswap entry index of one design over a VSwap: "vswap" (in the
-    descriptors) or "tree" (one tree, one lock).  The seed's zswap entry
+    descriptors) or "rbtree" (one red-black tree, one lock).  The seed's zswap entry
     API and its batch forms.
 
     A tree index is not told of frees: its entries outlive a free of their
@@ -335,6 +336,7 @@ cdef class ZswapIndex:
                             % (type(space).__module__, type(space).__qualname__))
         if not isinstance(design, str):
             raise TypeError("design must be a str, not %s" % type(design).__name__)
+        design = index_alias(design, "design")
         if design not in DESIGNS:
             raise ValueError("design must be one of %s, not %r"
                              % (", ".join(INDEX_DESIGNS), design))

@@ -64,7 +64,7 @@ def _count(minimum, maximum=None):
 
 def build_parser():
     from vswapfast import __version__
-    from vswapfast.batch import INDEX_DESIGNS
+    from vswapfast.batch import INDEX_ALIASES, INDEX_DESIGNS
     from vswapfast.reclaim import RECLAIMS
     from vswapfast.compressors import COMPRESSORS
     from vswapfast.replay import CORES, DEFAULT_CHUNK
@@ -89,7 +89,7 @@ Run a compact benchmark on the embedded default workload and print a table:
   - zswap entry ops: ns per zswap_entry_store / load / erase for the
     compiled core, the pure-Python twin and a bare dict;
   - batch throughput: million entries/s of the batch zswap entry calls of
-    each index design (vswap, tree) at 1..N threads, each thread
+    each index design (vswap, rbtree) at 1..N threads, each thread
     on entries of its own;
   - pages: us per page of Zswap store / load (single and batch calls) for
     both cores, against raw LZ4 (python-lz4) on the same pages;
@@ -242,9 +242,10 @@ Exit status: 0 when every swapped-in page was verified, 1 when some differ,
     replay.add_argument("--core", choices=CORES, default="compiled",
                         help="the compiled core or its pure-Python twin (default: "
                              "%(default)s)")
-    replay.add_argument("--index", choices=INDEX_DESIGNS, default="vswap",
+    replay.add_argument("--index", choices=INDEX_DESIGNS + tuple(INDEX_ALIASES), default="vswap",
                         help="where the pool keeps its zswap entries: in the swap "
-                             "descriptors (vswap) or one tree under one lock (tree) "
+                             "descriptors (vswap) or one red-black tree under one lock, as "
+                             "zswap up to 6.7 (rbtree; 'tree' is its deprecated former name) "
                              "(default: %(default)s)")
     replay.add_argument("--compressor", choices=COMPRESSORS, default="lz4",
                         help="the pool's compressor, as the kernel's zswap names them; the "
@@ -525,6 +526,11 @@ def cmd_replay(args):
 
     if args.trace is not None and args.keys is not None:
         raise UsageError("--keys is for the default workload; it cannot be used with a trace")
+    from vswapfast.batch import INDEX_ALIASES
+    if args.index in INDEX_ALIASES:
+        sys.stderr.write("%s: warning: --index %s is deprecated, use --index %s\n"
+                         % (PROG, args.index, INDEX_ALIASES[args.index]))
+        args.index = INDEX_ALIASES[args.index]
     if args.trace is None:
         for given, option in ((args.format != "auto", "--format"), (args.csv, "--csv"),
                               (args.split, "--split"),

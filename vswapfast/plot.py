@@ -44,7 +44,7 @@ def plot_bench(results, path):
         plt.close(fig)
 
 
-_DESIGN_COLOURS = {"vswap": "tab:blue", "tree": "tab:red"}
+_DESIGN_COLOURS = {"vswap": "tab:blue", "rbtree": "tab:red"}
 
 
 def _throughput(ax, results):

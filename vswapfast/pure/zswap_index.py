@@ -5,16 +5,17 @@ Two designs, after the stages of the virtual swap space series (see
 
     "vswap"     in the swap descriptors, under each cluster's lock (the
                 seed patch).  The index is the space itself.
-    "tree"      one index for the whole space under one lock, as zswap's
+    "rbtree"    one index for the whole space under one lock, as zswap's
                 one red-black tree per swap device up to 6.7 (the
                 compiled core keeps a real red-black tree; here a dict).
 
 The tree, and so its lock, is made when the first entry is stored in it.
+``"tree"``, the design's former name, is a deprecated alias of ``"rbtree"``.
 
 ``ZswapIndex`` offers each design with the seed's zswap entry API and its
 batch forms, so that their metadata costs can be compared without
 compression; a ``Zswap`` pool keeps its entries in a ``_TreeIndex`` when it
-is made with ``index="tree"``.
+is made with ``index="rbtree"``.
 
 A tree is a dict from swap entry to zswap entry behind a lock that counts
 its use (``_lock_counted``).  The tree designs keep entries out of the
@@ -39,6 +40,7 @@ from ..batch import (
     BATCH_INVALID,
     HANDLE_LIMIT,
     INDEX_DESIGNS,
+    index_alias,
 )
 from .vswap import (
     VSwap,
@@ -67,7 +69,9 @@ def check_design_type(design, name):
 
 def check_design(design, name):
     """Check the value of an index design argument (a str): ``ValueError``
-    unless it is one of ``INDEX_DESIGNS``.  Return: it, as an exact str."""
+    unless it is one of ``INDEX_DESIGNS`` (a former name warns and gives
+    the design's name now).  Return: it, as an exact str."""
+    design = index_alias(design, name)
     if design not in INDEX_DESIGNS:
         raise ValueError("%s must be one of %s, not %r"
                          % (name, ", ".join(INDEX_DESIGNS), design))
@@ -85,7 +89,7 @@ class _Tree(_CountedLock):
 
 
 class _TreeIndex:
-    """The tree of the "tree" design: one for every entry, made on first
+    """The tree of the "rbtree" design: one for every entry, made on first
     use."""
 
     __slots__ = ("_trees",)
@@ -136,7 +140,7 @@ class _TreeIndex:
 class ZswapIndex:
     """A zswap entry index of one design over a ``VSwap``.
 
-    ``design`` is ``"vswap"`` (the space's own descriptors) or ``"tree"``
+    ``design`` is ``"vswap"`` (the space's own descriptors) or ``"rbtree"``
     (see the module comment).  The API is the seed's zswap
     entry API and its batch forms, with the ``VSwap`` semantics: entries
     without an allocated descriptor raise ``InvalidEntryError`` (or report
@@ -177,7 +181,7 @@ class ZswapIndex:
 
     @property
     def design(self):
-        """``"vswap"`` or ``"tree"``."""
+        """``"vswap"`` or ``"rbtree"``."""
         return self._design
 
     # -- single entries --------------------------------------------------------
