@@ -23,7 +23,7 @@ REPEAT = 40                     # batch calls per thread per round, so that a
 THREADS = sorted({1, 2, max(2, os.cpu_count() or 1)})
 #: "vswap+cache" is the seed with v6 patch 22's per-thread cluster lookup
 #: cache on (VSwap(lookup_cache=True)); "vswap" is patch 11 alone.
-DESIGNS = ["vswap", "vswap+cache", "tree", "tree64m"]
+DESIGNS = ["vswap", "vswap+cache", "rbtree"]
 OPS = ["store", "load", "erase"]
 
 

@@ -320,7 +320,7 @@ def cycle_index_subclass(core):
     class Index(mod.ZswapIndex):
         pass
 
-    for design in ("vswap", "tree", "tree64m"):
+    for design in ("vswap", "rbtree"):
         for _ in range(10):
             space = zc.VSwap()
             ix = Index(space, design)

@@ -1,7 +1,7 @@
 """Stress test of a vswapfast core's thread safety.
 
     python tests/stress.py --threads N --ops M --seed S [--core compiled|pure]
-                           [--index vswap|tree|tree64m|all] [--leak-check]
+                           [--index vswap|rbtree|all] [--leak-check]
 
 or, from Python, ``run(core_modules, threads, ops, seed, index)``, which
 returns a dict of counts, timings and the outcome of the checks.
@@ -107,7 +107,7 @@ INDEX_MODULES = {
     "compiled": ("vswapfast._zswap_index",),
     "pure": ("vswapfast.pure.zswap", "vswapfast.pure.zswap_index"),
 }
-INDEX_DESIGNS = ("vswap", "tree", "tree64m")
+INDEX_DESIGNS = ("vswap", "rbtree")
 
 # Batch statuses (vswapfast.batch); unused when the core has no batch calls.
 OK = getattr(_batch, "BATCH_OK", 0)

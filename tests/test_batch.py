@@ -729,7 +729,7 @@ def test_free_many_frees_pool_entries_and_slots(zcore, pool, zspace, swapfile):
 # Zswap.store_many / load_many / invalidate_many
 
 
-DESIGNS = ["vswap", "tree", "tree64m"]
+DESIGNS = ["vswap", "rbtree"]
 
 
 @pytest.fixture(params=DESIGNS)

@@ -138,7 +138,7 @@ def test_bench_quick_writes_json_and_png(tmp_path):
         for op in ("store", "load", "erase"):
             assert results["entry_ops_ns"][impl][op] > 0
     designs = results["batch_mops"]["compiled"]
-    assert set(designs) == {"vswap", "tree", "tree64m"}
+    assert set(designs) == {"vswap", "rbtree"}
     for row in designs.values():
         assert len(row["store"]) == len(row["load"]) == 2
         assert all(v > 0 for v in row["store"] + row["load"])
@@ -270,8 +270,8 @@ def small_trace(tmp_path_factory):
 @pytest.mark.parametrize("options", [
     ["--core", "pure"],
     ["--threads", "3"],
-    ["--index", "tree", "--threads", "2"],
-    ["--index", "tree64m", "--core", "pure"],
+    ["--index", "rbtree", "--threads", "2"],
+    ["--index", "rbtree", "--core", "pure"],
     ["--chunk", "7"],
     ["--no-swapfile"],
 ])

@@ -85,7 +85,7 @@ def test_index_designs_alias_too(zc):
     import importlib
     mod = importlib.import_module("vswapfast._zswap_index" if zc.name == "compiled"
                                   else "vswapfast.pure")
-    for design in ("vswap", "tree", "tree64m"):
+    for design in ("vswap", "rbtree"):
         space = zc.VSwap()
         ix = mod.ZswapIndex(space, design)
         entries = np.array(space.alloc_many(8), dtype=np.uint64)

@@ -390,7 +390,7 @@ def test_swap_cache_loops_take_the_cluster_lock_per_page(loops, core):
     assert taken(lambda: loops.swap_cache_del_folios(space, entries, folio)) == 512
 
 
-@pytest.mark.parametrize("index", ["vswap", "tree"])
+@pytest.mark.parametrize("index", ["vswap", "rbtree"])
 def test_replay_reports_lock_acquisitions_per_page(core_name, index):
     # Each swapped-out page: allocation, the folio into the swap cache,
     # zswap_store(), the shadow left (4 cluster-lock acquisitions with the

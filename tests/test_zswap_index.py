@@ -19,7 +19,7 @@ from hypothesis.stateful import (Bundle, RuleBasedStateMachine, invariant,
 from cores import NO_LIMIT, core_names, load_zswap_core
 from vswapfast.batch import (BATCH_BAD_HANDLE, BATCH_CORRUPT, BATCH_EMPTY,
                              BATCH_FOREIGN, BATCH_INVALID, BATCH_OK,
-                             HANDLE_LIMIT, INDEX_DESIGNS, TREE64M_ENTRIES)
+                             HANDLE_LIMIT, INDEX_DESIGNS)
 from vswapfast.errors import InvalidEntryError, SwapFullError
 from vswap_support import Index, Token
 from zswap_support import (LOCK_STAT_KEYS, POOL_STAT_KEYS, ZERO_PAGE,
@@ -28,7 +28,7 @@ from zswap_support import (LOCK_STAT_KEYS, POOL_STAT_KEYS, ZERO_PAGE,
 
 PAGE = 4096
 DESIGNS = list(INDEX_DESIGNS)
-TREES = ["tree", "tree64m"]
+TREES = ["rbtree"]
 INDEX_STAT_KEYS = {"design", "entries", "locks", "lock_acquisitions", "lock_contended"}
 
 #: Where each core's ZswapIndex lives.
@@ -135,7 +135,7 @@ def test_design_type(ZswapIndex, space, bad):
 def test_design_value(ZswapIndex, space, bad):
     with pytest.raises(ValueError) as info:
         ZswapIndex(space, bad)
-    assert str(info.value) == "design must be one of vswap, tree, tree64m, not %r" % bad
+    assert str(info.value) == "design must be one of vswap, rbtree, not %r" % bad
 
 
 def test_stats_of_a_new_index(ZswapIndex, space, design):
@@ -312,28 +312,6 @@ def test_tree_designs_are_not_told_of_frees(ZswapIndex, small_space, tree_design
     assert ix.zswap_empty()
 
 
-def test_tree64m_splits_at_tree64m_entries(ZswapIndex, space):
-    ix = ZswapIndex(space, "tree64m")
-    per_tree = TREE64M_ENTRIES // space.cluster_size        # clusters per tree
-    firsts = list(space.alloc_many(2 * per_tree + 1, space.cluster_size))
-    # Entries of clusters 1 .. per_tree - 1 are in tree 0, and so on.
-    assert ix.stats()["locks"] == 0
-    ix.zswap_entry_store(firsts[0], 1)
-    assert ix.stats()["locks"] == 1
-    ix.zswap_entry_store(firsts[per_tree - 2] + space.cluster_size - 1, 2)
-    assert ix.stats()["locks"] == 1
-    assert (firsts[per_tree - 1] // TREE64M_ENTRIES) == 1
-    ix.zswap_entry_store(firsts[per_tree - 1], 3)
-    assert ix.stats()["locks"] == 2
-    ix.zswap_entry_store(firsts[2 * per_tree], 4)
-    assert ix.stats()["locks"] == 3
-    # Loads and erases make no tree.
-    assert ix.zswap_entry_load(firsts[2 * per_tree - 1]) is None
-    assert ix.zswap_entry_erase(firsts[2 * per_tree - 1]) is None
-    assert ix.stats()["locks"] == 3
-    assert len(ix) == 4
-
-
 # --------------------------------------------------------------------------
 # batch calls
 
@@ -420,7 +398,7 @@ def test_batch_and_single_calls_agree_across_designs(ZswapIndex, core):
     spaces = [core.VSwap(cluster_shift=3, max_clusters=8) for _ in DESIGNS]
     indexes = [ZswapIndex(sp, d) for sp, d in zip(spaces, DESIGNS)]
     entries = [list(sp.alloc_many(50)) for sp in spaces]
-    assert entries[0] == entries[1] == entries[2]
+    assert all(e == entries[0] for e in entries)
     entries = entries[0]
     for sp in spaces:
         sp.free_many(u64(entries[10:15]))
@@ -439,11 +417,10 @@ def test_batch_and_single_calls_agree_across_designs(ZswapIndex, core):
             else:
                 st = ix.zswap_entry_erase_many(picks, out)
             results.append((statuses(st), list(out)))
-        assert results[0] == results[1] == results[2], op
-        assert len(indexes[0]) == len(indexes[1]) == len(indexes[2])
+        assert all(r == results[0] for r in results), op
+        assert len({len(ix) for ix in indexes}) == 1
         e = rng.choice(entries[:10] + entries[15:])
-        assert (indexes[0].zswap_entry_load(e) == indexes[1].zswap_entry_load(e)
-                == indexes[2].zswap_entry_load(e))
+        assert len({ix.zswap_entry_load(e) for ix in indexes}) == 1
 
 
 # --------------------------------------------------------------------------
@@ -488,7 +465,7 @@ def test_contention_on_the_tree_lock(ZswapIndex, core):
     dependent: the counts must balance; contention is looked for, not
     required."""
     space = core.VSwap()
-    ix = ZswapIndex(space, "tree")
+    ix = ZswapIndex(space, "rbtree")
     n = 4096                # long batches, so that the threads overlap
     halves = [list(space.alloc_many(n)) for _ in range(2)]
     ix.zswap_entry_store(halves[0][0], 1)        # the tree and its lock
@@ -534,22 +511,6 @@ def test_contention_on_the_tree_lock(ZswapIndex, core):
         pytest.skip("no contention seen in %d attempts" % (attempt + 1))
 
 
-def test_tree64m_locks_are_separate(ZswapIndex, space):
-    ix = ZswapIndex(space, "tree64m")
-    per_tree = TREE64M_ENTRIES // space.cluster_size
-    firsts = list(space.alloc_many(per_tree + 1, space.cluster_size))
-    ix.zswap_entry_store(firsts[0], 1)                   # tree 0
-    ix.zswap_entry_store(firsts[per_tree - 1], 2)        # tree 1 (entry 16384)
-    assert ix.stats()["locks"] == 2
-    a0, _ = lock_counts(ix)
-    a1, _ = lock_counts(ix)
-    own = a1 - a0
-    for _ in range(5):
-        ix.zswap_entry_load(firsts[per_tree - 1])
-    a2, _ = lock_counts(ix)
-    assert a2 - a1 - own == 5
-
-
 # --------------------------------------------------------------------------
 # Zswap pools of each design
 
@@ -581,7 +542,7 @@ def test_pool_index_argument(zcore, zspace):
     assert str(info.value) == "index must be a str, not int"
     with pytest.raises(ValueError) as info:
         zcore.Zswap(zspace, index="btree")
-    assert str(info.value) == "index must be one of vswap, tree, tree64m, not 'btree'"
+    assert str(info.value) == "index must be one of vswap, rbtree, not 'btree'"
     # Types come before values.
     with pytest.raises(TypeError, match="max_pool_bytes"):
         zcore.Zswap(zspace, max_pool_bytes="1", index="btree")
@@ -635,7 +596,7 @@ def test_pool_designs_behave_alike(zcore, tmp_path):
                                  wait_for_shrink_worker=True))
     try:
         entries = [list(p.space.alloc_many(40)) for p in pools]
-        assert entries[0] == entries[1] == entries[2]
+        assert all(e == entries[0] for e in entries)
         entries = entries[0]
         choices = [T(i) for i in range(10)] + [ZERO_PAGE, R(1)]
         for step in range(150):
@@ -664,14 +625,14 @@ def test_pool_designs_behave_alike(zcore, tmp_path):
                         results.append(p.space.alloc())
                 except Exception as exc:            # compared across designs
                     results.append((type(exc).__name__, str(exc)))
-            assert results[0] == results[1] == results[2], (step, op)
+            assert all(r == results[0] for r in results), (step, op)
             if op == "alloc" and isinstance(results[0], int):
                 entries.append(results[0])
             stats = [without_lock_stats(p.stats()) for p in pools]
-            assert stats[0] == stats[1] == stats[2], (step, op)
-            assert len(pools[0]) == len(pools[1]) == len(pools[2])
+            assert all(s == stats[0] for s in stats), (step, op)
+            assert len({len(p) for p in pools}) == 1
             slots = [[p.space.get_slot(x) for x in p.space.entries()] for p in pools]
-            assert slots[0] == slots[1] == slots[2]
+            assert all(x == slots[0] for x in slots)
         assert stats[0]["written_back_pages"] > 0
     finally:
         for p in pools:
@@ -871,7 +832,7 @@ def _machine(core_name):
                     got.append(sp.alloc(nr))
                 except SwapFullError:
                     got.append(None)
-            assert got[0] == got[1] == got[2]
+            assert all(g == got[0] for g in got)
             if got[0] is None:
                 return multiple()
             self.live.update(range(got[0], got[0] + nr))
@@ -929,7 +890,7 @@ def _machine(core_name):
                 else:
                     s = ix.zswap_entry_erase_many(u64(picks), out)
                 results.append((list(s), list(out)))
-            assert results[0] == results[1] == results[2]
+            assert all(r == results[0] for r in results)
             got_status, got_out = results[0]
             for i, e in enumerate(picks):
                 if op == "store" and not 1 <= handles[i] < HANDLE_LIMIT:
@@ -966,3 +927,23 @@ def test_designs_against_a_dict(core_name_):
         max_examples=60, stateful_step_count=30, deadline=None,
         suppress_health_check=[HealthCheck.too_slow])
     machine.TestCase().runTest()
+
+
+# --------------------------------------------------------------------------
+# "tree", the rbtree design's former name
+
+
+def test_tree_is_a_deprecated_alias_of_rbtree(ZswapIndex, zcore, space):
+    with pytest.warns(DeprecationWarning, match="'tree' is deprecated: it is now 'rbtree'"):
+        ix = ZswapIndex(space, "tree")
+    assert ix.design == "rbtree"
+    e = space.alloc()
+    assert ix.zswap_entry_store(e, 7) is None
+    assert ix.zswap_entry_erase(e) == 7
+    del ix
+    with pytest.warns(DeprecationWarning, match="index 'tree' is deprecated"):
+        pool = zcore.Zswap(space, None, max_pool_bytes=NO_LIMIT, index="tree")
+    try:
+        assert pool.index == "rbtree"
+    finally:
+        pool.close()

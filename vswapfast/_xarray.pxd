@@ -27,7 +27,7 @@ cdef extern from "xarray.h" nogil:
         unsigned long long load_retries
         unsigned long long locked_loads
         unsigned long long lock_acquisitions
-        unsigned long long user[2]
+        unsigned long long user[4]
     ctypedef struct vxa_ctx:
         vswap_account *live
         vswap_account *cached

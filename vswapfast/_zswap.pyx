@@ -66,7 +66,7 @@ from vswapfast._vswap cimport (
     BATCH_OK, BATCH_EMPTY, BATCH_REJECTED, BATCH_INVALID, BATCH_CORRUPT,
 )
 from vswapfast._zswap_index import DESIGNS as _INDEX_DESIGNS
-from vswapfast.batch import INDEX_DESIGNS
+from vswapfast.batch import INDEX_DESIGNS, index_alias
 from vswapfast.errors import (
     InvalidEntryError, NoPageError, ZswapDecompressError, bad_entry_message,
 )
@@ -1461,6 +1461,7 @@ cdef class Zswap:
         accept_percent = number_arg(accept_threshold_percent, "accept_threshold_percent")
         if not isinstance(index, str):
             raise TypeError("index must be a str, not %s" % type(index).__name__)
+        index = index_alias(index, "index")
         if max_pool_bytes is not None:
             check_at_least_0(max_pool_bytes, "max_pool_bytes")
         if not 0 <= max_percent <= 100:

@@ -2,44 +2,40 @@
 """C layout of the zswap entry index designs, for Cython code that cimports it.
 
 "vswap" keeps zswap entries in the swap descriptors (the seed patch);
-"tree" in one radix tree under one spinlock (the series' intermediate
-single zswap_tree); "tree64m" in one radix tree per 16384 entries, each
-with its own spinlock (upstream's split trees).  Trees hold the same
-tagged values as the descriptor's zswap_entry field.
+"rbtree" in one red-black tree under one spinlock, as zswap kept them up
+to 6.7 (one zswap_tree per swap device, loads under its lock too).  The
+tree holds the same tagged values as the descriptor's zswap_entry field.
 
 Lock ordering: vswap cluster lock -> tree lock (-> pool lru_lock).
 """
 
 from libc.stdint cimport uint32_t, int64_t, uint64_t
 from vswapfast._vswap cimport VSwap, vswap_space, pthread_spinlock_t
+from vswapfast._rbtree cimport vrb_node, vrb_root
 
 cdef enum:
     ZSWAP_INDEX_VSWAP = 0
     ZSWAP_INDEX_TREE = 1
-    ZSWAP_INDEX_TREE64M = 2
-    RADIX_SHIFT = 6
-    RADIX_SLOTS = 64
-    TREE64M_SHIFT = 14
 
-ctypedef struct radix_node:
-    void *slots[RADIX_SLOTS]     # must stay first: a slot's node is found from it
-    uint32_t count               # non-NULL slots
+# A node of the tree: zswap_entry's rbnode, its swap entry, the value.
+ctypedef struct zswap_tree_node:
+    vrb_node rb                  # must stay first: a value's node is found from it
+    uint64_t key
+    void *value
 
 ctypedef struct zswap_tree:
     pthread_spinlock_t lock
     uint64_t lock_acquisitions   # lock
     uint64_t lock_contended      # lock
-    int height                   # levels below the root pointer
-    radix_node *root             # lock
+    vrb_root rbroot              # lock
     int64_t nr_entries           # lock
 
 ctypedef struct zswap_index:
     int design
     vswap_space *vs
-    int height                   # of every tree of this index
-    uint64_t nr_trees
-    zswap_tree **trees           # tree i holds entries i << TREE64M_SHIFT ... (tree64m)
-    pthread_spinlock_t dir_lock  # installs trees
+    uint64_t nr_trees            # 1 for "tree", 0 for "vswap"
+    zswap_tree **trees           # the tree, made on first use
+    pthread_spinlock_t dir_lock  # installs the tree
 
 cdef zswap_index *zswap_index_new(vswap_space *vs, int design) noexcept nogil
 cdef void zswap_index_free(zswap_index *ix) noexcept nogil

@@ -6,8 +6,8 @@ from typing import Any, Dict, Optional, SupportsIndex, Union
 
 from vswapfast._vswap import VSwap
 class ZswapIndex:
-    """A zswap entry index of one design ("vswap", "tree" or "tree64m") over a
-    VSwap, with the seed's zswap entry API and its batch forms."""
+    """A zswap entry index of one design ("vswap" or "rbtree") over a VSwap,
+    with the seed's zswap entry API and its batch forms."""
 
     def __init__(self, space: VSwap, design: str = "vswap") -> None: ...
     @property

@@ -2,17 +2,23 @@
 """The zswap entry index designs: where zswap entries are kept.
 
 The seed patch keeps them in the swap descriptors, under the per-cluster
-locks ("vswap").  The designs it replaces are here as baselines in the same
-C core, so that comparisons are fair: one radix tree under one spinlock
-("tree", the series' intermediate single zswap_tree, an xarray), and one
-tree per 16384 entries, 64 MiB of swap, each with its own lock ("tree64m",
-upstream's zswap_trees[]).  The trees are xarray-like: 64-slot nodes of a
-fixed height, allocated on store, freed when they empty.
+locks ("vswap").  The design it replaces is here as a baseline in the same
+C core, so that comparisons are fair: one red-black tree under one
+spinlock ("rbtree"; "tree", its former name, is a deprecated alias), as
+zswap kept its entries up to 6.7 (mm/zswap.c:
+zswap_trees[type], tree->lock taken by zswap_store, zswap_load and
+zswap_invalidate; zswap_rb_search / zswap_rb_insert walk the tree by swap
+offset, rb_link_node + rb_insert_color insert, rb_erase removes).  A node
+is a struct rb_node (rbtree.h, the kernel's layout) with the swap entry
+and the value, allocated on store and freed on erase.  The
+vswapfast.designs "rbtree" design models the whole of that era's swap
+metadata; this index is its zswap tree alone, under the seed's API.
 
-The tree designs take their lock once per entry, as the kernel's per-page
-xa_store/xa_load did.  They refuse entries without an allocated descriptor
-using a lock-free read of the allocation bitmap, so that they take no
-cluster lock: their cost is the tree's alone.
+The tree design takes its lock once per entry, as zswap_invalidate did
+(zswap_load took it twice, once to find and once to put the entry; the
+index, which has no reference counts, takes it once).  It refuses entries
+without an allocated descriptor using a lock-free read of the allocation
+bitmap, so that it takes no cluster lock: its cost is the tree's alone.
 """
 
 cimport cython
@@ -22,6 +28,7 @@ from cpython.mem cimport PyMem_RawCalloc, PyMem_RawFree
 from cpython.ref cimport PyObject, Py_INCREF, Py_XINCREF, Py_XDECREF, Py_DECREF
 from libc.stdint cimport uint32_t, int64_t, uint64_t, uintptr_t
 
+from vswapfast._rbtree cimport vrb_node, vrb_link_node, vrb_insert_color, vrb_erase, vrb_take_leaf
 from vswapfast._vswap cimport (
     VSwap, vswap_space, pthread_spin_init, pthread_spin_destroy, pthread_spin_trylock,
     pthread_spin_lock, pthread_spin_unlock, PTHREAD_PROCESS_PRIVATE,
@@ -30,19 +37,15 @@ from vswapfast._vswap cimport (
     batch_store, batch_load_erase,
     BATCH_OK, BATCH_EMPTY, BATCH_FOREIGN, BATCH_REJECTED, BATCH_INVALID, BATCH_BAD_HANDLE,
 )
-from vswapfast.batch import INDEX_DESIGNS, TREE64M_ENTRIES
+from vswapfast.batch import INDEX_DESIGNS, index_alias
 from vswapfast.errors import InvalidEntryError, bad_entry_message
 
 cdef extern from "vswap_sync.h" nogil:
-    radix_node *load_node "vswap_load_acquire"(radix_node **p)
     zswap_tree *load_tree "vswap_load_acquire"(zswap_tree **p)
     void store_tree "vswap_store_release"(zswap_tree **p, zswap_tree *v)
     int64_t load_i64 "vswap_load_relaxed"(int64_t *p)
     uint64_t load_u64 "vswap_load_relaxed"(uint64_t *p)
     void store_u64 "vswap_store_relaxed"(uint64_t *p, uint64_t v)
-
-if TREE64M_ENTRIES != 1 << TREE64M_SHIFT:
-    raise ImportError("vswapfast.batch does not match the compiled tree64m split")
 
 DESIGNS = {name: i for i, name in enumerate(INDEX_DESIGNS)}
 
@@ -64,80 +67,71 @@ cdef void zswap_tree_unlock(zswap_tree *t) noexcept nogil:
     pthread_spin_unlock(&t.lock)
 
 
+cdef inline zswap_tree_node *node_of_slot(void **slot) noexcept nogil:
+    """The node whose value ``slot`` is."""
+    cdef zswap_tree_node probe
+    return <zswap_tree_node *>(<char *>slot - (<char *>&probe.value - <char *>&probe))
+
+
 cdef void **zswap_tree_slot(zswap_tree *t, uint64_t key, bint create) noexcept nogil:
-    cdef radix_node *node = t.root
-    cdef radix_node *child
-    cdef int level
-    cdef uint32_t i
-    if node == NULL:
-        if not create:
-            return NULL
-        node = <radix_node *>PyMem_RawCalloc(1, sizeof(radix_node))
-        if node == NULL:
-            return NULL
-        t.root = node
-    for level in range(t.height - 1, 0, -1):
-        i = (key >> (level * RADIX_SHIFT)) & (RADIX_SLOTS - 1)
-        child = <radix_node *>node.slots[i]
-        if child == NULL:
-            if not create:
-                return NULL
-            child = <radix_node *>PyMem_RawCalloc(1, sizeof(radix_node))
-            if child == NULL:
-                return NULL
-            node.slots[i] = child
-            node.count += 1
-        node = child
-    return &node.slots[key & (RADIX_SLOTS - 1)]
-
-
-cdef void tree_erase(zswap_tree *t, uint64_t key) noexcept nogil:
-    """Clear the slot of ``key`` and free the nodes that empties."""
-    cdef radix_node *path[12]
-    cdef uint32_t index[12]
-    cdef radix_node *node = t.root
-    cdef int level, depth = 0
-    for level in range(t.height - 1, -1, -1):
-        path[depth] = node
-        index[depth] = (key >> (level * RADIX_SHIFT)) & (RADIX_SLOTS - 1)
-        node = <radix_node *>node.slots[index[depth]]
-        depth += 1
-    while depth > 0:
-        depth -= 1
-        path[depth].slots[index[depth]] = NULL
-        path[depth].count -= 1
-        if path[depth].count:
-            return
-        PyMem_RawFree(path[depth])
-    t.root = NULL
+    """zswap_rb_search() of ``key``; with ``create`` and no node yet,
+    zswap_rb_insert() of one with no value (rb_link_node, then
+    rb_insert_color).  The node's value slot, or NULL if absent or out of
+    memory.  Caller holds the tree lock."""
+    cdef vrb_node **link = &t.rbroot.rb_node
+    cdef vrb_node *parent = NULL
+    cdef zswap_tree_node *n
+    while link[0] != NULL:
+        parent = link[0]
+        n = <zswap_tree_node *>parent
+        if n.key > key:
+            link = &parent.rb_left
+        elif n.key < key:
+            link = &parent.rb_right
+        else:
+            return &n.value
+    if not create:
+        return NULL
+    n = <zswap_tree_node *>PyMem_RawCalloc(1, sizeof(zswap_tree_node))
+    if n == NULL:
+        return NULL
+    n.key = key
+    vrb_link_node(&n.rb, parent, link)
+    vrb_insert_color(&n.rb, &t.rbroot)
+    return &n.value
 
 
 cdef void *zswap_tree_set(zswap_tree *t, uint64_t key, void **slot, void *value) noexcept nogil:
+    """Put ``value`` in a slot of zswap_tree_slot(); NULL erases the node
+    (rb_erase) and frees it.  Returns the old value.  Caller holds the
+    tree lock."""
     cdef void *old = slot[0]
-    cdef radix_node *leaf = <radix_node *>(slot - (key & (RADIX_SLOTS - 1)))
+    cdef zswap_tree_node *n
     if value == NULL:
         if old != NULL:
             t.nr_entries -= 1
-            tree_erase(t, key)
+        n = node_of_slot(slot)
+        vrb_erase(&n.rb, &t.rbroot)
+        PyMem_RawFree(n)
         return old
     if old == NULL:
-        leaf.count += 1
         t.nr_entries += 1
     slot[0] = value
     return old
 
 
-cdef void tree_drain(radix_node *node, int height, void (*fn)(void *, void *) noexcept nogil,
+cdef void tree_drain(zswap_tree *t, void (*fn)(void *, void *) noexcept nogil,
                      void *ctx) noexcept nogil:
-    cdef int i
-    for i in range(RADIX_SLOTS):
-        if node.slots[i] == NULL:
-            continue
-        if height > 1:
-            tree_drain(<radix_node *>node.slots[i], height - 1, fn, ctx)
-        elif fn != NULL:
-            fn(ctx, node.slots[i])
-    PyMem_RawFree(node)
+    """Call ``fn(ctx, value)`` for each value and free every node, leaves
+    first (no rebalancing: the tree is going)."""
+    cdef vrb_node *r = vrb_take_leaf(&t.rbroot)
+    cdef zswap_tree_node *n
+    while r != NULL:
+        n = <zswap_tree_node *>r
+        if fn != NULL and n.value != NULL:
+            fn(ctx, n.value)
+        PyMem_RawFree(n)
+        r = vrb_take_leaf(&t.rbroot)
 
 
 # ---------------------------------------------------------------------------
@@ -146,20 +140,12 @@ cdef void tree_drain(radix_node *node, int height, void (*fn)(void *, void *) no
 
 cdef zswap_index *zswap_index_new(vswap_space *vs, int design) noexcept nogil:
     cdef zswap_index *ix = <zswap_index *>PyMem_RawCalloc(1, sizeof(zswap_index))
-    cdef uint64_t max_val = (<uint64_t>vs.max_clusters + 1) << vs.cluster_shift
-    cdef int bits = 0
     if ix == NULL:
         return NULL
     ix.design = design
     ix.vs = vs
     if design == ZSWAP_INDEX_TREE:
         ix.nr_trees = 1
-        while (<uint64_t>1 << bits) < max_val:
-            bits += 1
-    elif design == ZSWAP_INDEX_TREE64M:
-        ix.nr_trees = (max_val >> TREE64M_SHIFT) + 1
-        bits = TREE64M_SHIFT
-    ix.height = (bits + RADIX_SHIFT - 1) // RADIX_SHIFT
     if ix.nr_trees:
         ix.trees = <zswap_tree **>PyMem_RawCalloc(ix.nr_trees, sizeof(zswap_tree *))
         if ix.trees == NULL:
@@ -169,19 +155,14 @@ cdef zswap_index *zswap_index_new(vswap_space *vs, int design) noexcept nogil:
     return ix
 
 
-cdef inline uint64_t tree_number(zswap_index *ix, uint64_t val) noexcept nogil:
-    return 0 if ix.design == ZSWAP_INDEX_TREE else val >> TREE64M_SHIFT
-
-
 cdef uint64_t zswap_tree_key(zswap_index *ix, uint64_t val) noexcept nogil:
-    if ix.design == ZSWAP_INDEX_TREE:
-        return val
-    return val & ((1 << TREE64M_SHIFT) - 1)
+    """The key of ``val`` in its tree: the entry itself (one tree)."""
+    return val
 
 
 cdef zswap_tree *zswap_index_tree(zswap_index *ix, uint64_t val, bint create) noexcept nogil:
-    """Trees are made on first use, unlocked, and published under dir_lock."""
-    cdef uint64_t n = tree_number(ix, val)
+    """The tree is made on first use, unlocked, and published under dir_lock."""
+    cdef uint64_t n = 0
     cdef zswap_tree *t
     cdef zswap_tree *fresh
     if n >= ix.nr_trees:
@@ -192,7 +173,6 @@ cdef zswap_tree *zswap_index_tree(zswap_index *ix, uint64_t val, bint create) no
     fresh = <zswap_tree *>PyMem_RawCalloc(1, sizeof(zswap_tree))
     if fresh == NULL:
         return NULL
-    fresh.height = ix.height
     pthread_spin_init(&fresh.lock, PTHREAD_PROCESS_PRIVATE)
     pthread_spin_lock(&ix.dir_lock)
     t = ix.trees[n]
@@ -212,10 +192,9 @@ cdef void zswap_index_drain(zswap_index *ix, void (*fn)(void *, void *) noexcept
     cdef zswap_tree *t
     for n in range(ix.nr_trees):
         t = ix.trees[n]
-        if t == NULL or t.root == NULL:
+        if t == NULL or t.rbroot.rb_node == NULL:
             continue
-        tree_drain(t.root, t.height, fn, ctx)
-        t.root = NULL
+        tree_drain(t, fn, ctx)
         t.nr_entries = 0
 
 
@@ -341,8 +320,8 @@ cdef inline object field_value(void *z):
 @cython.no_gc_clear
 cdef class ZswapIndex:
     """A zswap entry index of one design over a VSwap: "vswap" (in the
-    descriptors), "tree" (one tree, one lock) or "tree64m" (a tree and a
-    lock per 16384 entries).  The seed's zswap entry API and its batch forms.
+    descriptors) or "rbtree" (one red-black tree, one lock).  The seed's zswap entry
+    API and its batch forms.
 
     A tree index is not told of frees: its entries outlive a free of their
     swap entry until erased, as with the pre-patch trees.
@@ -357,6 +336,7 @@ cdef class ZswapIndex:
                             % (type(space).__module__, type(space).__qualname__))
         if not isinstance(design, str):
             raise TypeError("design must be a str, not %s" % type(design).__name__)
+        design = index_alias(design, "design")
         if design not in DESIGNS:
             raise ValueError("design must be one of %s, not %r"
                              % (", ".join(INDEX_DESIGNS), design))

@@ -6,6 +6,8 @@ Every batch call takes an array of swap entries (any buffer of integers:
 where it is without stopping or undoing the rest.
 """
 
+import warnings
+
 #: Done: the entry held what the operation worked on.
 BATCH_OK = 0
 #: A valid entry that held nothing (a load or erase found no zswap entry).
@@ -27,7 +29,18 @@ BATCH_CORRUPT = -3
 HANDLE_LIMIT = 1 << 62
 
 #: The zswap index designs a pool can use.
-INDEX_DESIGNS = ("vswap", "tree", "tree64m")
-#: Entries per tree of the "tree64m" design: 64 MiB of 4 KiB pages, as
-#: upstream's SWAP_ADDRESS_SPACE_PAGES.
-TREE64M_ENTRIES = 1 << 14
+INDEX_DESIGNS = ("vswap", "rbtree")
+#: Former names of index designs: name -> the design's name now.
+INDEX_ALIASES = {"tree": "rbtree"}
+
+
+def index_alias(design, name):
+    """The name now of index design ``design`` (a str): a former name
+    (``INDEX_ALIASES``) warns with a DeprecationWarning and gives the new
+    one; any other str is returned as it is, for the caller to check."""
+    new = INDEX_ALIASES.get(design)
+    if new is None:
+        return design
+    warnings.warn("%s %r is deprecated: it is now %r" % (name, design, new),
+                  DeprecationWarning, stacklevel=3)
+    return new

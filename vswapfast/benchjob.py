@@ -6,7 +6,7 @@ A compact benchmark of the designs, on the embedded default page mix:
   ``_erase`` for the compiled core, the pure-Python twin and a bare dict
   (one bound-method call per entry on the same keys);
 - **batch throughput**: the batch zswap entry calls (store, load) of each
-  index design ("vswap", "tree", "tree64m") at 1..N threads, each thread
+  index design ("vswap", "rbtree") at 1..N threads, each thread
   working on its own array of entries in clusters of its own;
 - **pages**: ``Zswap`` page store and load, single calls and batch calls,
   for both cores, against raw LZ4 (python-lz4 compressing and decompressing

@@ -1,4 +1,4 @@
-"""The ``vswapfast`` command: ``bench``, ``replay`` and ``kernel``.
+"""The ``vswapfast`` command: ``bench``, ``replay``, ``kernel`` and ``memory``.
 
 Errors in what the user gave (a missing or malformed trace, an impossible
 option value) end the command with one line on stderr,
@@ -64,7 +64,7 @@ def _count(minimum, maximum=None):
 
 def build_parser():
     from vswapfast import __version__
-    from vswapfast.batch import INDEX_DESIGNS
+    from vswapfast.batch import INDEX_ALIASES, INDEX_DESIGNS
     from vswapfast.reclaim import RECLAIMS
     from vswapfast.compressors import COMPRESSORS
     from vswapfast.replay import CORES, DEFAULT_CHUNK
@@ -89,7 +89,7 @@ Run a compact benchmark on the embedded default workload and print a table:
   - zswap entry ops: ns per zswap_entry_store / load / erase for the
     compiled core, the pure-Python twin and a bare dict;
   - batch throughput: million entries/s of the batch zswap entry calls of
-    each index design (vswap, tree, tree64m) at 1..N threads, each thread
+    each index design (vswap, rbtree) at 1..N threads, each thread
     on entries of its own;
   - pages: us per page of Zswap store / load (single and batch calls) for
     both cores, against raw LZ4 (python-lz4) on the same pages;
@@ -242,10 +242,11 @@ Exit status: 0 when every swapped-in page was verified, 1 when some differ,
     replay.add_argument("--core", choices=CORES, default="compiled",
                         help="the compiled core or its pure-Python twin (default: "
                              "%(default)s)")
-    replay.add_argument("--index", choices=INDEX_DESIGNS, default="vswap",
+    replay.add_argument("--index", choices=INDEX_DESIGNS + tuple(INDEX_ALIASES), default="vswap",
                         help="where the pool keeps its zswap entries: in the swap "
-                             "descriptors (vswap), one tree under one lock (tree), or a "
-                             "tree per 64 MiB of swap (tree64m) (default: %(default)s)")
+                             "descriptors (vswap) or one red-black tree under one lock, as "
+                             "zswap up to 6.7 (rbtree; 'tree' is its deprecated former name) "
+                             "(default: %(default)s)")
     replay.add_argument("--compressor", choices=COMPRESSORS, default="lz4",
                         help="the pool's compressor, as the kernel's zswap names them; the "
                              "floor is then that compressor's library (default: %(default)s)")
@@ -286,7 +287,47 @@ Exit status: 0 when every swapped-in page was verified, 1 when some differ,
                         help="do not draw the progress bar")
     replay.set_defaults(func=cmd_replay)
     _add_kernel(commands, DEFAULT_SEED)
+    _add_memory(commands)
     return parser
+
+
+def _add_memory(commands):
+    from vswapfast.memory import DEFAULT_SIZE
+    memory = commands.add_parser(
+        "memory", help="the swap metadata of every design at 0..100%% use of a device",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="""\
+Print the bytes of swap metadata (MiB) each design of the compiled core
+holds for a swap device of --size at 0, 25, 50, 75 and 100% use, its pages
+backed by zswap and backed by disk.  Every figure is measured by filling
+the design's real structures (swap_out_many in steps, then
+metadata_bytes()); 100% is every slot but the header page.
+
+Beside swap-table-p1 and vswap, when present and the device is 32 GiB, the
+virtual swap v6 cover letter's figures ("before" and vswap columns) and
+the difference; beside swap-table and vswap-table, Kairui Song's per-slot
+estimates (8 B plain, 16 B with zswap or a ghost slot, 24 B with a reverse
+map) added to the design's static bytes.  A 32 GiB table takes a minute or
+two; a progress bar is drawn on stderr when it takes more than a moment.""")
+    memory.add_argument("--size", type=_size, default=DEFAULT_SIZE, metavar="SIZE",
+                        help="the swap device's size: 32G, 1G, 512M ... (binary units, a "
+                             "whole number of 4 KiB pages; default: 32G, 8,388,608 slots)")
+    memory.add_argument("--design", action="append", metavar="NAME",
+                        help="measure this design only (repeat for several; default: every "
+                             "design the core has)")
+    memory.add_argument("--core", choices=("compiled", "pure"), default="compiled",
+                        help="the core whose designs are measured (default: %(default)s; "
+                             "the pure twin counts the same bytes, slowly)")
+    memory.add_argument("--json", metavar="FILE",
+                        help="also write the rows (design, backing, usage_percent, bytes, "
+                             "used_slots, nr_slots, structures, reference) as JSON to FILE "
+                             "('-' for stdout, instead of the table)")
+    memory.add_argument("--plot", metavar="FILE",
+                        help="draw MiB against usage per design, zswap and disk side by side, "
+                             "with the published figures, into a PNG at FILE (needs matplotlib)")
+    memory.add_argument("--no-progress", action="store_true",
+                        help="do not draw the progress bar")
+    memory.set_defaults(func=cmd_memory)
 
 
 def _add_kernel(commands, default_seed):
@@ -485,6 +526,11 @@ def cmd_replay(args):
 
     if args.trace is not None and args.keys is not None:
         raise UsageError("--keys is for the default workload; it cannot be used with a trace")
+    from vswapfast.batch import INDEX_ALIASES
+    if args.index in INDEX_ALIASES:
+        sys.stderr.write("%s: warning: --index %s is deprecated, use --index %s\n"
+                         % (PROG, args.index, INDEX_ALIASES[args.index]))
+        args.index = INDEX_ALIASES[args.index]
     if args.trace is None:
         for given, option in ((args.format != "auto", "--format"), (args.csv, "--csv"),
                               (args.split, "--split"),
@@ -587,6 +633,53 @@ def cmd_kernel(args):
     return 0
 
 
+def cmd_memory(args):
+    from vswapfast.benchjob import Progress
+    from vswapfast.designs import DESIGNS, available_designs
+    from vswapfast.memory import Timer, format_table, measure, parse_nr_slots, references
+    try:
+        nr_slots = parse_nr_slots(args.size)
+    except ValueError as exc:
+        raise UsageError("--size: %s" % exc) from None
+    available = available_designs(args.core)
+    designs = available
+    if args.design:
+        for name in args.design:
+            if name not in DESIGNS:
+                raise UsageError("--design must be one of %s, not %r" % (", ".join(DESIGNS), name))
+            if name not in available:
+                raise UsageError("--design %s: the %s core has no such design yet (it has %s)"
+                                 % (name, args.core, ", ".join(available) or "none"))
+        designs = _unique(args.design)
+    if not designs:
+        raise UsageError("the %s core has no design to measure" % args.core)
+    _check_writable(args.json, "--json")
+    _check_writable(args.plot, "--plot")
+    if args.plot:
+        from vswapfast.plot import _pyplot
+        _pyplot()               # fail now if matplotlib is missing
+    progress = Progress("memory", enabled=not args.no_progress)
+    try:
+        rows = measure(nr_slots, designs, core=args.core, progress=Timer(progress.update))
+    finally:
+        progress.close()
+    refs = references(rows)
+    for r in rows:
+        ref = refs.get((r["design"], r["backing"], r["usage_percent"]))
+        if ref is not None:
+            r["reference"] = {"bytes": ref[0], "source": ref[1]}
+    if args.json != "-":
+        print("\n".join(format_table(rows, nr_slots, args.core)))
+    if args.json:
+        _write_json(rows, args.json)
+    if args.plot:
+        from vswapfast.plot import plot_memory
+        plot_memory(rows, args.plot)
+        if args.json != "-":
+            print("plot written to %s" % args.plot)
+    return 0
+
+
 # -- entry point ---------------------------------------------------------------------
 
 def _fail(message, status=2):
@@ -605,7 +698,8 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        return _fail("a command is needed: bench, replay or kernel (see '%s --help')" % PROG)
+        return _fail("a command is needed: bench, replay, kernel or memory (see '%s --help')"
+                     % PROG)
     try:
         return args.func(args)
     except (UsageError, ReplayError, BenchError, PlotError) as exc:

@@ -1,4 +1,4 @@
-"""Figures of ``vswapfast bench --plot`` and ``vswapfast replay --plot``, drawn
+"""Figures of ``vswapfast bench --plot``, ``replay --plot`` and ``memory --plot``, drawn
 with matplotlib (Agg).
 
 matplotlib is imported only here, and only when a figure is asked for, so
@@ -44,7 +44,7 @@ def plot_bench(results, path):
         plt.close(fig)
 
 
-_DESIGN_COLOURS = {"vswap": "tab:blue", "tree": "tab:red", "tree64m": "tab:orange"}
+_DESIGN_COLOURS = {"vswap": "tab:blue", "rbtree": "tab:red"}
 
 
 def _throughput(ax, results):
@@ -203,3 +203,42 @@ def _writebacks(ax, series):
     ax.set_ylabel("pages (cumulative)")
     ax.set_title("pages written back to the swap file")
     ax.grid(True, alpha=0.3)
+
+
+def plot_memory(rows, path):
+    """Draw the rows of ``vswapfast memory`` into a PNG at ``path``: MiB
+    against usage per design, zswap and disk side by side, the published
+    figures as open markers of the same colour."""
+    from vswapfast.memory import BACKINGS, MIB, references
+    plt = _pyplot()
+    refs = references(rows)
+    fig, axes = plt.subplots(1, len(BACKINGS), figsize=(13, 5.5), sharey=True)
+    try:
+        designs = list(dict.fromkeys(r["design"] for r in rows))
+        colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+        for ax, backing in zip(axes, BACKINGS):
+            for i, name in enumerate(designs):
+                mine = [r for r in rows if r["design"] == name and r["backing"] == backing]
+                x = [r["usage_percent"] for r in mine]
+                colour = colours[i % len(colours)]
+                ax.plot(x, [r["bytes"] / MIB for r in mine], "o-", color=colour, label=name)
+                ref = [refs.get((name, backing, u)) for u in x]
+                if ref and all(v is not None for v in ref):
+                    ax.plot(x, [v[0] / MIB for v in ref], "s--", color=colour, mfc="none",
+                            label="%s: %s" % (name, ref[0][1]))
+            ax.set_title("backed by %s" % backing)
+            ax.set_xlabel("swap device used (%)")
+            ax.set_xticks([0, 25, 50, 75, 100])
+            ax.grid(True, alpha=0.3)
+        axes[0].set_ylabel("metadata (MiB)")
+        axes[-1].legend(fontsize=8, loc="upper left")
+        slots = rows[0]["nr_slots"] if rows else 0
+        fig.suptitle("vswapfast memory: swap metadata of a %.3g GiB device (%d slots)"
+                     % (slots * 4096 / (1 << 30), slots))
+        fig.tight_layout(rect=(0, 0, 1, 0.95))
+        try:
+            fig.savefig(path, dpi=100, format="png")
+        except OSError as exc:
+            raise PlotError("cannot write the plot %s (%s)" % (path, exc.strerror or exc)) from None
+    finally:
+        plt.close(fig)

@@ -54,7 +54,8 @@ from typing import Dict, Optional
 
 import numpy as np
 
-from vswapfast.batch import BATCH_CORRUPT, BATCH_EMPTY, BATCH_OK, BATCH_REJECTED, INDEX_DESIGNS
+from vswapfast.batch import (BATCH_CORRUPT, BATCH_EMPTY, BATCH_OK, BATCH_REJECTED, INDEX_DESIGNS,
+                             index_alias)
 from vswapfast.compressors import COMPRESSORS
 from vswapfast.errors import NoPageError, SwapFileFullError
 from vswapfast.reclaim import (RECLAIMS, ReclaimResult, loops, refault_is_recent, simulate_kernel,
@@ -316,6 +317,7 @@ class ReplayConfig:
             raise ReplayError("--frames must be at least 1, not %d" % self.frames)
         if self.core not in CORES:
             raise ReplayError("unknown core %r (choose from %s)" % (self.core, ", ".join(CORES)))
+        self.index = index_alias(self.index, "index")
         if self.index not in INDEX_DESIGNS:
             raise ReplayError("unknown index design %r (choose from %s)"
                               % (self.index, ", ".join(INDEX_DESIGNS)))

@@ -96,8 +96,7 @@ typedef struct {
     unsigned long long load_retries;     /* lock-free walks thrown away */
     unsigned long long locked_loads;     /* loads that gave up and locked */
     unsigned long long lock_acquisitions;/* xa_lock taken */
-    unsigned long long user[2];          /* the xarray user's own locks */
-    unsigned long long pad[2];
+    unsigned long long user[4];          /* the xarray user's own locks */
 } vxa_stats;
 
 _Static_assert(sizeof(vxa_stats) == 64, "one thread slot of statistics per cache line");

@@ -21,7 +21,7 @@ pool never reads it, and only drops it (invalidate, rejected stores).
 Index designs
 -------------
 With ``index="vswap"`` (the default) the pool's objects live in the
-descriptors' zswap field, as above.  With ``"tree"`` or ``"tree64m"`` they
+descriptors' zswap field, as above.  With ``"rbtree"`` they
 live in a ``_TreeIndex`` of the pool (``vswapfast/pure/zswap_index.py``),
 keyed by swap entry, and the descriptors' zswap field is left to the
 ``VSwap`` API.  The pool then checks entries without the cluster lock, takes
@@ -501,7 +501,8 @@ class Zswap:
         100`` and ``memory_bytes`` to the machine's physical memory; a
         ``max_pool_bytes`` above 2**62 is taken as 2**62.  ``index`` is
         where the pool keeps its entries: ``"vswap"`` in the descriptors,
-        ``"tree"`` or ``"tree64m"`` in an index of that design (see
+        ``"rbtree"`` in an index of that design (``"tree"``, its former
+        name, a deprecated alias; see
         ``vswapfast/pure/zswap_index.py``), the descriptors' zswap field
         then staying as it is.  ``compressor`` is ``"lz4"``, ``"zstd"`` or
         ``"lzo"`` (``vswapfast.compressors``); its library is loaded here,
@@ -613,8 +614,8 @@ class Zswap:
 
     @property
     def index(self):
-        """Where the pool keeps its entries: ``"vswap"``, ``"tree"`` or
-        ``"tree64m"``.  Works on a closed pool too."""
+        """Where the pool keeps its entries: ``"vswap"`` or ``"rbtree"``.
+        Works on a closed pool too."""
         return self._index_design
 
     @property

@@ -1,22 +1,21 @@
 """Zswap entry indexes in pure Python: where a zswap entry is kept.
 
-Three designs, after the stages of the virtual swap space series (see
+Two designs, after the stages of the virtual swap space series (see
 ``docs/semantics.md``, "Zswap index designs"):
 
     "vswap"     in the swap descriptors, under each cluster's lock (the
                 seed patch).  The index is the space itself.
-    "tree"      one index for the whole space under one lock (the series'
-                intermediate single ``zswap_tree``).
-    "tree64m"   one index per ``TREE64M_ENTRIES`` swap entries, each with
-                its own lock (upstream's split trees, one per 64 MiB of
-                swap).
+    "rbtree"    one index for the whole space under one lock, as zswap's
+                one red-black tree per swap device up to 6.7 (the
+                compiled core keeps a real red-black tree; here a dict).
 
-A tree, and so its lock, is made when the first entry is stored in it.
+The tree, and so its lock, is made when the first entry is stored in it.
+``"tree"``, the design's former name, is a deprecated alias of ``"rbtree"``.
 
 ``ZswapIndex`` offers each design with the seed's zswap entry API and its
 batch forms, so that their metadata costs can be compared without
 compression; a ``Zswap`` pool keeps its entries in a ``_TreeIndex`` when it
-is made with ``index="tree"`` or ``"tree64m"``.
+is made with ``index="rbtree"``.
 
 A tree is a dict from swap entry to zswap entry behind a lock that counts
 its use (``_lock_counted``).  The tree designs keep entries out of the
@@ -41,7 +40,7 @@ from ..batch import (
     BATCH_INVALID,
     HANDLE_LIMIT,
     INDEX_DESIGNS,
-    TREE64M_ENTRIES,
+    index_alias,
 )
 from .vswap import (
     VSwap,
@@ -61,12 +60,6 @@ from .vswap import (
 
 __all__ = ["ZswapIndex"]
 
-#: log2 of TREE64M_ENTRIES: a swap entry's tree in the "tree64m" design is
-#: ``entry >> _TREE64M_SHIFT``.
-_TREE64M_SHIFT = TREE64M_ENTRIES.bit_length() - 1
-assert 1 << _TREE64M_SHIFT == TREE64M_ENTRIES
-
-
 def check_design_type(design, name):
     """Check the type of an index design argument: ``TypeError`` unless it
     is a str.  ``name`` is the argument's name in the message."""
@@ -76,7 +69,9 @@ def check_design_type(design, name):
 
 def check_design(design, name):
     """Check the value of an index design argument (a str): ``ValueError``
-    unless it is one of ``INDEX_DESIGNS``.  Return: it, as an exact str."""
+    unless it is one of ``INDEX_DESIGNS`` (a former name warns and gives
+    the design's name now).  Return: it, as an exact str."""
+    design = index_alias(design, name)
     if design not in INDEX_DESIGNS:
         raise ValueError("%s must be one of %s, not %r"
                          % (name, ", ".join(INDEX_DESIGNS), design))
@@ -94,27 +89,25 @@ class _Tree(_CountedLock):
 
 
 class _TreeIndex:
-    """The trees of the "tree" (one tree) or "tree64m" (split) design."""
+    """The tree of the "rbtree" design: one for every entry, made on first
+    use."""
 
-    __slots__ = ("_shift", "_trees")
+    __slots__ = ("_trees",)
 
     def __init__(self, design):
-        # The one tree has number 0 for every entry: shift them all away.
-        self._shift = _TREE64M_SHIFT if design == "tree64m" else 64
-        # Tree number -> _Tree, for the trees made so far.
+        # 0 -> the _Tree, once made.
         self._trees = {}
 
     def tree(self, entry):
         """The tree of ``entry`` (a valid swap entry), or None if the
         design has not created it yet.  Takes no lock."""
-        return self._trees.get(entry >> self._shift)
+        return self._trees.get(0)
 
     def tree_for_store(self, entry):
         """The tree of ``entry``, created if need be.  Takes no lock."""
-        key = entry >> self._shift
-        tree = self._trees.get(key)
+        tree = self._trees.get(0)
         if tree is None:
-            tree = self._trees.setdefault(key, _Tree())
+            tree = self._trees.setdefault(0, _Tree())
         return tree
 
     def trees(self):
@@ -147,8 +140,8 @@ class _TreeIndex:
 class ZswapIndex:
     """A zswap entry index of one design over a ``VSwap``.
 
-    ``design`` is ``"vswap"`` (the space's own descriptors), ``"tree"`` or
-    ``"tree64m"`` (see the module comment).  The API is the seed's zswap
+    ``design`` is ``"vswap"`` (the space's own descriptors) or ``"rbtree"``
+    (see the module comment).  The API is the seed's zswap
     entry API and its batch forms, with the ``VSwap`` semantics: entries
     without an allocated descriptor raise ``InvalidEntryError`` (or report
     ``BATCH_INVALID``), and a handle stored by a batch call reads back
@@ -188,7 +181,7 @@ class ZswapIndex:
 
     @property
     def design(self):
-        """``"vswap"``, ``"tree"`` or ``"tree64m"``."""
+        """``"vswap"`` or ``"rbtree"``."""
         return self._design
 
     # -- single entries --------------------------------------------------------
