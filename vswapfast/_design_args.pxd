@@ -91,3 +91,12 @@ cdef inline int get_u64_buffer(object obj, Py_buffer *view, str what, bint writa
         PyBuffer_Release(view)
         raise TypeError("%s must be writable" % what)
     return 0
+
+
+cdef inline int check_backing(object backing) except -1:
+    """The index of a swap_out_many backing in ("zswap", "disk", "zero")."""
+    if not isinstance(backing, str):
+        raise TypeError("backing must be a str, not %s" % type(backing).__name__)
+    if backing not in ("zswap", "disk", "zero"):
+        raise ValueError("backing must be one of zswap, disk, zero, not %r" % (backing,))
+    return ("zswap", "disk", "zero").index(backing)

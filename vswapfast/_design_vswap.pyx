@@ -87,7 +87,11 @@ from vswapfast.errors import InvalidEntryError, SwapCacheError, SwapFullError
 # the stats() dict and its keys, one definition for both cores
 from vswapfast.pure.design_vswap import stats_dict as _stats_dict
 
-include "_design_args.pxi"
+from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_C_CONTIGUOUS
+from vswapfast._design_args cimport (
+    E_OK, E_ZERO, E_NEGATIVE, E_RANGE, E_FREE, int_arg, value_arg, memcg_arg, entry_arg,
+    get_u64_buffer, check_backing,
+)
 
 __all__ = ["VswapDesign", "BACKINGS"]
 

@@ -104,7 +104,11 @@ from vswapfast.errors import InvalidEntryError, SwapCacheError, SwapFullError
 from vswapfast.pure.design_vswap_table import stats_dict as _stats_dict
 from vswapfast.pure.design_vswap_table import entry_message as _entry_message
 
-include "_design_args.pxi"
+from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_C_CONTIGUOUS
+from vswapfast._design_args cimport (
+    E_OK, E_ZERO, E_NEGATIVE, E_RANGE, E_FREE, int_arg, value_arg, memcg_arg, entry_arg,
+    get_u64_buffer, check_backing,
+)
 
 __all__ = ["VswapTableDesign", "BACKINGS"]
 

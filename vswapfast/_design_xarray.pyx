@@ -64,7 +64,7 @@ from vswapfast.vswap_account cimport (
 )
 from vswapfast._design_args cimport (
     E_OK, E_ZERO, E_NEGATIVE, E_RANGE, E_FREE, int_arg, value_arg, memcg_arg, entry_arg,
-    entry_message, get_u64_buffer,
+    entry_message, get_u64_buffer, check_backing,
 )
 from vswapfast._xarray cimport (
     vxa, vxa_node, vxa_ctx, vxa_stats, vxa_init, vxa_ctx_init, vxa_ctx_destroy,
@@ -1006,11 +1006,7 @@ cdef class XarrayDesign:
         count = int_arg(count, "count")
         if count < 0:
             raise ValueError("count must be at least 0, not %d" % count)
-        if not isinstance(backing, str):
-            raise TypeError("backing must be a str, not %s" % type(backing).__name__)
-        if backing not in BACKINGS:
-            raise ValueError("backing must be one of %s, not %r" % (", ".join(BACKINGS), backing))
-        bk = BACKINGS.index(backing)
+        bk = check_backing(backing)
         m = memcg_arg(memcg)
         out = _array.array("Q", bytes(8 * count))
         c = count
