@@ -8,6 +8,10 @@ A compact benchmark of the designs, on the embedded default page mix:
 - **batch throughput**: the batch zswap entry calls (store, load) of each
   index design ("vswap", "rbtree") at 1..N threads, each thread
   working on its own array of entries in clusters of its own;
+- **designs**: every design of ``vswapfast.designs`` side by side, one
+  kernel operation per page (``vswapfast.benchdesigns``): ns per page at
+  1..N threads, locks per operation, range operations apart, and a
+  swap-out/swap-in round trip;
 - **pages**: ``Zswap`` page store and load, single calls and batch calls,
   for both cores, against raw LZ4 (python-lz4 compressing and decompressing
   the same pages in a Python loop);
@@ -36,6 +40,7 @@ import tracemalloc
 import numpy as np
 
 from vswapfast.batch import INDEX_DESIGNS
+from vswapfast.benchdesigns import RANGE_LABEL, design_rows, design_steps, format_designs
 from vswapfast.workload import DEFAULT_SEED, PAGE_SIZE, PageFactory
 
 #: Sizes of the full run and of ``--quick``.
@@ -540,6 +545,7 @@ def run_bench(threads=None, quick=False, seed=DEFAULT_SEED, progress=None,
         for design in designs:
             for t in counts:
                 steps.append(("batch: %s %s x%d" % (name, design, t), 1.0))
+    steps += design_steps(counts)
     steps += [("pages: LZ4", 1.5), ("pages: compiled", 1.5), ("pages: pure", 4.0)]
     steps += [("compressor: %s" % c, 6.0) for c in compressors]
     meta = [("compiled", d) for d in designs] + [("pure", d) for d in designs] + [("dict", None)]
@@ -606,6 +612,7 @@ def run_bench(threads=None, quick=False, seed=DEFAULT_SEED, progress=None,
             row["scaling"] = {op: [v / row[op][0] for v in row[op]] for op in BATCH_OPS}
             batch.setdefault(name, {})[design] = row
     results["batch_mops"] = batch
+    results["designs"] = design_rows(counts, quick=quick, track=track)
 
     # pages
     if factory is None:
@@ -677,6 +684,8 @@ def format_bench(results):
     """The results as lines of a table."""
     lines = []
     add = lines.append
+    if "designs" in results:
+        lines.extend(format_designs(results["designs"]))
     ops = results["entry_ops_ns"]
     add("zswap entry ops, ns per op (median of %d rounds of %d entries)"
         % (results["config"]["entry_rounds"], results["config"]["entry_n"]))
@@ -694,8 +703,9 @@ def format_bench(results):
     batch = results["batch_mops"]
     counts = results["config"]["threads"]
     for name, designs in batch.items():
-        add("batch zswap entry calls, %s core: million entries per second "
-            "(threads 1..%d; x = scaling over 1 thread)" % (name, counts[-1]))
+        add("batch zswap entry calls of the seed's index designs, %s core, %s: million "
+            "entries per second (threads 1..%d; x = scaling over 1 thread)"
+            % (name, RANGE_LABEL, counts[-1]))
         add("  %-16s " % "" + " ".join("%14s" % ("%d thread%s" % (t, "" if t == 1 else "s"))
                                       for t in counts))
         for design, row in designs.items():

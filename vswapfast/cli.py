@@ -86,11 +86,16 @@ def build_parser():
         description="""\
 Run a compact benchmark on the embedded default workload and print a table:
 
+  - designs: for every swap metadata design (vswapfast.designs), ns per
+    page of zswap entry store / load / erase done as the kernel does them,
+    one operation per page with the design's locks, at 1..N threads, the
+    pure twin at 1 thread, and the locks each operation takes; the same
+    calls as range operations apart; a swap-out + load + free round trip;
   - zswap entry ops: ns per zswap_entry_store / load / erase for the
     compiled core, the pure-Python twin and a bare dict;
-  - batch throughput: million entries/s of the batch zswap entry calls of
-    each index design (vswap, rbtree) at 1..N threads, each thread
-    on entries of its own;
+  - batch throughput: million entries/s of the batch zswap entry calls
+    (range operations) of the seed's index designs (vswap, rbtree) at 1..N
+    threads, each thread on entries of its own;
   - pages: us per page of Zswap store / load (single and batch calls) for
     both cores, against raw LZ4 (python-lz4) on the same pages;
   - compressors: us per page of batch store / load for both cores and the
@@ -103,8 +108,8 @@ Run a compact benchmark on the embedded default workload and print a table:
 Every ratio is between figures measured in the same run.  A progress bar
 is drawn on stderr.  The full run takes about half a minute to a minute.""")
     bench.add_argument("--threads", type=_count(1, 64), metavar="N", default=None,
-                       help="measure batch throughput at 1..N threads: 1, 2, 3, 4, then "
-                            "powers of two, and N (default: the number of CPUs, at least 2)")
+                       help="measure the designs and batch throughput at 1..N threads: 1, "
+                            "2, 3, 4, then powers of two, and N (default: the number of CPUs, at least 2)")
     bench.add_argument("--json", metavar="FILE",
                        help="also write every figure as JSON to FILE ('-' for stdout, "
                             "instead of the table)")
