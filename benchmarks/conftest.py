@@ -36,7 +36,10 @@ def pytest_terminal_summary(terminalreporter, config):
         if "threads" in bench.extra_info:
             impl = "%s x%d" % (impl, bench.extra_info["threads"])
         groups.setdefault(bench.group, {})[impl] = _per_op(bench)
-        if "lock_acquisitions" in bench.extra_info:
+        if "locks_per_op" in bench.extra_info:
+            locks.setdefault(bench.group, []).append(
+                (impl, bench.extra_info["locks_per_op"], bench.extra_info["lockless_per_op"]))
+        elif "lock_acquisitions" in bench.extra_info:
             locks.setdefault(bench.group, []).append(
                 (impl, bench.extra_info["lock_acquisitions"], bench.extra_info["lock_contended"]))
     if not groups:
@@ -61,7 +64,11 @@ def pytest_terminal_summary(terminalreporter, config):
                     threads = int(other.rsplit("x", 1)[1])
                     parts.append("%s throughput %.2fx of x1" % (other, impls[k] / impls[other]))
         write("%-28s %s" % (group, "; ".join(parts)))
-        if group in locks:
+        if group in locks and group.startswith("design "):
+            write("%-28s locks/op: %s" % ("", "; ".join(
+                "%s %.2f (lock-free reads %.2f)" % (impl, per_op, lockless)
+                for impl, per_op, lockless in sorted(locks[group]))))
+        elif group in locks:
             write("%-28s locks: %s" % ("", "; ".join(
                 "%s %d taken, %.1f%% contended" % (impl, acq, 100.0 * cont / acq if acq else 0)
                 for impl, acq, cont in sorted(locks[group]))))

@@ -134,6 +134,17 @@ def test_bench_quick_writes_json_and_png(tmp_path):
     assert "bench [" in proc.stderr              # the progress bar
     results = json.loads(out_json.read_text())
     assert results["quick"] is True
+    # The designs side by side, one kernel operation per page, come first.
+    assert proc.stdout.startswith("zswap entry ops per design, one kernel operation per page")
+    assert "range operations (no zswap path of the kernel batches like this)" in proc.stdout
+    from vswapfast.designs import available_designs
+    rows = results["designs"]["designs"]
+    assert results["designs"]["config"]["designs"] == list(available_designs("compiled"))
+    assert set(rows) == set(available_designs("compiled"))
+    for row in rows.values():
+        assert len(row["per_page"]["load"]["ns"]) == 2
+        assert row["per_page"]["load"]["lock_free"] == (
+            row["per_page"]["load"]["locks_per_op"] == [0.0, 0.0])
     for impl in ("compiled", "pure", "dict"):
         for op in ("store", "load", "erase"):
             assert results["entry_ops_ns"][impl][op] > 0

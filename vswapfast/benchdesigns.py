@@ -38,7 +38,7 @@ from vswapfast.designs import available_designs, design_class
 #: Sizes of the full run and of ``--quick``: entries per thread, timed
 #: rounds (after one warm-up), entries of the pure twin.
 SIZES = {
-    "full": dict(entries=1 << 15, rounds=9, pure_entries=4096, pure_rounds=3),
+    "full": dict(entries=1 << 16, rounds=9, pure_entries=4096, pure_rounds=3),
     "quick": dict(entries=512, rounds=2, pure_entries=128, pure_rounds=1),
 }
 #: One kernel operation per page, in the order a round runs them (erase
@@ -223,6 +223,7 @@ def _row(per_count, threads, n, rounds, pure_ns):
         for key, values in zip(("locks", "lockless", "retries"),
                                zip(*[m[(kind, op)][1] for m in per_count])):
             figures[key + "_per_op"] = [v / (rounds * t * n) for v, t in zip(values, threads)]
+        figures["lock_free"] = not any(figures["locks_per_op"])
         if op == "round_trip":
             row["round_trip"] = figures
         else:
@@ -239,7 +240,7 @@ def _ops_table(lines, rows, kind, counts, with_pure):
         header += " %18s" % ("%d threads" % t)
     if with_pure:
         header += " %9s" % "pure x1"
-    header += " %9s %9s %9s" % ("locks/op", "lock-free", "retries")
+    header += " %9s %9s %9s %9s" % ("locks/op", "lockless", "retries", "lock-free")
     add(header)
     for name, row in rows.items():
         ops = row[kind]
@@ -250,10 +251,10 @@ def _ops_table(lines, rows, kind, counts, with_pure):
                 cells += " %18s" % ("%.1f (%.2fx)" % (f["ns"][i], f["scaling"][i]))
             if with_pure:
                 cells += " %9s" % ("%.0f" % row["pure_ns"][op] if row["pure_ns"] else "-")
-            cells += " %9.3f" % f["locks_per_op"][0]
-            cells += " %9s" % ("%.0f%%" % (100.0 * f["lockless_per_op"][0])
-                               if op == "load" else "")
+            cells += " %9.3f %9.3f" % (f["locks_per_op"][0], f["lockless_per_op"][0])
             cells += " %9s" % ("%.3f" % max(f["retries_per_op"]) if op == "load" else "")
+            if op == "load":
+                cells += " %9s" % ("yes" if f["lock_free"] else "no")
             add(cells)
 
 
@@ -263,15 +264,16 @@ def format_designs(section):
     add = lines.append
     config = section["config"]
     counts = config["threads"]
-    rows = section["designs"]
+    rows = {name: section["designs"][name] for name in config["designs"]}    # JSON sorts keys
     add("zswap entry ops per design, one kernel operation per page, ns per page per thread "
         "(compiled core; median of %d rounds of %d entries per thread, each thread on "
         "entries it swapped out itself; (x) = throughput over 1 thread)"
         % (config["rounds"], config["entries"]))
     add("  (*_many(batch=False): C loops without the GIL, each page taking the design's "
-        "locks; pure x1: the pure twin at 1 thread; locks/op, lock-free (share of loads "
-        "taking no lock) and retries (of lock-free reads, the most at any thread count) "
-        "from the design's lock counters)")
+        "locks; pure x1: the pure twin at 1 thread; from the design's lock counters, per "
+        "page: locks/op taken, lockless reads made without a lock (for vswap designs the "
+        "cluster map lookup before the cluster lock), retries of lockless reads (the most "
+        "at any thread count); lock-free: every load took no lock at all)")
     _ops_table(lines, rows, "per_page", counts, True)
     add("")
     add("%s, ns per page per thread" % RANGE_LABEL)

@@ -26,8 +26,13 @@ def _pyplot():
 def plot_bench(results, path):
     """Draw the results of ``run_bench`` into a PNG at ``path``."""
     plt = _pyplot()
-    fig, axes = plt.subplots(2, 2, figsize=(13, 9.5))
+    designs = "designs" in results
+    fig, axes = plt.subplots(3 if designs else 2, 2, figsize=(13, 14 if designs else 9.5))
     try:
+        if designs:
+            _design_ops(axes[0][0], results)
+            _design_throughput(axes[0][1], results)
+            axes = axes[1:]
         _throughput(axes[0][0], results)
         _entry_ops(axes[0][1], results)
         _pages(axes[1][0], results)
@@ -59,7 +64,34 @@ def _throughput(ax, results):
     ax.set_xlabel("threads")
     ax.set_ylabel("million entries / s (log)")
     ax.set_yscale("log")
-    ax.set_title("batch zswap entry calls: throughput per index design")
+    ax.set_title("batch zswap entry calls (range operations): throughput per index design")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+
+
+def _design_ops(ax, results):
+    rows = {name: results["designs"]["designs"][name]
+            for name in results["designs"]["config"]["designs"]}
+    values = {op: {name: row["per_page"][op]["ns"][0] for name, row in rows.items()}
+              for op in ("store", "load", "erase")}
+    _grouped_bars(ax, list(rows), list(values), values, log=True)
+    ax.set_ylabel("ns per page, 1 thread (log)")
+    ax.set_title("designs: zswap entry ops, one kernel operation per page")
+
+
+def _design_throughput(ax, results):
+    counts = results["designs"]["config"]["threads"]
+    for i, name in enumerate(results["designs"]["config"]["designs"]):
+        row = results["designs"]["designs"][name]
+        colour = "C%d" % i
+        for op, style in (("store", "-"), ("load", "--")):
+            ax.plot(counts, row["per_page"][op]["mops"], style, marker="o", color=colour,
+                    label="%s %s" % (name, op))
+    ax.set_xticks(counts)
+    ax.set_xlabel("threads")
+    ax.set_ylabel("million pages / s (log)")
+    ax.set_yscale("log")
+    ax.set_title("designs: per-page operations, throughput against threads")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
 

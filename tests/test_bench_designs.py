@@ -1,0 +1,78 @@
+"""The designs section of ``vswapfast bench`` (vswapfast.benchdesigns), in
+quick mode: a row per available design, figures that make sense, and the
+locks each design's operations take as its lock counters show them."""
+
+import pytest
+
+from vswapfast.benchdesigns import PAGE_OPS, RANGE_LABEL, design_rows, format_designs
+from vswapfast.designs import available_designs
+
+DESIGNS = available_designs("compiled")
+#: Designs whose zswap loads are lock-free (xa_load() under RCU, or the
+#: swap table read under RCU): docs/designs.md, "Locks per call".
+LOCK_FREE_LOADS = {"xarray", "swap-table-p1", "swap-table"}
+
+pytestmark = pytest.mark.skipif(not DESIGNS, reason="the compiled core is not built")
+
+
+@pytest.fixture(scope="module")
+def section():
+    return design_rows([1, 2], quick=True)
+
+
+def test_a_row_per_available_design(section):
+    assert section["config"]["designs"] == list(DESIGNS)
+    assert list(section["designs"]) == list(DESIGNS)
+    assert section["config"]["threads"] == [1, 2]
+
+
+def test_figures_per_design(section):
+    for name, row in section["designs"].items():
+        for kind in ("per_page", "range"):
+            for op in PAGE_OPS:
+                figures = row[kind][op]
+                assert len(figures["ns"]) == len(figures["scaling"]) == 2, (name, kind, op)
+                assert all(v > 0 for v in figures["ns"] + figures["mops"]), (name, kind, op)
+                assert figures["scaling"][0] == 1.0
+        assert all(v > 0 for v in row["round_trip"]["ns"])
+        assert row["round_trip"]["locks_per_op"][0] > 1      # allocation and free lock
+        assert set(row["pure_ns"]) == set(PAGE_OPS) | {"round_trip"}
+        assert all(v > 0 for v in row["pure_ns"].values())
+
+
+def test_every_per_page_operation_takes_its_locks(section):
+    for name, row in section["designs"].items():
+        per_page, ranged = row["per_page"], row["range"]
+        for op in ("store", "erase"):
+            # One kernel operation per page: at least one lock per page.
+            assert per_page[op]["locks_per_op"][0] >= 1, (name, op)
+            # A range operation takes its lock once per run of entries.
+            assert ranged[op]["locks_per_op"][0] < 0.1, (name, op)
+        # Same figures at every thread count: each page one operation.
+        for op in PAGE_OPS:
+            locks = per_page[op]["locks_per_op"]
+            assert locks[0] == pytest.approx(locks[1]), (name, op)
+
+
+def test_lock_free_loads_take_no_lock(section):
+    for name in LOCK_FREE_LOADS & set(DESIGNS):
+        load = section["designs"][name]["per_page"]["load"]
+        assert load["locks_per_op"] == [0.0, 0.0], name
+        assert load["lockless_per_op"][0] == 1.0, name
+        assert load["lock_free"] is True, name
+
+
+def test_locked_loads_take_a_lock(section):
+    for name in {"rbtree", "vswap"} & set(DESIGNS):
+        load = section["designs"][name]["per_page"]["load"]
+        assert load["locks_per_op"][0] >= 1, name
+        assert load["lock_free"] is False, name
+
+
+def test_table(section):
+    text = "\n".join(format_designs(section))
+    assert "one kernel operation per page" in text
+    assert RANGE_LABEL in text
+    assert "round trip" in text
+    for name in DESIGNS:
+        assert text.count("\n  %s " % name) == 3, name      # per page, range, round trip
