@@ -36,6 +36,7 @@ def test_figures_per_design(section):
                 assert figures["scaling"][0] == 1.0
         assert all(v > 0 for v in row["round_trip"]["ns"])
         assert row["round_trip"]["locks_per_op"][0] > 1      # allocation and free lock
+        assert len(row["cpus"]) == 2 and all(c > 0 for c in row["cpus"])
         assert set(row["pure_ns"]) == set(PAGE_OPS) | {"round_trip"}
         assert all(v > 0 for v in row["pure_ns"].values())
 

@@ -154,7 +154,9 @@ def measure(name, core, threads, n, rounds):
     """Seconds per round of every (kind, op) of ``ROUND`` for design
     ``name`` at ``threads`` threads of ``n`` entries, and the lock counter
     deltas summed over the timed rounds: ``{(kind, op): (seconds, [lock
-    acquisitions, lockless loads, load retries])}``."""
+    acquisitions, lockless loads, load retries])}``; and the CPUs the
+    threads had, the process's CPU time over the wall time of the timed
+    per-page operations (on a shared machine, fewer than ``threads``)."""
     cls = design_class(name, core)
     # Each thread's entries, a round trip's as many again, whole clusters
     # of slack per thread.
@@ -164,19 +166,26 @@ def measure(name, core, threads, n, rounds):
         try:
             times = {step: [] for step in ROUND}
             locks = {step: [0] * len(LOCK_KEYS) for step in ROUND}
+            cpu = wall = 0.0
             for r in range(rounds + 1):
                 for step in ROUND:
                     before = _lock_counts(design)
+                    cpu_before = time.process_time()
                     elapsed = team.run(*step)
+                    cpu_used = time.process_time() - cpu_before
                     after = _lock_counts(design)
                     if r:
                         times[step].append(elapsed)
+                        if step[0] == "page" and step[1] in PAGE_OPS:
+                            cpu += cpu_used
+                            wall += elapsed
                         locks[step] = [t + a - b for t, a, b in zip(locks[step], after, before)]
         finally:
             team.close()
     finally:
         design.close()
-    return {step: (float(np.median(times[step])), locks[step]) for step in ROUND}
+    return ({step: (float(np.median(times[step])), locks[step]) for step in ROUND},
+            cpu / wall if wall else 0.0)
 
 
 def design_steps(threads):
@@ -203,7 +212,7 @@ def design_rows(threads, quick=False, track=None):
         per_count = [measure(name, "compiled", t, n, rounds) for t in threads]
         pure_ns = None
         if name in pure:
-            twin = measure(name, "pure", 1, size["pure_entries"], size["pure_rounds"])
+            twin = measure(name, "pure", 1, size["pure_entries"], size["pure_rounds"])[0]
             pure_ns = {op: twin[("page", op)][0] / size["pure_entries"] * 1e9
                        for op in PAGE_OPS + ("round_trip",)}
         rows[name] = _row(per_count, threads, n, rounds, pure_ns)
@@ -212,8 +221,10 @@ def design_rows(threads, quick=False, track=None):
     return {"config": dict(size, threads=list(threads), designs=names), "designs": rows}
 
 
-def _row(per_count, threads, n, rounds, pure_ns):
-    row = {"per_page": {}, "range": {}, "pure_ns": pure_ns}
+def _row(measured, threads, n, rounds, pure_ns):
+    per_count = [m for m, _cpus in measured]
+    row = {"per_page": {}, "range": {}, "pure_ns": pure_ns,
+           "cpus": [cpus for _m, cpus in measured]}
     for kind, op in ROUND:
         seconds = [m[(kind, op)][0] for m in per_count]
         mops = [t * n / s / 1e6 for t, s in zip(threads, seconds)]
@@ -275,6 +286,11 @@ def format_designs(section):
         "cluster map lookup before the cluster lock), retries of lockless reads (the most "
         "at any thread count); lock-free: every load took no lock at all)")
     _ops_table(lines, rows, "per_page", counts, True)
+    if len(counts) > 1:
+        add("  CPUs the threads had (process CPU time / wall time of the per-page operations; "
+            "fewer than the threads on a busy machine): " + "; ".join(
+                "%s %s" % (name, " ".join("x%d %.2f" % (t, c) for t, c in zip(counts, row["cpus"])))
+                for name, row in rows.items()))
     add("")
     add("%s, ns per page per thread" % RANGE_LABEL)
     add("  (*_many(batch=True): a lock taken once per run of entries under it)")
