@@ -77,3 +77,37 @@ def test_table(section):
     assert "round trip" in text
     for name in DESIGNS:
         assert text.count("\n  %s " % name) == 3, name      # per page, range, round trip
+
+
+@pytest.mark.parametrize("name", DESIGNS)
+def test_per_page_loops_let_other_threads_run(name):
+    """The bench's threads run in parallel only if a per-page loop runs
+    without the GIL: while one thread is inside ``zswap_entry_erase_many``
+    another reads ``stats()`` and sees the loop's lock count part way."""
+    import threading
+    from array import array
+
+    from vswapfast.designs import design_class
+
+    n = 1 << 17
+    design = design_class(name, "compiled")(2 * n + 4096)
+    try:
+        entries = design.swap_out_many(n)
+        handles = array("Q", range(1, n + 1))
+        seen_between = False
+        for _ in range(20):
+            start = design.stats()["lock_acquisitions"]
+            worker = threading.Thread(target=design.zswap_entry_erase_many, args=(entries,))
+            worker.start()
+            while worker.is_alive():
+                count = design.stats()["lock_acquisitions"]
+                if start < count < start + n:
+                    seen_between = True
+            worker.join()
+            assert design.stats()["lock_acquisitions"] >= start + n
+            if seen_between:
+                break
+            design.zswap_entry_store_many(entries, handles, batch=True)
+        assert seen_between
+    finally:
+        design.close()
