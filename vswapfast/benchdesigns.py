@@ -153,8 +153,8 @@ class _Team:
 def measure(name, core, threads, n, rounds):
     """Seconds per round of every (kind, op) of ``ROUND`` for design
     ``name`` at ``threads`` threads of ``n`` entries, and the lock counter
-    deltas summed over the timed rounds: ``{(kind, op): (seconds, [lock
-    acquisitions, lockless loads, load retries])}``; and the CPUs the
+    deltas summed over the timed rounds: ``{(kind, op): (median seconds,
+    [lock acquisitions, lockless loads, load retries], fastest seconds)}``; and the CPUs the
     threads had, the process's CPU time over the wall time of the timed
     per-page operations (on a shared machine, fewer than ``threads``)."""
     cls = design_class(name, core)
@@ -184,7 +184,8 @@ def measure(name, core, threads, n, rounds):
             team.close()
     finally:
         design.close()
-    return ({step: (float(np.median(times[step])), locks[step]) for step in ROUND},
+    return ({step: (float(np.median(times[step])), locks[step], min(times[step]))
+             for step in ROUND},
             cpu / wall if wall else 0.0)
 
 
@@ -227,10 +228,16 @@ def _row(measured, threads, n, rounds, pure_ns):
            "cpus": [cpus for _m, cpus in measured]}
     for kind, op in ROUND:
         seconds = [m[(kind, op)][0] for m in per_count]
+        fastest = [m[(kind, op)][2] for m in per_count]
+        best = [t * n / s for t, s in zip(threads, fastest)]
         mops = [t * n / s / 1e6 for t, s in zip(threads, seconds)]
         figures = {"ns": [s / n * 1e9 for s in seconds],
                    "mops": mops,
-                   "scaling": [m / mops[0] for m in mops]}
+                   "scaling": [m / mops[0] for m in mops],
+                   # The fastest rounds: those in which every thread had a CPU
+                   # on a busy machine.
+                   "ns_best": [s / n * 1e9 for s in fastest],
+                   "scaling_best": [b / best[0] for b in best]}
         for key, values in zip(("locks", "lockless", "retries"),
                                zip(*[m[(kind, op)][1] for m in per_count])):
             figures[key + "_per_op"] = [v / (rounds * t * n) for v, t in zip(values, threads)]
@@ -244,11 +251,16 @@ def _row(measured, threads, n, rounds, pure_ns):
 
 # -- the table ------------------------------------------------------------------
 
+def _scaled(figures, i):
+    return "%.1f (%.2fx, best %.2fx)" % (figures["ns"][i], figures["scaling"][i],
+                                         figures["scaling_best"][i])
+
+
 def _ops_table(lines, rows, kind, counts, with_pure):
     add = lines.append
     header = "  %-14s %-7s %9s" % ("", "", "1 thread")
     for t in counts[1:]:
-        header += " %18s" % ("%d threads" % t)
+        header += " %26s" % ("%d threads" % t)
     if with_pure:
         header += " %9s" % "pure x1"
     header += " %9s %9s %9s %9s" % ("locks/op", "lockless", "retries", "lock-free")
@@ -259,7 +271,7 @@ def _ops_table(lines, rows, kind, counts, with_pure):
             f = ops[op]
             cells = "  %-14s %-7s %9.1f" % (name if op == PAGE_OPS[0] else "", op, f["ns"][0])
             for i in range(1, len(counts)):
-                cells += " %18s" % ("%.1f (%.2fx)" % (f["ns"][i], f["scaling"][i]))
+                cells += " %26s" % _scaled(f, i)
             if with_pure:
                 cells += " %9s" % ("%.0f" % row["pure_ns"][op] if row["pure_ns"] else "-")
             cells += " %9.3f %9.3f" % (f["locks_per_op"][0], f["lockless_per_op"][0])
@@ -278,7 +290,8 @@ def format_designs(section):
     rows = {name: section["designs"][name] for name in config["designs"]}    # JSON sorts keys
     add("zswap entry ops per design, one kernel operation per page, ns per page per thread "
         "(compiled core; median of %d rounds of %d entries per thread, each thread on "
-        "entries it swapped out itself; (x) = throughput over 1 thread)"
+        "entries it swapped out itself; (x) = throughput over 1 thread, of the median "
+        "rounds and of the fastest ones)"
         % (config["rounds"], config["entries"]))
     add("  (*_many(batch=False): C loops without the GIL, each page taking the design's "
         "locks; pure x1: the pure twin at 1 thread; from the design's lock counters, per "
@@ -301,13 +314,13 @@ def format_designs(section):
         "zswap_entry_load_many; swap_free_many -- the swap-in's swap cache add not included)")
     header = "  %-14s %9s" % ("", "1 thread")
     for t in counts[1:]:
-        header += " %18s" % ("%d threads" % t)
+        header += " %26s" % ("%d threads" % t)
     add(header + " %9s %9s" % ("pure x1", "locks/page"))
     for name, row in rows.items():
         f = row["round_trip"]
         cells = "  %-14s %9.1f" % (name, f["ns"][0])
         for i in range(1, len(counts)):
-            cells += " %18s" % ("%.1f (%.2fx)" % (f["ns"][i], f["scaling"][i]))
+            cells += " %26s" % _scaled(f, i)
         cells += " %9s" % ("%.0f" % row["pure_ns"]["round_trip"] if row["pure_ns"] else "-")
         add(cells + " %10.2f" % f["locks_per_op"][0])
     add("")
