@@ -120,3 +120,17 @@ def test_per_page_loops_let_other_threads_run(name):
         assert any(c % n for c in seen), sorted(seen)[:10]
     finally:
         design.close()
+
+
+def test_a_lost_entry_is_a_bench_error(monkeypatch):
+    """A design whose load misses an entry stops the bench with a one-line
+    BenchError instead of giving a figure."""
+    from vswapfast import benchdesigns
+    from vswapfast.benchjob import BenchError, run_bench
+
+    def miss(self, kind, op):
+        benchdesigns._expect(0, self.n, kind, op)
+
+    monkeypatch.setattr(benchdesigns._Worker, "run", miss)
+    with pytest.raises(BenchError, match="designs: page erase returned 0"):
+        run_bench(threads=1, quick=True, compressors=["lz4"])

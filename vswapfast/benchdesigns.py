@@ -90,7 +90,7 @@ class _Worker:
 
 def _expect(got, want, kind, op):
     if got != want:
-        raise DesignBenchError("%s %s: %d entries held a handle, expected %d"
+        raise DesignBenchError("%s %s returned %d (entries that held a handle), expected %d"
                                % (kind, op, got, want))
 
 

@@ -40,7 +40,8 @@ import tracemalloc
 import numpy as np
 
 from vswapfast.batch import INDEX_DESIGNS
-from vswapfast.benchdesigns import RANGE_LABEL, design_rows, design_steps, format_designs
+from vswapfast.benchdesigns import (RANGE_LABEL, DesignBenchError, design_rows, design_steps,
+                                    format_designs)
 from vswapfast.workload import DEFAULT_SEED, PAGE_SIZE, PageFactory
 
 #: Sizes of the full run and of ``--quick``.
@@ -612,7 +613,10 @@ def run_bench(threads=None, quick=False, seed=DEFAULT_SEED, progress=None,
             row["scaling"] = {op: [v / row[op][0] for v in row[op]] for op in BATCH_OPS}
             batch.setdefault(name, {})[design] = row
     results["batch_mops"] = batch
-    results["designs"] = design_rows(counts, quick=quick, track=track)
+    try:
+        results["designs"] = design_rows(counts, quick=quick, track=track)
+    except DesignBenchError as exc:
+        raise BenchError("designs: %s" % exc) from None
 
     # pages
     if factory is None:
