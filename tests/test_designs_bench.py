@@ -134,3 +134,11 @@ def test_a_lost_entry_is_a_bench_error(monkeypatch):
     monkeypatch.setattr(benchdesigns._Worker, "run", miss)
     with pytest.raises(BenchError, match="designs: page erase returned 0"):
         run_bench(threads=1, quick=True, compressors=["lz4"])
+
+
+def test_one_thread_table():
+    section = design_rows([1], quick=True)
+    text = "\n".join(format_designs(section))
+    assert "2 threads" not in text and "CPUs the threads had" not in text
+    for row in section["designs"].values():
+        assert len(row["per_page"]["store"]["ns"]) == 1
