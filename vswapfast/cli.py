@@ -114,8 +114,9 @@ is drawn on stderr.  The full run takes about half a minute to a minute.""")
                        help="also write every figure as JSON to FILE ('-' for stdout, "
                             "instead of the table)")
     bench.add_argument("--plot", metavar="FILE",
-                       help="draw the figures into a PNG at FILE: throughput against "
-                            "threads per design, per-op cost bars, page costs, metadata "
+                       help="draw the figures into a PNG at FILE: the designs' per-page "
+                            "costs and throughput against threads, batch throughput per "
+                            "index design, per-op cost bars, page costs, metadata "
                             "(needs matplotlib)")
     bench.add_argument("--quick", action="store_true",
                        help="tiny sizes and few rounds: finishes in seconds, for checking "
