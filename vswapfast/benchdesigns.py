@@ -38,7 +38,7 @@ from vswapfast.designs import available_designs, design_class
 #: Sizes of the full run and of ``--quick``: entries per thread, timed
 #: rounds (after one warm-up), entries of the pure twin.
 SIZES = {
-    "full": dict(entries=1 << 16, rounds=9, pure_entries=4096, pure_rounds=3),
+    "full": dict(entries=1 << 16, rounds=15, pure_entries=4096, pure_rounds=3),
     "quick": dict(entries=512, rounds=2, pure_entries=128, pure_rounds=1),
 }
 #: One kernel operation per page, in the order a round runs them (erase
