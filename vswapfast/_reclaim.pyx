@@ -557,7 +557,7 @@ cdef class StreamReclaim:
     cdef readonly int64_t frames, distinct, events, misses, evictions, swap_ins
     cdef readonly int64_t promotions, deactivations, activations, resident
     cdef readonly uint64_t nonresident_age
-    cdef int64_t mask, capacity
+    cdef int64_t mask, capacity, room
     cdef object slot_keys_a, slot_ids_a, keys_a, prev_a, next_a, state_a, ref_a
     cdef object writes_a, shadow_a, evno_a
     cdef uint64_t *slot_keys
@@ -578,7 +578,7 @@ cdef class StreamReclaim:
         self.l.count[0] = self.l.count[1] = self.l.count[2] = 0
         self.l.head[INACTIVE] = INACTIVE_HEAD
         self.l.head[ACTIVE] = ACTIVE_HEAD
-        self._grow(1024)
+        self._make_room()
 
     cdef int _enter(self) except -1:
         if self.busy:
@@ -592,7 +592,7 @@ cdef class StreamReclaim:
         cdef int64_t cap = self.capacity, slots
         cdef Py_ssize_t i
         if need > cap:
-            cap = max(need, 2 * cap)
+            cap = max(need, 2 * cap, 1024)
             self.keys_a = _grown(self.keys_a, cap, np.uint64)
             self.prev_a = _grown(self.prev_a, cap + PAGE_NODE, np.int64)
             self.next_a = _grown(self.next_a, cap + PAGE_NODE, np.int64)
@@ -616,6 +616,7 @@ cdef class StreamReclaim:
         slots = 1 if self.slot_ids_a is None else self.mask + 1
         if slots >= 2 * need:
             return 0
+        slots = max(slots, 2)
         while slots < 2 * need:
             slots *= 2
         self.slot_keys_a = np.empty(slots, dtype=np.uint64)
@@ -626,6 +627,14 @@ cdef class StreamReclaim:
         with nogil:
             for i in range(self.distinct):
                 self._insert(self.page_keys[i], i)
+        return 0
+
+    cdef int _make_room(self) except -1:
+        """Room for one more page id, at least: the arrays and the hash
+        table doubled when full."""
+        self._grow(self.distinct + 1)
+        # A new key may take an id while distinct < room.
+        self.room = min(self.capacity, (self.mask + 1) // 2)
         return 0
 
     cdef inline void _insert(self, uint64_t key, int64_t pid) noexcept nogil:
@@ -657,12 +666,16 @@ cdef class StreamReclaim:
         the trace: ``distinct`` is then the number of distinct keys)."""
         cdef const uint64_t[::1] k = _keys_arg(keys)
         cdef Py_ssize_t i, n = k.shape[0]
+        i = 0
         self._enter()
         try:
-            self._grow(self.distinct + n)
-            with nogil:
-                for i in range(n):
-                    self._page_id(k[i])
+            while i < n:
+                self._make_room()
+                with nogil:
+                    # Each key takes at most one new id: stop at the room.
+                    while i < n and self.distinct < self.room:
+                        self._page_id(k[i])
+                        i += 1
         finally:
             self.busy = False
 
@@ -817,12 +830,15 @@ cdef class StreamReclaim:
         o.workingset_size = <int64_t *>data_of(out["workingset_size"])
         o.activated = <uint8_t *>data_of(out["activated"])
         o.shadow = <uint64_t *>data_of(out["shadow"])
+        i = 0
         self._enter()
         try:
-            self._grow(self.distinct + n)
-            with nogil:
-                for i in range(n):
-                    self._access(self._page_id(k[i]), t0 + i, wr, i, &o, &nmiss)
+            while i < n:
+                self._make_room()
+                with nogil:
+                    while i < n and self.distinct < self.room:
+                        self._access(self._page_id(k[i]), t0 + i, wr, i, &o, &nmiss)
+                        i += 1
             self.events += n
         finally:
             self.busy = False

@@ -152,8 +152,8 @@ class _StreamRun:
         self.series = dict(swap_outs=np.zeros(bins, np.int64), swap_ins=np.zeros(bins, np.int64),
                            activations=np.zeros(bins, np.int64))
         self.counts = [replayer.new_counts() for _ in range(self.threads)]
-        self.buffers = [np.empty((min(step, 1 << 16), PAGE_SIZE), dtype=np.uint8)
-                        for _ in range(self.threads)]
+        # Each shard's page buffer, as large as its largest step's swap-outs.
+        self.buffers = [np.empty((0, PAGE_SIZE), dtype=np.uint8)] * self.threads
         self.pool = (ThreadPoolExecutor(self.threads, thread_name_prefix="replay")
                      if self.threads > 1 else None)
         self.floor = _Floor(factory, config.compressor) if config.floor else None
@@ -273,7 +273,7 @@ class _StreamRun:
 
     def _shard_work(self, shard, steps):
         """One shard's swap work over ``steps``, in order."""
-        replayer, counts, buffer = self.replayer, self.counts[shard], self.buffers[shard]
+        replayer, counts = self.replayer, self.counts[shard]
         entries = self.entries
         try:
             for step in steps:
@@ -282,8 +282,11 @@ class _StreamRun:
                 part = step.parts[shard]
                 local = None
                 if len(part.out_key):
+                    if len(self.buffers[shard]) < len(part.out_key):
+                        self.buffers[shard] = np.empty((len(part.out_key), PAGE_SIZE),
+                                                       dtype=np.uint8)
                     local = replayer.swap_out(part.out_key, part.out_version, part.out_shadow,
-                                              counts, buffer)
+                                              counts, self.buffers[shard])
                 if shard == 0:
                     replayer.maybe_sample(step.event, step.last)
                 mine = np.zeros(len(part.out_key), dtype=bool)
