@@ -7,6 +7,9 @@
 the kernel's two-list active/inactive reclaim with workingset refault
 detection (see ``vswapfast.reclaim`` for the kernel functions it follows).
 Both run without the GIL over arrays they allocate before.
+``StreamReclaim`` runs either one fed a chunk of the trace at a time, for
+the streaming replay (``vswapfast.stream``), with state per distinct page;
+it takes no lock (one thread uses it at a time: a flag refuses a second).
 """
 
 import numpy as np

@@ -43,6 +43,11 @@ How the work is laid out
    run: compression of every swapped-out page and decompression of every
    swapped-in page, with the pool's compressor's library (python-lz4 for
    lz4; for zstd and lzo the system library the compiled core calls).
+
+This is the offline replay: it holds the whole trace and every miss.
+``vswapfast.stream`` replays a trace file as a stream instead, in memory
+bounded by the distinct pages, with the same report (``vswapfast replay``
+does so by default; ``ReplayConfig(stream=True)`` from Python).
 """
 
 import os
@@ -154,8 +159,8 @@ def read_trace(path, fmt="auto", options=None, limit=None, progress=None):
     ``options`` is a ``vswapfast.traces.TraceOptions`` (CSV columns, object
     splitting, block size); ``limit`` stops after that many events;
     ``progress(fraction)`` is called as the file is read.  The file is read
-    in chunks (``vswapfast.traces.TraceReader``), concatenated here because
-    the LRU simulation needs the whole key array.
+    in chunks (``vswapfast.traces.TraceReader``), concatenated here for the
+    offline replay (``vswapfast.stream`` replays the chunks as they come).
     """
     from vswapfast import traces
     keys, writes, fmt = traces.read_all(path, fmt, options, limit=limit, progress=progress)

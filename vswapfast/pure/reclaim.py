@@ -5,6 +5,8 @@
 ``vswapfast.replay.simulate_lru``); ``kernel_reclaim`` runs a trace through
 the kernel's two-list active/inactive reclaim with workingset refault
 detection (see ``vswapfast.reclaim`` for the kernel functions it follows).
+``StreamReclaim`` runs either one fed a chunk of the trace at a time, for
+the streaming replay (``vswapfast.stream``), with state per distinct page.
 """
 
 from array import array
