@@ -10,7 +10,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from test_cli import replay_json
+from test_cli import replay_json, vswapfast
 from trace_support import compress, lru_counts, skewed, write
 from vswapfast.replay import ReplayConfig, Trace, read_trace, run_replay, simulate
 from vswapfast.stream import TraceStream, run_stream
@@ -178,6 +178,8 @@ def test_cli_streams_a_trace_file(tmp_path):
         assert (report["events"], report["hits"], report["cold_misses"], report["swap_outs"],
                 report["swap_ins"]) == (4000, hits, cold, outs, ins)
     assert streamed["timeseries"] == offline["timeseries"]
+    bar = vswapfast("replay", path, "--frames", 40, "--no-floor").stderr
+    assert "counting keys" in bar and "swap work" in bar and "100%" in bar
     default = replay_json("--events", 3000, "--keys", 500, "--stream")
     assert default["events"] == 3000 and default["mismatches"] == 0
 
