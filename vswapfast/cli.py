@@ -183,11 +183,12 @@ told by the file's first bytes; auto tells all but csv from the contents):
 Block requests (msr, cloudphysics, csv with offset=, oracleGeneral with
 --block-size) become one access per 4 KiB page they touch, in order; a write
 request writes every page.  The trace is read in chunks, with a progress bar,
-and replayed as a stream (--stream, the default for a trace file): a first
-pass counts its distinct keys, a second one feeds the reclaim and the swap
-work a chunk at a time, so that memory grows with the distinct pages, not
-with the trace's length.  --no-stream reads the whole trace into memory
-first and simulates the reclaim over it at once; the counts are the same.
+and replayed as a stream (--stream, the default for a trace file on the
+compiled core): a first pass counts its distinct keys, a second one feeds
+the reclaim and the swap work a chunk at a time, so that memory grows with
+the distinct pages, not with the trace's length.  --no-stream reads the
+whole trace into memory first and simulates the reclaim over it at once;
+the counts are the same.
 
 --csv SPEC is a comma-separated list of FIELD=COLUMN items and flags; a
 COLUMN is a 1-based number or a name in the header line (which implies
@@ -280,8 +281,9 @@ Exit status: 0 when every swapped-in page was verified, 1 when some differ,
     replay.add_argument("--stream", action=argparse.BooleanOptionalAction, default=None,
                         help="replay the trace as a stream, in two passes over the file, "
                              "with memory for its distinct pages only (default for a "
-                             "trace file), or (--no-stream) read it whole into memory "
-                             "first (default for the default workload)")
+                             "trace file on the compiled core), or (--no-stream) read it "
+                             "whole into memory first (default for the default workload "
+                             "and the pure core, whose streaming reclaim is slower)")
     replay.add_argument("--no-floor", action="store_true",
                         help="do not measure the floor (the compressor's library alone)")
     replay.add_argument("--json", metavar="FILE",
@@ -524,9 +526,13 @@ def cmd_replay(args):
         reclaim=args.reclaim,
         compressor=args.compressor)
     config.check()
-    # A trace file streams unless --no-stream; the default workload, made
-    # in memory, streams only with --stream.
-    stream = args.stream if args.stream is not None else args.trace is not None
+    # A trace file streams on the compiled core unless --no-stream.  The
+    # default workload is made in memory, and the pure twin's streaming
+    # reclaim runs in Python an event at a time (its offline one is
+    # vectorised): they stream only with --stream.
+    stream = args.stream
+    if stream is None:
+        stream = args.trace is not None and args.core == "compiled"
 
     start = time.perf_counter()
     if args.trace is None:
