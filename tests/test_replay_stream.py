@@ -10,6 +10,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
+from cores import core_names
 from test_cli import replay_json, vswapfast
 from trace_support import compress, lru_counts, skewed, write
 from vswapfast.replay import ReplayConfig, Trace, read_trace, run_replay, simulate
@@ -19,6 +20,9 @@ from vswapfast.traces.oracle_general import RECORD
 from vswapfast.workload import PageFactory
 
 LOOPS = {"compiled": "vswapfast._reclaim", "pure": "vswapfast.pure.reclaim"}
+
+compiled_only = pytest.mark.skipif(
+    "compiled" not in core_names(), reason="VSWAPFAST_PURE=1: the compiled core is not tested")
 
 #: Report fields that are times (or ratios of times), which differ run to run.
 TIMES = ("time_", "floor", "replay_over_floor", "swap_over_floor")
@@ -168,6 +172,7 @@ def test_streaming_with_threads(core_name, reclaim):
     assert a["timeseries"]["swap_outs"] == b["timeseries"]["swap_outs"]
 
 
+@compiled_only
 def test_cli_streams_a_trace_file(tmp_path):
     keys = skewed(5000, 400, seed=12)
     path = write(tmp_path / "t.txt.gz", "".join("%d\n" % k for k in keys).encode(), "gzip")
@@ -249,6 +254,58 @@ def test_streaming_memory_is_bounded_by_the_distinct_pages(tmp_path, core_name):
         assert peaks[1] < 8 * n / 4, peaks
 
 
+@compiled_only
 def test_text_trace_memory_is_bounded(tmp_path):
     """A gzip text trace of millions of events, on the compiled core."""
     peaks_of(tmp_path, "compiled", text_gz, 2_000_000)
+
+
+# -- what the verification catches, streamed ---------------------------------------
+
+def test_a_wrong_shadow_is_reported(monkeypatch):
+    module = importlib.import_module(LOOPS[core_names()[0]])
+    original = module.swap_cache_del_folios
+
+    def del_with_wrong_shadows(space, entries, folio, shadows=None):
+        if shadows is not None:
+            shadows = np.asarray(shadows) + np.uint64(1000)
+        return original(space, entries, folio, shadows)
+
+    monkeypatch.setattr(module, "swap_cache_del_folios", del_with_wrong_shadows)
+    config = ReplayConfig(core=core_names()[0], frames=100, reclaim="kernel", floor=False,
+                          chunk=64, stream=True)
+    report = run_replay(zipf_trace(6000, 900, seed=1), config,
+                        factory=PageFactory.synthetic(templates=16))
+    assert report.shadow_mismatches == report.swap_ins > 0
+    assert "shadow" in report.first_mismatch and report.mismatches == 0
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_page_that_differs_is_reported(monkeypatch, core_name, threads):
+    """Pages stored at the wrong version are caught at swap-in (all but the
+    zero pages, which have no version)."""
+    from vswapfast import replay
+    original = replay._Replayer.swap_out
+
+    def swap_out_wrong_version(self, keys, versions, shadows, counts, buffer):
+        return original(self, keys, versions + np.uint64(1), shadows, counts, buffer)
+
+    monkeypatch.setattr(replay._Replayer, "swap_out", swap_out_wrong_version)
+    config = ReplayConfig(core=core_name, frames=100, floor=False, threads=threads, stream=True)
+    report = run_replay(zipf_trace(4000, 900, seed=2), config,
+                        factory=PageFactory.synthetic(templates=16))
+    assert report.swap_ins / 2 < report.mismatches <= report.swap_ins
+    assert "the page differs" in report.first_mismatch
+
+
+def test_an_error_in_a_shard_stops_the_replay(monkeypatch):
+    from vswapfast import replay
+
+    def broken(self, *args):
+        raise RuntimeError("broken swap-in")
+
+    monkeypatch.setattr(replay._Replayer, "swap_in", broken)
+    config = ReplayConfig(core=core_names()[0], frames=100, floor=False, threads=2, stream=True)
+    with pytest.raises(RuntimeError, match="broken swap-in"):
+        run_replay(zipf_trace(4000, 900, seed=3), config,
+                   factory=PageFactory.synthetic(templates=16))

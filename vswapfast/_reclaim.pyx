@@ -689,6 +689,8 @@ cdef class StreamReclaim:
             raise ValueError("frames must be at least 1, not %d" % nframes)
         if self.started:
             raise RuntimeError("the simulation has already started")
+        if self.busy:
+            raise RuntimeError("this StreamReclaim is in use by another thread")
         self.frames = nframes
         self.started = True
 

@@ -26,7 +26,7 @@ and verification are those of the offline replay.
 
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Optional
 
@@ -252,18 +252,19 @@ class _StreamRun:
             grown[:len(self.entries)] = self.entries
             self.entries = grown
         replayer = self.replayer
-        if self.pool is None:
-            self._shard_work(0, steps)
-        else:
-            futures = [self.pool.submit(self._shard_work, s, steps) for s in range(self.threads)]
-            try:
+        futures = []
+        try:
+            if self.pool is None:
+                self._shard_work(0, steps)
+            else:
+                futures = [self.pool.submit(self._shard_work, s, steps)
+                           for s in range(self.threads)]
                 for future in futures:
                     future.result()
-            except BaseException as exc:        # stop the others
-                replayer.errors.append(exc)
-                for future in futures:
-                    future.exception()
-                raise
+        except BaseException as exc:            # interrupted: stop the others
+            replayer.errors.append(exc)
+            wait(futures)
+            raise
         if replayer.errors:
             raise replayer.errors[0]
         self.time_swap += time.perf_counter() - start
@@ -306,7 +307,6 @@ class _StreamRun:
                     entries[part.out_pid[~mine]] = local[~mine]
         except BaseException as exc:
             replayer.errors.append(exc)
-            raise
 
 
 class _Floor:
