@@ -24,6 +24,7 @@ page and the misses of at most a step and a chunk; its counts, time series
 and verification are those of the offline replay.
 """
 
+import os
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -82,8 +83,6 @@ class TraceStream:
         """The trace file at ``path`` in one of ``vswapfast.traces.FORMATS``
         (progress over the file's bytes); ``limit`` stops after that many
         events.  The format is told now (a TraceError for a bad file)."""
-        import os
-
         from vswapfast import traces
         source, fmt = traces.open_trace(path, fmt, options)
         source.close()
