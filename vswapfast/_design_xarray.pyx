@@ -56,12 +56,13 @@ the GIL; the loops release it; no lock holder waits for the GIL.
 
 cimport cython
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_FORMAT, PyBUF_C_CONTIGUOUS
-from cpython.bool cimport PyBool_Check
-from cpython.long cimport PyLong_AsLongLongAndOverflow
 from cpython.mem cimport PyMem_RawCalloc, PyMem_RawFree
-from cpython.number cimport PyIndex_Check, PyNumber_Index
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int64_t, uintptr_t
 
+from vswapfast._design_args cimport (
+    E_OK, E_ZERO, E_NEGATIVE, E_RANGE, E_FREE, int_arg, value_arg, memcg_arg, entry_arg,
+    get_u64_buffer,
+)
 from vswapfast.vswap_account cimport (
     vswap_account, vswap_account_calloc, vswap_account_free, vswap_account_bytes,
 )
@@ -161,13 +162,6 @@ _STRUCTURES = ("swap_map", "swap_cgroup", "zeromap", "cluster_info",
                "swap_cache_xarrays", "zswap_trees", "xa_node_swap_cache",
                "xa_node_zswap", "swap_cont", "xa_node_free")
 BACKINGS = ("zswap", "disk", "zero")
-
-# entry check results
-DEF E_OK = 0
-DEF E_ZERO = 1
-DEF E_NEGATIVE = 2
-DEF E_RANGE = 3
-DEF E_FREE = 4
 
 # loop results
 DEF R_FULL = -1
@@ -485,41 +479,6 @@ cdef xd_design *xd_new(uint64_t nr_slots) noexcept nogil:
 
 # -- arguments -------------------------------------------------------------
 
-cdef inline object int_arg(object x, str what):
-    if type(x) is int:
-        return x
-    if PyBool_Check(x) or not PyIndex_Check(x):
-        raise TypeError("%s must be an int, not %s" % (what, type(x).__name__))
-    return PyNumber_Index(x)
-
-cdef uint64_t value_arg(object x, str what, uint64_t low) except? 0xFFFFFFFFFFFFFFFF:
-    """An int in low .. 2**48 - 1 (folio, shadow, handle)."""
-    x = int_arg(x, what)
-    if not low <= x <= XD_VALUE_MAX:
-        raise ValueError("%s must be in %d .. 2**48 - 1, not %d" % (what, low, x))
-    return <uint64_t>x
-
-cdef uint16_t memcg_arg(object x) except? 0xFFFF:
-    x = int_arg(x, "memcg")
-    if not 0 <= x <= 65535:
-        raise ValueError("memcg must be in 0 .. 65535, not %d" % x)
-    return <uint16_t>x
-
-cdef inline int entry_arg(object x, uint64_t *val) except -1:
-    """A swap entry argument: its type checked, its value kept for the
-    check under the call (E_NEGATIVE / E_RANGE when it cannot be a slot)."""
-    cdef long long v
-    cdef int overflow
-    x = int_arg(x, "swap entry")
-    v = PyLong_AsLongLongAndOverflow(x, &overflow)
-    if overflow:
-        val[0] = 0
-        return E_RANGE if overflow > 0 else E_NEGATIVE
-    if v < 0:
-        return E_NEGATIVE
-    val[0] = <uint64_t>v
-    return E_OK
-
 cdef str entry_message(object entry, int why, uint64_t nr_slots):
     entry = int_arg(entry, "swap entry")
     if why == E_ZERO:
@@ -529,22 +488,6 @@ cdef str entry_message(object entry, int why, uint64_t nr_slots):
     if why == E_RANGE:
         return "swap entry %d is beyond the device (nr_slots is %d)" % (entry, nr_slots)
     return "swap entry %d is not allocated (swap_map is 0)" % entry
-
-cdef int get_u64_buffer(object obj, Py_buffer *view, str what, bint writable) except -1:
-    try:
-        PyObject_GetBuffer(obj, view, PyBUF_FORMAT | PyBUF_C_CONTIGUOUS)
-    except (TypeError, BufferError, ValueError):
-        raise TypeError("%s must be a buffer of uint64 (array('Q')), not %s"
-                        % (what, type(obj).__name__)) from None
-    fmt = view.format.decode("ascii") if view.format != NULL else "B"
-    if fmt not in ("Q", "L", "<Q", "=Q") or view.itemsize != 8 or view.ndim != 1:
-        PyBuffer_Release(view)
-        raise TypeError("%s must be a buffer of uint64 (array('Q')), not format %r"
-                        % (what, fmt))
-    if writable and view.readonly:
-        PyBuffer_Release(view)
-        raise TypeError("%s must be writable" % what)
-    return 0
 
 cdef inline int64_t first_bad(xd_design *d, uint64_t *e, Py_ssize_t n, int *why) noexcept nogil:
     cdef Py_ssize_t i

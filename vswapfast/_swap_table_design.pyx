@@ -37,12 +37,13 @@ the GIL; the loops release it; no lock holder waits for the GIL.
 
 cimport cython
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_FORMAT, PyBUF_C_CONTIGUOUS
-from cpython.bool cimport PyBool_Check
-from cpython.long cimport PyLong_AsLongLongAndOverflow
 from cpython.mem cimport PyMem_RawCalloc, PyMem_RawFree
-from cpython.number cimport PyIndex_Check, PyNumber_Index
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int64_t, uintptr_t
 
+from vswapfast._design_args cimport (
+    E_OK, E_ZERO, E_NEGATIVE, E_RANGE, E_FREE, int_arg, value_arg, memcg_arg, entry_arg,
+    get_u64_buffer,
+)
 from vswapfast.vswap_account cimport (
     vswap_account, vswap_account_calloc, vswap_account_free, vswap_account_bytes,
 )
@@ -87,6 +88,7 @@ cdef extern from * nogil:
     #define st_ld8(p)        __atomic_load_n((p), __ATOMIC_RELAXED)
     #define st_st8(p, v)     __atomic_store_n((p), (v), __ATOMIC_RELAXED)
     #define st_st16(p, v)    __atomic_store_n((p), (v), __ATOMIC_RELAXED)
+    #define st_ld16(p)       __atomic_load_n((p), __ATOMIC_RELAXED)
     #define st_ld64(p)       __atomic_load_n((p), __ATOMIC_RELAXED)
     #define st_or64(p, v)    __atomic_fetch_or((p), (v), __ATOMIC_RELAXED)
     #define st_and64(p, v)   __atomic_fetch_and((p), (v), __ATOMIC_RELAXED)
@@ -105,6 +107,7 @@ cdef extern from * nogil:
     uint8_t st_ld8(uint8_t *p)
     void st_st8(uint8_t *p, uint8_t v)
     void st_st16(uint16_t *p, uint16_t v)
+    uint16_t st_ld16(uint16_t *p)
     uint64_t st_ld64(uint64_t *p)
     uint64_t st_or64(uint64_t *p, uint64_t v)
     uint64_t st_and64(uint64_t *p, uint64_t v)
@@ -152,13 +155,6 @@ _STRUCTURES = {
         "xa_node_zswap", "swap_table_free", "xa_node_free"),
 }
 BACKINGS = ("zswap", "disk", "zero")
-
-# entry check results
-DEF E_OK = 0
-DEF E_ZERO = 1
-DEF E_NEGATIVE = 2
-DEF E_RANGE = 3
-DEF E_FREE = 4
 
 # loop results
 DEF R_FULL = -1
@@ -404,7 +400,7 @@ cdef void release_locked(st_design *d, uint64_t e, vxa_stats *st) noexcept nogil
         st_st8(&d.swap_map[e], 0)
     else:
         d.ext[e // SWAPFILE_CLUSTER].memcg_table[ci_off(e)] = 0
-    ci.count -= 1
+    st_st16(&ci.count, ci.count - 1)        # read under the device lock only
     st_add64(&d.used, -1)
     if ci.count == 0:
         vst_table_release(ci, &d.tables)
@@ -469,7 +465,7 @@ cdef uint64_t alloc_slot_once(st_design *d, uint64_t folio, uint16_t memcg, int 
         last = min(first + SWAPFILE_CLUSTER, d.nr_slots)
         cap = last - first - (1 if c == 0 else 0)
         ci = &d.clusters[c]
-        if ci.count >= cap:
+        if st_ld16(&ci.count) >= cap:
             continue
         vst_lock(ci, st)
         need[0] = cluster_prepare(d, c)
@@ -486,7 +482,7 @@ cdef uint64_t alloc_slot_once(st_design *d, uint64_t folio, uint16_t memcg, int 
                 else:
                     vst_set_locked(ci, ci_off(s), (1ULL << ST_COUNT_SHIFT) | (folio << 2) | 2)
                     d.ext[c].memcg_table[ci_off(s)] = memcg
-                ci.count += 1
+                st_st16(&ci.count, ci.count + 1)
                 st_add64(&d.used, 1)
                 found = s
                 break
@@ -688,41 +684,6 @@ cdef st_design *st_new(uint64_t nr_slots, int phase) noexcept nogil:
 
 # -- arguments -------------------------------------------------------------
 
-cdef inline object int_arg(object x, str what):
-    if type(x) is int:
-        return x
-    if PyBool_Check(x) or not PyIndex_Check(x):
-        raise TypeError("%s must be an int, not %s" % (what, type(x).__name__))
-    return PyNumber_Index(x)
-
-cdef uint64_t value_arg(object x, str what, uint64_t low) except? 0xFFFFFFFFFFFFFFFF:
-    """An int in low .. 2**48 - 1 (folio, shadow, handle)."""
-    x = int_arg(x, what)
-    if not low <= x <= ST_VALUE_MAX:
-        raise ValueError("%s must be in %d .. 2**48 - 1, not %d" % (what, low, x))
-    return <uint64_t>x
-
-cdef uint16_t memcg_arg(object x) except? 0xFFFF:
-    x = int_arg(x, "memcg")
-    if not 0 <= x <= 65535:
-        raise ValueError("memcg must be in 0 .. 65535, not %d" % x)
-    return <uint16_t>x
-
-cdef inline int entry_arg(object x, uint64_t *val) except -1:
-    """A swap entry argument: its type checked, its value kept for the
-    check under the call (E_NEGATIVE / E_RANGE when it cannot be a slot)."""
-    cdef long long v
-    cdef int overflow
-    x = int_arg(x, "swap entry")
-    v = PyLong_AsLongLongAndOverflow(x, &overflow)
-    if overflow:
-        val[0] = 0
-        return E_RANGE if overflow > 0 else E_NEGATIVE
-    if v < 0:
-        return E_NEGATIVE
-    val[0] = <uint64_t>v
-    return E_OK
-
 cdef str entry_message(object entry, int why, uint64_t nr_slots, int phase):
     entry = int_arg(entry, "swap entry")
     if why == E_ZERO:
@@ -734,22 +695,6 @@ cdef str entry_message(object entry, int why, uint64_t nr_slots, int phase):
     if phase == 1:
         return "swap entry %d is not allocated (swap_map is 0)" % entry
     return "swap entry %d is not allocated (its swap table count is 0)" % entry
-
-cdef int get_u64_buffer(object obj, Py_buffer *view, str what, bint writable) except -1:
-    try:
-        PyObject_GetBuffer(obj, view, PyBUF_FORMAT | PyBUF_C_CONTIGUOUS)
-    except (TypeError, BufferError, ValueError):
-        raise TypeError("%s must be a buffer of uint64 (array('Q')), not %s"
-                        % (what, type(obj).__name__)) from None
-    fmt = view.format.decode("ascii") if view.format != NULL else "B"
-    if fmt not in ("Q", "L", "<Q", "=Q") or view.itemsize != 8 or view.ndim != 1:
-        PyBuffer_Release(view)
-        raise TypeError("%s must be a buffer of uint64 (array('Q')), not format %r"
-                        % (what, fmt))
-    if writable and view.readonly:
-        PyBuffer_Release(view)
-        raise TypeError("%s must be writable" % what)
-    return 0
 
 cdef inline int64_t first_bad(st_design *d, uint64_t *e, Py_ssize_t n, int *why) noexcept nogil:
     cdef Py_ssize_t i
