@@ -446,6 +446,21 @@ cdef inline int cluster_prepare(st_design *d, uint64_t c) noexcept nogil:
         return NEED_TABLE
     return 0
 
+cdef inline uint64_t first_free_locked(st_design *d, vst_cluster *ci, uint64_t first,
+                                     uint64_t last) noexcept nogil:
+    """The cluster's first free slot in first .. last - 1 (0 if none), under
+    ci->lock: a zero swap_map byte (phase 1) or a zero table count (phase 4)."""
+    cdef uint64_t s
+    if d.phase == 1:
+        for s in range(first, last):
+            if d.swap_map[s] == 0:
+                return s
+        return 0
+    for s in range(first, last):
+        if word_count(ci.table.entries[s % SWAPFILE_CLUSTER]) == 0:
+            return s
+    return 0
+
 cdef uint64_t alloc_slot_once(st_design *d, uint64_t folio, uint16_t memcg, int *need,
                               vxa_stats *st) noexcept nogil:
     """cluster_alloc_swap_entry() + __swap_cache_add_folio(), simplified:
@@ -472,20 +487,19 @@ cdef uint64_t alloc_slot_once(st_design *d, uint64_t folio, uint16_t memcg, int 
         if need[0]:
             vst_unlock(ci)
             break
-        for s in range(max(first, 1), last):
-            if not used_locked(d, s):
-                if folio == 0:
-                    folio = s
-                if d.phase == 1:
-                    st_st8(&d.swap_map[s], SWAP_HAS_CACHE | 1)
-                    vst_set_locked(ci, ci_off(s), folio << 2)
-                else:
-                    vst_set_locked(ci, ci_off(s), (1ULL << ST_COUNT_SHIFT) | (folio << 2) | 2)
-                    d.ext[c].memcg_table[ci_off(s)] = memcg
-                st_st16(&ci.count, ci.count + 1)
-                st_add64(&d.used, 1)
-                found = s
-                break
+        found = first_free_locked(d, ci, max(first, 1), last)
+        if found:
+            s = found
+            if folio == 0:
+                folio = s
+            if d.phase == 1:
+                st_st8(&d.swap_map[s], SWAP_HAS_CACHE | 1)
+                vst_set_locked(ci, ci_off(s), folio << 2)
+            else:
+                vst_set_locked(ci, ci_off(s), (1ULL << ST_COUNT_SHIFT) | (folio << 2) | 2)
+                d.ext[c].memcg_table[ci_off(s)] = memcg
+            st_st16(&ci.count, ci.count + 1)
+            st_add64(&d.used, 1)
         vst_unlock(ci)
         if found:
             d.next_cluster = c
