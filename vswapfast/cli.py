@@ -670,7 +670,8 @@ def cmd_kernel(args):
 def cmd_memory(args):
     from vswapfast.benchjob import Progress
     from vswapfast.designs import DESIGNS, available_designs
-    from vswapfast.memory import Timer, format_table, measure, parse_nr_slots, references
+    from vswapfast.memory import (Timer, explanations, format_table, measure, parse_nr_slots,
+                                  references)
     try:
         nr_slots = parse_nr_slots(args.size)
     except ValueError as exc:
@@ -698,10 +699,13 @@ def cmd_memory(args):
     finally:
         progress.close()
     refs = references(rows)
+    why = explanations(rows)
     for r in rows:
         ref = refs.get((r["design"], r["backing"], r["usage_percent"]))
         if ref is not None:
             r["reference"] = {"bytes": ref[0], "source": ref[1]}
+            if (r["design"], r["backing"]) in why:
+                r["reference"]["why"] = why[r["design"], r["backing"]]
     if args.json != "-":
         print("\n".join(format_table(rows, nr_slots, args.core)))
     if args.json:
