@@ -60,10 +60,10 @@ def block_trace(pages=1_000_000, seed=1):
                  "generated")
 
 
-def replay_vs_floor(trace, frames=None, core="compiled"):
+def replay_vs_floor(trace, frames=None, core="compiled", stream=False):
     """The report of one replay with its floor: ``time_replay / floor``
-    is the replay's own work over LZ4's."""
-    config = ReplayConfig(frames=frames, core=core)
+    is the replay's own work over LZ4's (``stream``: the streaming replay)."""
+    config = ReplayConfig(frames=frames, core=core, stream=stream)
     return run_replay(trace, config, factory=PageFactory.synthetic())
 
 
@@ -82,6 +82,8 @@ def main(argv=None):
     parser.add_argument("traces", help="directory with orm-busy.trace.xz and web07.trace.xz")
     parser.add_argument("--quick", action="store_true", help="short traces")
     parser.add_argument("--no-pure", action="store_true", help="skip the end-to-end runs")
+    parser.add_argument("--stream", action="store_true",
+                        help="the streaming replay (vswapfast.stream) instead of the offline one")
     parser.add_argument("--repeat", type=int, default=3,
                         help="tries of each figure; the best one counts (default 3)")
     args = parser.parse_args(argv)
@@ -102,7 +104,8 @@ def main(argv=None):
         for name, trace, frames, cli in cases:
             # On a shared machine the load shifts within a run: each figure
             # is the best of --repeat tries, replay and floor alternating.
-            reports = [replay_vs_floor(trace, frames) for _ in range(args.repeat)]
+            reports = [replay_vs_floor(trace, frames, stream=args.stream)
+                       for _ in range(args.repeat)]
             report = reports[0]
             replay = min(r.time_replay for r in reports)
             floor = min(r.floor for r in reports)

@@ -90,7 +90,7 @@ def test_help_lists_the_commands():
                 "--csv", "--split", "--block-size",
                 "--index", "--compressor", "--threads", "--pool-limit", "--swapfile", "--swapfile-size",
                 "--no-swapfile", "--no-writeback", "--chunk", "--no-floor", "--json",
-                "--no-progress", "--reclaim", "--plot"]),
+                "--no-progress", "--reclaim", "--plot", "--stream", "--no-stream"]),
 ])
 def test_help_explains_every_option(command, options):
     out = vswapfast(command, "--help").stdout

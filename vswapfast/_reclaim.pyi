@@ -15,3 +15,26 @@ def swap_cache_add_folios(space: Any, entries: Any, folio: object,
                           shadows_out: Any) -> "array[int]": ...
 def swap_cache_del_folios(space: Any, entries: Any, folio: object,
                           shadows: Any = None) -> "array[int]": ...
+
+MISS_FIELDS: Tuple[Tuple[str, Any], ...]
+
+class StreamReclaim:
+    reclaim: str
+    started: bool
+    frames: int
+    distinct: int
+    events: int
+    misses: int
+    evictions: int
+    swap_ins: int
+    promotions: int
+    deactivations: int
+    activations: int
+    resident: int
+    nonresident_age: int
+    nr_active: int
+    nr_inactive: int
+    def __init__(self, reclaim: str = "lru") -> None: ...
+    def count(self, keys: Any) -> None: ...
+    def start(self, frames: int) -> None: ...
+    def feed(self, keys: Any, writes: Any = None) -> Dict[str, Any]: ...

@@ -188,7 +188,13 @@ told by the file's first bytes; auto tells all but csv from the contents):
                  bytes, lbn in 512-byte sectors; the header is optional)
 Block requests (msr, cloudphysics, csv with offset=, oracleGeneral with
 --block-size) become one access per 4 KiB page they touch, in order; a write
-request writes every page.  The trace is read in chunks, with a progress bar.
+request writes every page.  The trace is read in chunks, with a progress bar,
+and replayed as a stream (--stream, the default for a trace file on the
+compiled core): a first pass counts its distinct keys, a second one feeds
+the reclaim and the swap work a chunk at a time, so that memory grows with
+the distinct pages, not with the trace's length.  --no-stream reads the
+whole trace into memory first and simulates the reclaim over it at once;
+the counts are the same.
 
 --csv SPEC is a comma-separated list of FIELD=COLUMN items and flags; a
 COLUMN is a 1-based number or a name in the header line (which implies
@@ -279,6 +285,12 @@ Exit status: 0 when every swapped-in page was verified, 1 when some differ,
                              "%(default)s; with --pool-limit, at most a 32nd of the pages "
                              "that can be swapped out at once, so that batching changes "
                              "little when the pool writes back)")
+    replay.add_argument("--stream", action=argparse.BooleanOptionalAction, default=None,
+                        help="replay the trace as a stream, in two passes over the file, "
+                             "with memory for its distinct pages only (default for a "
+                             "trace file on the compiled core), or (--no-stream) read it "
+                             "whole into memory first (default for the default workload "
+                             "and the pure core, whose streaming reclaim is slower)")
     replay.add_argument("--no-floor", action="store_true",
                         help="do not measure the floor (the compressor's library alone)")
     replay.add_argument("--json", metavar="FILE",
@@ -502,14 +514,19 @@ def _page_factory(path, seed):
         raise UsageError("--pages %s: %s" % (path, message)) from None
 
 
-def _read_trace(args, read_trace, Progress):
-    """The trace file of ``args``, read with a progress bar (for any read
-    longer than a moment)."""
+def _trace_options(args):
+    """The TraceOptions of ``args`` (--csv, --split, --block-size)."""
     from vswapfast.traces import CsvSpec, TraceOptions
     if args.format == "csv" and args.csv is None:
         raise UsageError("--format csv needs --csv SPEC (e.g. --csv offset=5,size=6,op=4)")
     spec = CsvSpec.parse(args.csv) if args.csv is not None else None
-    options = TraceOptions(split=args.split, block_size=args.block_size, csv=spec)
+    return TraceOptions(split=args.split, block_size=args.block_size, csv=spec)
+
+
+def _read_trace(args, read_trace, Progress):
+    """The trace file of ``args``, read with a progress bar (for any read
+    longer than a moment)."""
+    options = _trace_options(args)
     progress = Progress("read", enabled=not args.no_progress)
     start = time.monotonic()
 
@@ -561,10 +578,22 @@ def cmd_replay(args):
         reclaim=args.reclaim,
         compressor=args.compressor)
     config.check()
+    # A trace file streams on the compiled core unless --no-stream.  The
+    # default workload is made in memory, and the pure twin's streaming
+    # reclaim runs in Python an event at a time (its offline one is
+    # vectorised): they stream only with --stream.
+    stream = args.stream
+    if stream is None:
+        stream = args.trace is not None and args.core == "compiled"
 
     start = time.perf_counter()
     if args.trace is None:
         trace = default_workload(events=args.events, keys=args.keys, seed=args.seed)
+        config.stream = stream
+    elif stream:
+        from vswapfast.stream import TraceStream
+        trace = TraceStream.of_file(args.trace, args.format, _trace_options(args),
+                                    limit=args.events)
     else:
         trace = _read_trace(args, read_trace, Progress)
     time_read = time.perf_counter() - start
@@ -582,8 +611,13 @@ def cmd_replay(args):
 
     progress = Progress("replay", enabled=not args.no_progress)
     try:
-        report = run_replay(trace, config, factory=factory, progress=progress.update,
-                            time_read=time_read, time_pages=time_pages)
+        if args.trace is not None and stream:
+            from vswapfast.stream import run_stream
+            report = run_stream(trace, config, factory=factory, progress=progress.update,
+                                time_read=time_read, time_pages=time_pages)
+        else:
+            report = run_replay(trace, config, factory=factory, progress=progress.update,
+                                time_read=time_read, time_pages=time_pages)
     finally:
         progress.close()
     if args.json != "-":
@@ -642,7 +676,8 @@ def cmd_kernel(args):
 def cmd_memory(args):
     from vswapfast.benchjob import Progress
     from vswapfast.designs import DESIGNS, available_designs
-    from vswapfast.memory import Timer, format_table, measure, parse_nr_slots, references
+    from vswapfast.memory import (Timer, explanations, format_table, measure, parse_nr_slots,
+                                  references)
     try:
         nr_slots = parse_nr_slots(args.size)
     except ValueError as exc:
@@ -670,10 +705,13 @@ def cmd_memory(args):
     finally:
         progress.close()
     refs = references(rows)
+    why = explanations(rows)
     for r in rows:
         ref = refs.get((r["design"], r["backing"], r["usage_percent"]))
         if ref is not None:
             r["reference"] = {"bytes": ref[0], "source": ref[1]}
+            if (r["design"], r["backing"]) in why:
+                r["reference"]["why"] = why[r["design"], r["backing"]]
     if args.json != "-":
         print("\n".join(format_table(rows, nr_slots, args.core)))
     if args.json:

@@ -43,6 +43,11 @@ How the work is laid out
    run: compression of every swapped-out page and decompression of every
    swapped-in page, with the pool's compressor's library (python-lz4 for
    lz4; for zstd and lzo the system library the compiled core calls).
+
+This is the offline replay: it holds the whole trace and every miss.
+``vswapfast.stream`` replays a trace file as a stream instead, in memory
+bounded by the distinct pages, with the same report (``vswapfast replay``
+does so by default; ``ReplayConfig(stream=True)`` from Python).
 """
 
 import os
@@ -155,8 +160,8 @@ def read_trace(path, fmt="auto", options=None, limit=None, progress=None):
     ``options`` is a ``vswapfast.traces.TraceOptions`` (CSV columns, object
     splitting, block size); ``limit`` stops after that many events;
     ``progress(fraction)`` is called as the file is read.  The file is read
-    in chunks (``vswapfast.traces.TraceReader``), concatenated here because
-    the LRU simulation needs the whole key array.
+    in chunks (``vswapfast.traces.TraceReader``), concatenated here for the
+    offline replay (``vswapfast.stream`` replays the chunks as they come).
     """
     from vswapfast import traces
     keys, writes, fmt = traces.read_all(path, fmt, options, limit=limit, progress=progress)
@@ -304,7 +309,7 @@ class ReplayConfig:
     accept_threshold_percent: float = 90.0
     reclaim: str = "lru"                  # lru or kernel (see vswapfast.reclaim)
     timeseries_bins: int = 200            # intervals of the report's time series
-    compressor: str = "lz4"
+    stream: bool = False                  # stream the trace (vswapfast.stream)
 
     def check(self):
         if self.reclaim not in RECLAIMS:
@@ -518,9 +523,10 @@ class ReplayReport:
         return lines
 
 
-def batch_size(lru, chunk, threads, pool_limit=None):
+def batch_size(distinct, frames, chunk, threads, pool_limit=None):
     """Misses per batch step: ``chunk`` swap-outs for each thread; with a
-    pool limit, at most a 32nd of the pages that can be swapped out at once.
+    pool limit, at most a 32nd of the pages that can be swapped out at once
+    (``distinct`` keys through ``frames`` frames).
 
     Within a step the swap-outs are stored before the swap-ins are loaded,
     so up to a step's worth of pages are swapped out at the same time that a
@@ -531,7 +537,7 @@ def batch_size(lru, chunk, threads, pool_limit=None):
     """
     step = max(1, chunk * threads)
     if pool_limit is not None:
-        population = max(1, lru.distinct - lru.frames)
+        population = max(1, distinct - frames)
         step = min(step, max(8, population // 32))
     return step
 
@@ -541,31 +547,55 @@ def _chunk_bounds(lru, step):
     return np.arange(0, lru.miss_count + step, step)
 
 
+def shard_of(keys, threads):
+    """The shard (thread) of each key: the keys split into ``threads``
+    disjoint sets by a hash."""
+    return (mix64(np.asarray(keys, dtype=np.uint64)) % np.uint64(threads)).astype(np.int64)
+
+
 def _shards(lru, threads):
     """For each shard: (its eviction numbers, its swap-in numbers)."""
     if threads == 1:
         return [(np.arange(lru.swap_outs), np.arange(lru.swap_ins))]
-    shard_of_evict = (mix64(lru.victim_keys) % np.uint64(threads)).astype(np.int64)
+    shard_of_evict = shard_of(lru.victim_keys, threads)
     shard_of_in = shard_of_evict[lru.in_evict]
     return [(np.flatnonzero(shard_of_evict == s), np.flatnonzero(shard_of_in == s))
             for s in range(threads)]
 
 
-class _Replayer:
-    """The swap work of one replay, shared by its worker threads."""
+def _take(values, at):
+    """``values[at]``, or None when there are no values."""
+    return None if values is None else values[at]
 
-    def __init__(self, lru, factory, core, config, progress):
-        self.lru = lru
+
+@dataclass
+class Refaults:
+    """How the kernel's reclaim judged a batch of swap-ins: the shadow of
+    each one's eviction, the clock at the refault, the workingset size and
+    whether the page was activated."""
+    shadows: np.ndarray
+    clock: np.ndarray
+    workingset_size: np.ndarray
+    activated: np.ndarray
+
+
+class _Replayer:
+    """The swap work of one replay, shared by its worker threads: swap-outs
+    and swap-ins in batches, given as the keys of the pages (and their
+    versions, shadows and refaults), so that the offline replay and the
+    streaming one (``vswapfast.stream``) share it."""
+
+    def __init__(self, factory, core, config, progress, events):
         self.factory = factory
         self.core = core
         self.config = config
         self.progress = progress
+        self.events = events
         self.lock = threading.Lock()
         self.shadow_calls = loops(core.name)
         # The folio every page passes through the swap cache as: one object,
         # so that no Python object is made per page.
         self.folio = _SwapCacheFolio()
-        self.entries = np.zeros(lru.swap_outs, dtype=np.uint64)
         self.in_memory = {}
         self.totals = dict(zswap_hits=0, swapfile_reads=0, memory_reads=0, zero_pages=0,
                            rejected=0,
@@ -573,13 +603,18 @@ class _Replayer:
                            mismatches=0, shadows_checked=0, shadow_mismatches=0)
         self.samples = dict(event=[], pool_size=[], stored_pages=[], compressed_bytes=[],
                             compression_ratio=[], writebacks=[])
+        # The pool is sampled after the first step that ends at or past each
+        # of these events, and at the end (pool stats walk every cluster:
+        # not at every step).
+        self.sample_marks = np.linspace(0, events, MAX_SAMPLES + 1)[1:]
+        self.next_mark = 0
         self.first_mismatch = None
         self.pool_peak = 0
         self.time_core = 0.0
         self.errors = []
 
-    def setup(self, tmpdir, step):
-        core, config, lru = self.core, self.config, self.lru
+    def setup(self, tmpdir, step, distinct):
+        core, config = self.core, self.config
         self.space = core.VSwap()
         self.swapfile = None
         self.swapfile_path = None
@@ -588,7 +623,7 @@ class _Replayer:
             size = config.swapfile_size
             if size is None:
                 # A slot for every page that can be swapped out at once.
-                size = (lru.distinct + step + 2) * PAGE_SIZE
+                size = (distinct + step + 2) * PAGE_SIZE
             size = max(2 * PAGE_SIZE, size // PAGE_SIZE * PAGE_SIZE)
             try:
                 self.swapfile = core.SwapFile(path, size)
@@ -610,15 +645,28 @@ class _Replayer:
         if self.swapfile is not None:
             self.swapfile.close()
 
-    # -- one shard's chunk ---------------------------------------------------
+    def new_counts(self):
+        """A worker's own counters, added to the totals by add_counts()."""
+        counts = dict.fromkeys(self.totals, 0)
+        counts["time_core"] = 0.0
+        return counts
 
-    def _swap_out(self, ev, counts, buffer):
-        """Swap out the pages of evictions ``ev``, built in ``buffer``
-        (rows reused from step to step)."""
-        lru, pool, space = self.lru, self.pool, self.space
-        versions = None if lru.victim_versions is None else lru.victim_versions[ev]
-        pages, zero = self.factory.page_batch(lru.victim_keys[ev], versions,
-                                              out=buffer[:len(ev)])
+    def add_counts(self, counts):
+        with self.lock:
+            self.time_core += counts.pop("time_core")
+            for key, value in counts.items():
+                self.totals[key] += value
+
+    # -- one shard's batch ---------------------------------------------------
+
+    def swap_out(self, keys, versions, shadows, counts, buffer):
+        """Swap out the pages of ``keys`` (at ``versions``, or 0 for None),
+        built in ``buffer`` (rows reused from step to step), leaving
+        ``shadows`` (or 0 for None) in their swap entries; returns the swap
+        entries (uint64)."""
+        pool, space = self.pool, self.space
+        n = len(keys)
+        pages, zero = self.factory.page_batch(keys, versions, out=buffer[:n])
         counts["zero_pages"] += int(np.count_nonzero(zero))
         # The whole swap-out through the descriptors, a page at a time:
         # folio_alloc_swap() (the entry, then the folio in its swap cache),
@@ -626,13 +674,12 @@ class _Replayer:
         # which leaves the shadow of workingset_eviction() (0 under the exact
         # LRU, which keeps none).
         start = time.perf_counter()
-        entries = space.alloc_many(len(ev))
+        entries = space.alloc_many(n)
         self._swap_cache_call("adding the folio of", entries, self.shadow_calls.swap_cache_add_folios(
-            space, entries, self.folio, np.empty(len(ev), dtype=np.uint64)))
+            space, entries, self.folio, np.empty(n, dtype=np.uint64)))
         status = pool.store_many(entries, pages)
         counts["time_core"] += time.perf_counter() - start
         entries = np.frombuffer(entries, dtype=np.uint64)
-        self.entries[ev] = entries
         status = np.frombuffer(status, dtype=np.int8)
         if not (status == BATCH_OK).all():
             for i in np.flatnonzero(status != BATCH_OK).tolist():
@@ -640,12 +687,14 @@ class _Replayer:
                     raise RuntimeError("storing swap entry %#x failed (status %d)"
                                        % (entries[i], status[i]))
                 self._rejected(int(entries[i]), pages[i], counts)
-        shadows = lru.shadows[ev] if lru.shadows is not None else np.zeros(len(ev), np.uint64)
+        if shadows is None:
+            shadows = np.zeros(n, np.uint64)
         start = time.perf_counter()
         self._swap_cache_call("leaving the shadow of", entries,
                               self.shadow_calls.swap_cache_del_folios(
                                   space, entries, self.folio, shadows))
         counts["time_core"] += time.perf_counter() - start
+        return entries
 
     @staticmethod
     def _swap_cache_call(what, entries, status):
@@ -655,20 +704,19 @@ class _Replayer:
             raise RuntimeError("%s swap entry %#x failed (status %d)"
                                % (what, entries[i], status[i]))
 
-    def _check_shadows(self, ins, entries, read, counts):
+    def _check_shadows(self, entries, read, refaults, counts):
         """As the swap-in path hands the shadow that swap_cache_add_folio()
         replaced to workingset_refault(): it must be the one left at
         swap-out, and judge the refault as the simulation did."""
-        lru = self.lru
-        recent = refault_is_recent(read, lru.refault_clock[ins], lru.workingset_size[ins])
-        bad = (read != lru.shadows[lru.in_evict[ins]]) | (recent != lru.activated[ins])
-        counts["shadows_checked"] += len(ins)
+        recent = refault_is_recent(read, refaults.clock, refaults.workingset_size)
+        bad = (read != refaults.shadows) | (recent != refaults.activated)
+        counts["shadows_checked"] += len(entries)
         if bad.any():
             counts["shadow_mismatches"] += int(np.count_nonzero(bad))
             if self.first_mismatch is None:
                 i = int(np.flatnonzero(bad)[0])
                 self.first_mismatch = "swap entry %#x: shadow %d, expected %d" % (
-                    entries[i], int(read[i]), lru.shadows[lru.in_evict[ins[i]]])
+                    entries[i], int(read[i]), refaults.shadows[i])
 
     def _rejected(self, entry, page, counts):
         """A page the pool refused goes straight to the swap file, as the
@@ -687,17 +735,19 @@ class _Replayer:
         self.in_memory[entry] = page.copy()
         counts["rejected_in_memory"] += 1
 
-    def _swap_in(self, ins, counts):
-        lru, pool, space = self.lru, self.pool, self.space
-        evs = lru.in_evict[ins]
-        entries = self.entries[evs]
-        out = np.empty((len(ins), PAGE_SIZE), dtype=np.uint8)
+    def swap_in(self, entries, keys, versions, refaults, counts):
+        """Swap in the pages of ``entries``, which must be the pages of
+        ``keys`` at ``versions`` (0 for None); ``refaults``, for the
+        kernel's reclaim, how each refault was judged (else None)."""
+        pool, space = self.pool, self.space
+        n = len(entries)
+        out = np.empty((n, PAGE_SIZE), dtype=np.uint8)
         # The whole swap-in through the descriptors, a page at a time:
         # swapcache_prepare() and swap_cache_add_folio() (which hand back the
         # shadow), zswap_load() (or the swap file), then, once the page is
         # mapped and its swap entry let go, delete_from_swap_cache() and the
         # free.
-        shadows = np.empty(len(ins), dtype=np.uint64)
+        shadows = np.empty(n, dtype=np.uint64)
         start = time.perf_counter()
         self._swap_cache_call("adding the folio of", entries,
                               self.shadow_calls.swap_cache_add_folios(
@@ -725,8 +775,7 @@ class _Replayer:
                              else "no page anywhere"))
         counts["time_core"] += time.perf_counter() - start
         # Verify: each page must equal the page that was swapped out.
-        versions = None if lru.victim_versions is None else lru.victim_versions[evs]
-        differ = self.factory.verify(lru.victim_keys[evs], out, versions)
+        differ = self.factory.verify(keys, out, versions)
         if lost or differ.any():
             differ[[i for i, _reason in lost]] = True
             bad = np.flatnonzero(differ)
@@ -735,10 +784,10 @@ class _Replayer:
                 i = int(bad[0])
                 reason = dict(lost).get(i, "the page differs")
                 self.first_mismatch = "key %d, swap entry %#x: %s" % (
-                    lru.victim_keys[evs[i]], entries[i], reason)
-        counts["verified"] += len(ins)
-        if lru.shadows is not None:
-            self._check_shadows(ins, entries, shadows, counts)
+                    keys[i], entries[i], reason)
+        counts["verified"] += n
+        if refaults is not None:
+            self._check_shadows(entries, shadows, refaults, counts)
         start = time.perf_counter()
         self._swap_cache_call("deleting the folio of", entries,
                               self.shadow_calls.swap_cache_del_folios(
@@ -748,19 +797,18 @@ class _Replayer:
         if not (status == BATCH_OK).all():
             raise RuntimeError("freeing swapped-in entries failed")
 
-    def _sample(self, miss_bound):
-        """The pool's state, for the time series and the pool's peak, at the
-        event of the last miss before ``miss_bound`` (-1: at the end of the
-        trace).  Taken after a step's swap-outs, when the pool is at its
-        largest in the step."""
-        lru = self.lru
-        if miss_bound < 0:
-            event = lru.events
-        else:
-            last = min(int(miss_bound), lru.miss_count) - 1
-            if last < 0:
-                return
-            event = int(lru.miss_events[last])
+    def maybe_sample(self, event, last=False):
+        """After a step's swap-outs (the pool at its largest in the step),
+        ending at ``event``: sample the pool if the step reaches the next
+        sample mark, or if it is the ``last`` one."""
+        marks = self.sample_marks
+        if last or (self.next_mark < len(marks) and event >= marks[self.next_mark]):
+            self.sample(event)
+            self.next_mark = int(np.searchsorted(marks, event, "right"))
+
+    def sample(self, event):
+        """The pool's state at ``event``, for the time series and the pool's
+        peak."""
         stats = self.pool.stats()
         samples = self.samples
         if samples["event"] and samples["event"][-1] == event:
@@ -774,20 +822,18 @@ class _Replayer:
         samples["compression_ratio"].append(stats["compression_ratio"])
         samples["writebacks"].append(stats["written_back_pages"])
 
-    def work(self, shard, evs, ins, bounds):
+    def work(self, lru, shard, evs, ins, bounds):
+        """The offline replay's swap work of one shard: evictions ``evs``
+        and swap-ins ``ins`` of ``lru``, in steps cut at miss numbers
+        ``bounds``."""
         try:
-            counts = dict.fromkeys(self.totals, 0)
-            counts["time_core"] = 0.0
-            ev_miss = self.lru.cold_fill + evs
-            in_miss = self.lru.in_miss[ins]
+            counts = self.new_counts()
+            entries = self.entries
+            ev_miss = lru.cold_fill + evs
+            in_miss = lru.in_miss[ins]
             ev_cut = np.searchsorted(ev_miss, bounds)
             in_cut = np.searchsorted(in_miss, bounds)
             chunks = len(bounds) - 1
-            # Pool stats walk every cluster: sample them at MAX_SAMPLES
-            # steps spread over the run (the last one included), not at each.
-            sample_at = np.unique(np.linspace(0, chunks - 1, min(chunks, MAX_SAMPLES))
-                                  .round().astype(np.int64))
-            next_sample = int(sample_at[0]) if len(sample_at) else -1
             pages = np.empty((min(len(evs), max(1, int(np.diff(ev_cut).max(initial=1)))),
                               PAGE_SIZE), dtype=np.uint8)
             for c in range(chunks):
@@ -795,22 +841,78 @@ class _Replayer:
                     return
                 ev = evs[ev_cut[c]:ev_cut[c + 1]]
                 if len(ev):
-                    self._swap_out(ev, counts, pages)
-                if shard == 0 and c == next_sample:     # the pool is at its largest
-                    self._sample(bounds[c + 1] if c + 1 < chunks else -1)
-                    next_sample = sample_at[min(len(sample_at) - 1,
-                                                np.searchsorted(sample_at, c, "right"))]
+                    entries[ev] = self.swap_out(lru.victim_keys[ev], _take(lru.victim_versions, ev),
+                                                _take(lru.shadows, ev), counts, pages)
+                if shard == 0:
+                    last = c + 1 == chunks
+                    self.maybe_sample(lru.events if last else
+                                      int(lru.miss_events[min(bounds[c + 1], lru.miss_count) - 1]),
+                                      last)
                 part = ins[in_cut[c]:in_cut[c + 1]]
                 if len(part):
-                    self._swap_in(part, counts)
+                    at = lru.in_evict[part]
+                    refaults = None
+                    if lru.shadows is not None:
+                        refaults = Refaults(lru.shadows[at], lru.refault_clock[part],
+                                            lru.workingset_size[part], lru.activated[part])
+                    self.swap_in(entries[at], lru.victim_keys[at], _take(lru.victim_versions, at),
+                                 refaults, counts)
                 if shard == 0 and self.progress is not None:
                     self.progress((c + 1) / chunks)
-            with self.lock:
-                self.time_core += counts.pop("time_core")
-                for key, value in counts.items():
-                    self.totals[key] += value
+            self.add_counts(counts)
         except BaseException as exc:
             self.errors.append(exc)
+
+
+def prepare(config, factory=None, time_pages=0.0):
+    """(core, factory, time_pages) of a replay: ``config`` checked, its
+    core loaded, the page factory made (the synthetic mix) if not given."""
+    config.check()
+    core = load_core(config.core)
+    if factory is None:
+        start = time.perf_counter()
+        factory = PageFactory.synthetic()
+        time_pages = time.perf_counter() - start
+    factory.use_core(core.name)
+    return core, factory, time_pages
+
+
+def new_report(name, fmt, factory, core, config, events, distinct, frames):
+    """A report of the replay of a trace (its counts to be filled in)."""
+    return ReplayReport(
+        trace=name, format=fmt, pages=factory.describe(), core=core.name,
+        index=config.index, threads=config.threads, events=events, distinct_keys=distinct,
+        frames=frames, reclaim=config.reclaim, pool_limit=config.pool_limit,
+        chunk=config.chunk, compressor=config.compressor)
+
+
+def finish_report(report, replayer, swap_outs):
+    """The pool's and the swap work's counts into ``report``, at the end of
+    the run."""
+    if replayer.errors:
+        raise replayer.errors[0]
+    replayer.sample(report.events)            # the end of the run
+    stats = replayer.pool.stats()
+    for key, value in replayer.totals.items():
+        setattr(report, key, value)
+    report.swapfile = replayer.swapfile_path
+    report.first_mismatch = replayer.first_mismatch
+    report.time_core = replayer.time_core
+    report.writebacks = stats["written_back_pages"]
+    report.pool_limit_hit = stats["pool_limit_hit"]
+    report.pool_size = stats["pool_total_size"]
+    report.pool_size_peak = max(replayer.pool_peak, stats["pool_total_size"])
+    report.stored_pages = stats["stored_pages"]
+    report.compressed_bytes = stats["compressed_bytes"]
+    report.compression_ratio = stats["compression_ratio"]
+    report.lock_stats = {k: stats[k] for k in (
+        "index_lock_acquisitions", "index_lock_contended",
+        "lru_lock_acquisitions", "lru_lock_contended") if k in stats}
+    if swap_outs:
+        cluster_locks = replayer.space.stats()["lock_acquisitions"]
+        report.cluster_locks_per_page = cluster_locks / swap_outs
+        if report.index != "vswap":
+            report.tree_locks_per_page = stats["index_lock_acquisitions"] / swap_outs
 
 
 def run_replay(trace, config, factory=None, progress=None, time_read=0.0, time_pages=0.0):
@@ -819,15 +921,14 @@ def run_replay(trace, config, factory=None, progress=None, time_read=0.0, time_p
     ``progress``, if given, is called as ``progress(fraction, label)`` as
     the swap work and the floor go on (from one thread).  ``time_read`` and
     ``time_pages`` are the seconds the caller took to read the trace and
-    make ``factory``, for the report.
+    make ``factory``, for the report.  With ``config.stream``, the trace is
+    replayed as ``vswapfast.stream.run_stream`` replays a trace file.
     """
-    config.check()
-    core = load_core(config.core)
-    if factory is None:
-        start = time.perf_counter()
-        factory = PageFactory.synthetic()
-        time_pages = time.perf_counter() - start
-    factory.use_core(core.name)
+    if config.stream:
+        from vswapfast.stream import TraceStream, run_stream
+        return run_stream(TraceStream.of_trace(trace), config, factory, progress,
+                          time_read, time_pages)
+    core, factory, time_pages = prepare(config, factory, time_pages)
     share = 0.6 if config.floor else 1.0
 
     def swap_progress(fraction):
@@ -845,32 +946,30 @@ def run_replay(trace, config, factory=None, progress=None, time_read=0.0, time_p
     lru = simulate(trace, frames, config.reclaim, core.name)
     time_simulate = time.perf_counter() - start
 
-    report = ReplayReport(
-        trace=trace.name, format=trace.format, pages=factory.describe(), core=core.name,
-        index=config.index, threads=config.threads, events=lru.events,
-        distinct_keys=lru.distinct, frames=frames, reclaim=config.reclaim, hits=lru.hits,
-        misses=lru.miss_count, refaults=lru.refaults, activations=lru.activations,
-        promotions=lru.promotions, deactivations=lru.deactivations,
-        cold_misses=lru.cold_misses, swap_outs=lru.swap_outs, swap_ins=lru.swap_ins,
-        pool_limit=config.pool_limit, chunk=config.chunk, compressor=config.compressor,
-        time_read=time_read,
-        time_pages=time_pages, time_simulate=time_simulate)
+    report = new_report(trace.name, trace.format, factory, core, config, lru.events,
+                        lru.distinct, frames)
+    report.hits, report.misses, report.cold_misses = lru.hits, lru.miss_count, lru.cold_misses
+    report.swap_outs, report.swap_ins = lru.swap_outs, lru.swap_ins
+    report.refaults, report.activations = lru.refaults, lru.activations
+    report.promotions, report.deactivations = lru.promotions, lru.deactivations
+    report.time_read, report.time_pages, report.time_simulate = time_read, time_pages, time_simulate
 
-    step = batch_size(lru, config.chunk, config.threads, config.pool_limit)
+    step = batch_size(lru.distinct, frames, config.chunk, config.threads, config.pool_limit)
     report.batch = step
     with tempfile.TemporaryDirectory(prefix="vswapfast-") as tmpdir:
-        replayer = _Replayer(lru, factory, core, config,
-                             swap_progress if progress is not None else None)
-        replayer.setup(tmpdir, step)
-        report.swapfile = replayer.swapfile_path
+        replayer = _Replayer(factory, core, config,
+                             swap_progress if progress is not None else None, lru.events)
+        replayer.setup(tmpdir, step, lru.distinct)
+        replayer.entries = np.zeros(lru.swap_outs, dtype=np.uint64)
         try:
             shards = _shards(lru, config.threads)
             bounds = _chunk_bounds(lru, step)
             start = time.perf_counter()
             if config.threads == 1:
-                replayer.work(0, shards[0][0], shards[0][1], bounds)
+                replayer.work(lru, 0, shards[0][0], shards[0][1], bounds)
             else:
-                workers = [threading.Thread(target=replayer.work, args=(s, evs, ins, bounds),
+                workers = [threading.Thread(target=replayer.work,
+                                            args=(lru, s, evs, ins, bounds),
                                             name="replay-%d" % s, daemon=True)
                            for s, (evs, ins) in enumerate(shards)]
                 for w in workers:
@@ -884,30 +983,7 @@ def run_replay(trace, config, factory=None, progress=None, time_read=0.0, time_p
                         w.join()
                     raise
             report.time_swap = time.perf_counter() - start
-            if replayer.errors:
-                raise replayer.errors[0]
-            replayer._sample(-1)            # the end of the run
-            stats = replayer.pool.stats()
-            for key, value in replayer.totals.items():
-                setattr(report, key, value)
-            report.first_mismatch = replayer.first_mismatch
-            report.time_core = replayer.time_core
-            report.writebacks = stats["written_back_pages"]
-            report.pool_limit_hit = stats["pool_limit_hit"]
-            report.pool_size = stats["pool_total_size"]
-            report.pool_size_peak = max(replayer.pool_peak, stats["pool_total_size"])
-            report.stored_pages = stats["stored_pages"]
-            report.compressed_bytes = stats["compressed_bytes"]
-            report.compression_ratio = stats["compression_ratio"]
-            report.lock_stats = {k: stats[k] for k in (
-                "index_lock_acquisitions", "index_lock_contended",
-                "lru_lock_acquisitions", "lru_lock_contended") if k in stats}
-            if lru.swap_outs:
-                cluster_locks = replayer.space.stats()["lock_acquisitions"]
-                report.cluster_locks_per_page = cluster_locks / lru.swap_outs
-                if config.index != "vswap":
-                    report.tree_locks_per_page = (stats["index_lock_acquisitions"]
-                                                  / lru.swap_outs)
+            finish_report(report, replayer, lru.swap_outs)
             report.timeseries = timeseries(lru, replayer.samples, config.timeseries_bins,
                                            config.pool_limit)
         finally:
@@ -922,6 +998,15 @@ def run_replay(trace, config, factory=None, progress=None, time_read=0.0, time_p
     return report
 
 
+def timeseries_edges(events, bins=200):
+    """The ``bins + 1`` event numbers that cut a run of ``events`` events
+    into the time series' intervals."""
+    bins = max(1, min(int(bins), max(1, events)))
+    edges = np.linspace(0, events, bins + 1).round().astype(np.int64)
+    edges[-1] = events
+    return edges
+
+
 def timeseries(lru, samples, bins=200, pool_limit=None):
     """The run over the trace's time (events), as lists for JSON:
     ``edges`` (``bins + 1`` event numbers) and, per interval, ``swap_outs``,
@@ -930,19 +1015,27 @@ def timeseries(lru, samples, bins=200, pool_limit=None):
     ``pool_size`` (bytes), ``pool_limit`` (bytes, or None), ``stored_pages``,
     ``compressed_bytes``, ``compression_ratio`` and ``writebacks`` (pages
     written back so far)."""
-    bins = max(1, min(int(bins), max(1, lru.events)))
-    edges = np.linspace(0, lru.events, bins + 1).round().astype(np.int64)
-    edges[-1] = lru.events
+    edges = timeseries_edges(lru.events, bins)
 
     def per_interval(events):
         counts, _ = np.histogram(events, bins=edges)
-        return counts.tolist()
+        return counts
 
-    out = dict(edges=edges.tolist(), swap_outs=per_interval(lru.evict_events),
-               swap_ins=per_interval(lru.swapin_events))
+    activations = None
     if lru.activated is not None:
+        activations = per_interval(lru.swapin_events[lru.activated])
+    return series_of(edges, per_interval(lru.evict_events), per_interval(lru.swapin_events),
+                     activations, samples, pool_limit)
+
+
+def series_of(edges, swap_outs, swap_ins, activations, samples, pool_limit):
+    """The time series of :func:`timeseries` from its per-interval counts
+    (``activations`` None under the LRU) and the pool's samples."""
+    out = dict(edges=edges.tolist(), swap_outs=np.asarray(swap_outs).tolist(),
+               swap_ins=np.asarray(swap_ins).tolist())
+    if activations is not None:
         out["refaults"] = out["swap_ins"]
-        out["activations"] = per_interval(lru.swapin_events[lru.activated])
+        out["activations"] = np.asarray(activations).tolist()
     out["sample_event"] = list(samples["event"])
     for key in ("pool_size", "stored_pages", "compressed_bytes", "compression_ratio",
                 "writebacks"):

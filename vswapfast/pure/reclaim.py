@@ -5,6 +5,8 @@
 ``vswapfast.replay.simulate_lru``); ``kernel_reclaim`` runs a trace through
 the kernel's two-list active/inactive reclaim with workingset refault
 detection (see ``vswapfast.reclaim`` for the kernel functions it follows).
+``StreamReclaim`` runs either one fed a chunk of the trace at a time, for
+the streaming replay (``vswapfast.stream``), with state per distinct page.
 """
 
 from array import array
@@ -23,6 +25,8 @@ GB_SHIFT = 18
 
 # Page states of kernel_reclaim.
 NEVER, INACTIVE, ACTIVE, SWAPPED = 0, 1, 2, 3
+#: StreamReclaim's list node of page id 0 (nodes 0 and 1 head the lists).
+PAGE_NODE = 2
 
 
 def lru_misses(check, check_prev, cand, cand_next, frames, n):
@@ -222,6 +226,211 @@ def kernel_reclaim(ids, ndistinct, frames):
     )
     out.update(counts)
     return out
+
+
+# -- the reclaim fed a chunk at a time ------------------------------------------------
+
+#: Arrays of a StreamReclaim's misses, per miss of a fed chunk: (name, dtype).
+MISS_FIELDS = (
+    ("event", np.int64), ("key", np.uint64), ("pid", np.int64), ("version", np.uint64),
+    ("evicted_as", np.int64), ("victim_key", np.uint64), ("victim_pid", np.int64),
+    ("victim_version", np.uint64), ("victim_shadow", np.uint64),
+    ("refault_clock", np.uint64), ("workingset_size", np.int64), ("activated", np.uint8),
+    ("shadow", np.uint64),
+)
+
+
+class StreamReclaim:
+    """The reclaim of ``kernel_reclaim`` (``reclaim="kernel"``) or an exact
+    LRU (``reclaim="lru"``), fed the keys of a trace a chunk at a time.
+
+    Its state is per distinct page: a dict from key to a dense page id
+    (``count`` fills it: a first pass over the trace, for the number of
+    distinct keys), and per page id its key, list links, state, writes and
+    shadow.  ``start(frames)`` begins the simulation; each ``feed(keys,
+    writes)`` returns the misses of that chunk (see ``feed``).  Memory
+    grows with the distinct pages, not with the events fed.
+    """
+
+    def __init__(self, reclaim="lru"):
+        if reclaim not in ("lru", "kernel"):
+            raise ValueError("reclaim must be 'lru' or 'kernel', not %r" % (reclaim,))
+        self.reclaim = reclaim
+        self.kernel = reclaim == "kernel"
+        self.started = False
+        self.frames = self.events = self.misses = self.evictions = self.swap_ins = 0
+        self.promotions = self.deactivations = self.activations = self.resident = 0
+        self.nonresident_age = 0
+        self._ids = {}
+        self._keys = []
+        self._lists = _GrowingLists()
+        self._state, self._referenced, self._writes, self._shadow, self._evno = [], [], [], [], []
+
+    @property
+    def distinct(self):
+        return len(self._keys)
+
+    @property
+    def nr_active(self):
+        return self._lists.count[ACTIVE]
+
+    @property
+    def nr_inactive(self):
+        return self._lists.count[INACTIVE]
+
+    def _page_id(self, key):
+        pid = self._ids.get(key)
+        if pid is None:
+            pid = self._ids[key] = len(self._keys)
+            self._keys.append(key)
+            for values in (self._state, self._referenced, self._writes, self._shadow,
+                           self._evno):
+                values.append(0)
+            self._lists.grow()
+        return pid
+
+    def count(self, keys):
+        """Give page ids to the new keys among ``keys`` (a first pass over
+        the trace: ``distinct`` is then the number of distinct keys)."""
+        for key in _keys_arg(keys).tolist():
+            self._page_id(key)
+
+    def start(self, frames):
+        """Begin the simulation with ``frames`` resident pages."""
+        frames = int(frames)
+        if frames < 1:
+            raise ValueError("frames must be at least 1, not %d" % frames)
+        if self.started:
+            raise RuntimeError("the simulation has already started")
+        self.frames = frames
+        self.started = True
+
+    def _evict(self):
+        """Reclaim one page; returns its id."""
+        lists, state = self._lists, self._state
+        if self.kernel:
+            # inactive_is_low(), then shrink_active_list() (as kernel_reclaim).
+            inactive, active = lists.count[INACTIVE], lists.count[ACTIVE]
+            gb = (inactive + active) >> GB_SHIFT
+            ratio = _isqrt(10 * gb) if gb else 1
+            if inactive * ratio < active:
+                for _ in range(min(SWAP_CLUSTER_MAX, active)):
+                    node = lists.tail(ACTIVE)
+                    lists.delete(ACTIVE, node)
+                    state[node - PAGE_NODE] = INACTIVE
+                    lists.add_head(INACTIVE, node)
+                    self.deactivations += 1
+        # shrink_inactive_list() (the LRU's tail, for the exact LRU), with
+        # workingset_eviction()'s shadow.
+        node = lists.tail(INACTIVE)
+        lists.delete(INACTIVE, node)
+        page = node - PAGE_NODE
+        state[page] = SWAPPED
+        self._referenced[page] = False
+        self._evno[page] = self.evictions
+        self.evictions += 1
+        if self.kernel:
+            self._shadow[page] = self.nonresident_age
+            self.nonresident_age += 1
+        return page
+
+    def _access(self, page, t, write, out):
+        """One event: page ``page`` accessed at event ``t``."""
+        state, lists, referenced = self._state, self._lists, self._referenced
+        st = state[page]
+        if st != INACTIVE and st != ACTIVE:
+            self.misses += 1
+            row = [t, self._keys[page], page, self._writes[page],
+                   self._evno[page] if st == SWAPPED else -1, 0, -1, 0, 0, 0, 0, 0, 0]
+            if self.resident == self.frames:
+                victim = self._evict()
+                row[5:9] = [self._keys[victim], victim, self._writes[victim],
+                            self._shadow[victim]]
+            else:
+                self.resident += 1
+            lru = INACTIVE
+            if st == SWAPPED:
+                self.swap_ins += 1
+                if self.kernel:                     # workingset_refault()
+                    ws = lists.count[ACTIVE]
+                    row[9:13] = [self.nonresident_age, ws, 0, self._shadow[page]]
+                    if self.nonresident_age - self._shadow[page] <= ws:
+                        row[11] = 1
+                        lru = ACTIVE
+                        self.nonresident_age += 1
+                        self.activations += 1
+            state[page] = lru
+            lists.add_head(lru, page + PAGE_NODE)
+            out.append(row)
+        elif not self.kernel:                       # an LRU hit: to the head
+            lists.delete(INACTIVE, page + PAGE_NODE)
+            lists.add_head(INACTIVE, page + PAGE_NODE)
+        if self.kernel:                             # folio_mark_accessed()
+            if not referenced[page]:
+                referenced[page] = True
+            elif state[page] == INACTIVE:
+                lists.delete(INACTIVE, page + PAGE_NODE)
+                state[page] = ACTIVE
+                lists.add_head(ACTIVE, page + PAGE_NODE)
+                referenced[page] = False
+                self.nonresident_age += 1
+                self.promotions += 1
+        if write:
+            self._writes[page] += 1
+
+    def feed(self, keys, writes=None):
+        """Run the next events of the trace: ``keys`` (uint64) and which of
+        them write (bool, or None for none).  Returns a dict of arrays, one
+        item per miss of these events, in order; see the compiled core's
+        ``StreamReclaim.feed`` for what each one holds."""
+        if not self.started:
+            raise RuntimeError("start(frames) the simulation before feeding it")
+        keys = _keys_arg(keys)
+        if writes is not None:
+            writes = np.ascontiguousarray(writes, dtype=bool)
+            if len(writes) != len(keys):
+                raise ValueError("writes must have as many items as keys (%d), not %d"
+                                 % (len(keys), len(writes)))
+            writes = writes.tolist()
+        else:
+            writes = [False] * len(keys)
+        first = self.misses
+        rows = []
+        page_id, access = self._page_id, self._access
+        for i, (key, write) in enumerate(zip(keys.tolist(), writes)):
+            access(page_id(key), self.events + i, write, rows)
+        self.events += len(keys)
+        columns = list(zip(*rows)) if rows else [()] * len(MISS_FIELDS)
+        out = {name: np.array(column, dtype=dtype)
+               for (name, dtype), column in zip(MISS_FIELDS, columns)}
+        out["activated"] = out["activated"].astype(bool)
+        out["first_miss"] = first
+        return out
+
+    def __repr__(self):
+        return "<StreamReclaim %s: %d distinct keys, %d events, %d misses>" % (
+            self.reclaim, self.distinct, self.events, self.misses)
+
+
+class _GrowingLists(_Lists):
+    """_Lists that grow a page at a time: the heads are nodes 0 (inactive)
+    and 1 (active), page id p is node p + PAGE_NODE."""
+
+    def __init__(self):
+        super().__init__(0)
+
+    def grow(self):
+        self.prev.append(len(self.prev))
+        self.nxt.append(len(self.nxt))
+
+
+def _keys_arg(keys):
+    """``keys`` as a C-contiguous uint64 array (TypeError otherwise)."""
+    array = np.asarray(keys)
+    if array.ndim != 1 or (len(array) and array.dtype.kind not in "ui"):
+        raise TypeError("keys must be a 1-d array of unsigned integers, not %s %r"
+                        % (array.dtype, array.shape))
+    return np.ascontiguousarray(array, dtype=np.uint64)
 
 
 # -- shadows in the swap descriptors ------------------------------------------------

@@ -36,8 +36,9 @@ memory is bounded by the distinct pages, not by the trace's length.  The
 file is closed at the end of the iteration, or by ``reader.close()``.  ``progress``, if
 given, is called with the fraction of the file (on disk) read so far.
 
-:func:`read_all` concatenates the chunks into one array (what the replay's
-LRU simulation needs today).  A bad file or record raises
+:func:`read_all` concatenates the chunks into one array (for the offline
+replay; the streaming one, ``vswapfast.stream``, takes the chunks as they
+come).  A bad file or record raises
 :class:`TraceError` (a ``ReplayError``) with a one-line message naming the
 file, the line or record, and what was expected.
 """
