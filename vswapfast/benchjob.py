@@ -748,7 +748,8 @@ def format_bench(results):
 
     meta = results["metadata_bytes_per_entry"]
     entries = results["metadata_entries"]
-    add("metadata, bytes per swap entry holding a zswap handle (tracemalloc)")
+    add("metadata of the seed's VSwap and its zswap index options, bytes per swap entry holding a "
+        "zswap handle (tracemalloc; each design's own metadata: vswapfast memory)")
     add("  %-22s %12s %12s %10s" % ("", "descriptors", "zswap index", "total"))
     for name in ("compiled", "pure"):
         for design, m in meta.get(name, {}).items():

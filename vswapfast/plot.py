@@ -156,7 +156,7 @@ def _metadata(ax, results):
     ax.set_xticks(x)
     ax.set_xticklabels(labels, fontsize=8)
     ax.set_ylabel("bytes per swap entry")
-    ax.set_title("metadata per swap entry holding a zswap handle")
+    ax.set_title("seed's VSwap + zswap index option: bytes per swap entry")
     ax.legend(fontsize=8)
     ax.grid(True, axis="y", alpha=0.3)
 
