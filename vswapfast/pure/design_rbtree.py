@@ -19,9 +19,9 @@ import array
 import threading
 
 from vswapfast.errors import InvalidEntryError, SwapCacheError, SwapFullError
-from vswapfast.pure.design_xarray import (
-    _buffer_u64, _folio_entry, _int_arg, _shadow_entry, _value,
-)
+from vswapfast.pure.design_base import (BACKINGS, VALUE_LIMIT, DesignBase, int_arg,
+                                        value_arg)
+from vswapfast.pure.design_xarray import _folio_entry, _shadow_entry
 from vswapfast.pure.xarray import NEED_NODE, XA_NODE_SIZE, Xa, XaCtx, XaStats
 
 __all__ = ["RbtreeDesign", "BACKINGS"]
@@ -41,15 +41,13 @@ XARRAY_SIZE = 16
 ZSWAP_TREE_SIZE = 16
 RB_NODE_SIZE = 24
 ENTRY_FIELDS_SIZE = 24              # the modelled entry's other fields (not metadata)
-VALUE_LIMIT = 1 << 48
 MAX_SLOTS = 1 << 32
-BACKINGS = ("zswap", "disk", "zero")
 
 _STRUCTURES = ("swap_map", "swap_cgroup", "cluster_info", "swap_cache_xarrays",
                "zswap_tree", "rb_node", "xa_node_swap_cache", "swap_cont", "xa_node_free")
 
 
-class RbtreeDesign:
+class RbtreeDesign(DesignBase):
     """Swap metadata when zswap kept one red-black tree per swap device
     (up to 6.7): ``swap_map``, ``swap_cgroup`` pages, the swap cache and
     shadows in per-64 MiB xarrays, zswap entries in one tree under one
@@ -58,7 +56,7 @@ class RbtreeDesign:
     name = "rbtree"
 
     def __init__(self, nr_slots):
-        nr_slots = _int_arg(nr_slots, "nr_slots")
+        nr_slots = int_arg(nr_slots, "nr_slots")
         if not 1 <= nr_slots <= MAX_SLOTS:
             raise ValueError("nr_slots must be in 1 .. 2**32, not %d" % nr_slots)
         self._nr_slots = nr_slots
@@ -87,61 +85,21 @@ class RbtreeDesign:
         self._same_filled = 0
         self._used = 0
         self._next_handle = 0
-        self._closed = False
-        self._calls = 0
-        self._calls_done = threading.Condition(threading.Lock())
-        self._close_lock = threading.Lock()
+        self._life_init()
 
     # -- life -------------------------------------------------------------
-    def _enter(self):
-        with self._calls_done:
-            if self._closed:
-                raise ValueError("rbtree design is closed")
-            self._calls += 1
-
-    def _exit(self):
-        with self._calls_done:
-            self._calls -= 1
-            if self._calls == 0:
-                self._calls_done.notify_all()
-
-    def close(self):
-        """Free every structure, once the calls in flight have finished.
-        Safe to call twice and from several threads; later calls raise
-        ValueError."""
-        with self._close_lock:
-            with self._calls_done:
-                if self._closed:
-                    return
-                self._closed = True
-                while self._calls:
-                    self._calls_done.wait()
-            for xa in self._cache:
-                xa.destroy(self._ctx_cache)
-            self._cont.destroy(self._ctx_cont)
-            for ctx in (self._ctx_cache, self._ctx_cont):
-                ctx.destroy()
-            self._swap_map = self._swap_cgroup = None
-            self._cache = []
-            self._tree = {}
-            self._used = 0
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
+    def _free(self):
+        for xa in self._cache:
+            xa.destroy(self._ctx_cache)
+        self._cont.destroy(self._ctx_cont)
+        for ctx in (self._ctx_cache, self._ctx_cont):
+            ctx.destroy()
+        self._swap_map = self._swap_cgroup = None
+        self._cache = []
+        self._tree = {}
+        self._used = 0
 
     # -- checks -----------------------------------------------------------
-    def _entry_arg(self, entry):
-        return _int_arg(entry, "swap entry")
-
     def _check_slot(self, entry):
         if entry <= 0:
             if entry == 0:
@@ -312,8 +270,8 @@ class RbtreeDesign:
         then cluster lock), swap count 1 with SWAP_HAS_CACHE, the memcg
         recorded under the swap_cgroup lock, the folio in the swap-cache
         xarray under its xa_lock.  ``SwapFullError`` when no slot is left."""
-        folio = _value(folio, "folio", 1, VALUE_LIMIT - 1)
-        memcg = _value(memcg, "memcg", 0, 65535)
+        folio = value_arg(folio, "folio", 1, VALUE_LIMIT - 1)
+        memcg = value_arg(memcg, "memcg", 0, 65535)
         self._enter()
         try:
             return self._folio_alloc_swap(folio, memcg)
@@ -349,7 +307,7 @@ class RbtreeDesign:
     def swap_cache_add_folio(self, entry, folio):
         """swapcache_prepare() then add_to_swap_cache(); the shadow replaced."""
         entry = self._entry_arg(entry)
-        folio = _value(folio, "folio", 1, VALUE_LIMIT - 1)
+        folio = value_arg(folio, "folio", 1, VALUE_LIMIT - 1)
         self._enter()
         try:
             self._check_slot(entry)
@@ -395,8 +353,8 @@ class RbtreeDesign:
         """__delete_from_swap_cache() (xa_lock) then put_swap_folio()
         (cluster lock).  ``SwapCacheError`` if ``folio`` is not the cached one."""
         entry = self._entry_arg(entry)
-        folio = _value(folio, "folio", 1, VALUE_LIMIT - 1)
-        shadow = _value(shadow, "shadow", 0, VALUE_LIMIT - 1)
+        folio = value_arg(folio, "folio", 1, VALUE_LIMIT - 1)
+        shadow = value_arg(shadow, "shadow", 0, VALUE_LIMIT - 1)
         self._enter()
         try:
             self._check_slot(entry)
@@ -409,7 +367,7 @@ class RbtreeDesign:
         """zswap_store(): tree->lock twice (invalidate a duplicate, insert);
         returns the handle replaced, or None."""
         entry = self._entry_arg(entry)
-        handle = _value(handle, "handle", 1, VALUE_LIMIT - 1)
+        handle = value_arg(handle, "handle", 1, VALUE_LIMIT - 1)
         self._enter()
         try:
             self._check_slot(entry)
@@ -558,162 +516,83 @@ class RbtreeDesign:
             self._exit()
 
     # -- loops ------------------------------------------------------------
-    def _check_entries(self, m):
-        for i in range(len(m)):
-            try:
-                self._check_slot(m[i])
-            except InvalidEntryError as exc:
-                raise InvalidEntryError("entries[%d]: %s" % (i, exc)) from None
-
-    def zswap_entry_store_many(self, entries, handles, batch=False):
+    def _store_many(self, em, hm, batch):
         """zswap_entry_store of each page (tree->lock twice each), or all
         under one tree->lock with ``batch=True``; how many replaced a handle."""
-        em = _buffer_u64(entries, "entries")
-        hm = _buffer_u64(handles, "handles")
-        batch = bool(batch)
-        if len(em) != len(hm):
-            raise ValueError("entries and handles must have the same length, not %d and %d"
-                             % (len(em), len(hm)))
-        self._enter()
-        try:
-            self._check_entries(em)
-            for i in range(len(hm)):
-                if not 1 <= hm[i] < VALUE_LIMIT:
-                    raise ValueError("handles[%d] must be in 1 .. 2**48 - 1, not %d"
-                                     % (i, hm[i]))
-            replaced = 0
-            if not batch:
-                for k in range(len(em)):
-                    replaced += self._zswap_store(em[k], hm[k], 1) != 0
-                return replaced
-            if len(em):
-                self._lock_tree()
-                try:
-                    for k in range(len(em)):
-                        replaced += self._invalidate_locked(em[k]) != 0
-                        self._tree[em[k]] = [hm[k], 1]
-                finally:
-                    self._tree_lock.release()
+        replaced = 0
+        if not batch:
+            for k in range(len(em)):
+                replaced += self._zswap_store(em[k], hm[k], 1) != 0
             return replaced
-        finally:
-            self._exit()
+        if len(em):
+            self._lock_tree()
+            try:
+                for k in range(len(em)):
+                    replaced += self._invalidate_locked(em[k]) != 0
+                    self._tree[em[k]] = [hm[k], 1]
+            finally:
+                self._tree_lock.release()
+        return replaced
 
-    def zswap_entry_load_many(self, entries, out, batch=False):
+    def _load_many(self, em, om, batch):
         """zswap_entry_load of each page (tree->lock twice each), or all under
         one tree->lock with ``batch=True``; ``out[i]`` the handle or 0."""
-        em = _buffer_u64(entries, "entries")
-        om = _buffer_u64(out, "out", writable=True)
-        batch = bool(batch)
-        if len(em) != len(om):
-            raise ValueError("entries and out must have the same length, not %d and %d"
-                             % (len(em), len(om)))
-        self._enter()
-        try:
-            self._check_entries(em)
-            found = 0
-            if not batch:
+        found = 0
+        if not batch:
+            for k in range(len(em)):
+                h = self._zswap_load(em[k])[1]
+                om[k] = h
+                found += h != 0
+            return found
+        if len(em):
+            self._lock_tree()
+            try:
                 for k in range(len(em)):
-                    h = self._zswap_load(em[k])[1]
+                    z = self._tree.get(em[k])
+                    h = z[0] if z is not None and z[1] else 0
                     om[k] = h
                     found += h != 0
-                return found
-            if len(em):
-                self._lock_tree()
-                try:
-                    for k in range(len(em)):
-                        z = self._tree.get(em[k])
-                        h = z[0] if z is not None and z[1] else 0
-                        om[k] = h
-                        found += h != 0
-                finally:
-                    self._tree_lock.release()
-            return found
-        finally:
-            self._exit()
+            finally:
+                self._tree_lock.release()
+        return found
 
-    def zswap_entry_erase_many(self, entries, batch=False):
+    def _erase_many(self, em, batch):
         """zswap_entry_erase of each page (one tree->lock each, or one for
         all with ``batch=True``); how many held a handle."""
-        em = _buffer_u64(entries, "entries")
-        batch = bool(batch)
-        self._enter()
-        try:
-            self._check_entries(em)
-            erased = 0
-            if not batch:
-                for k in range(len(em)):
-                    erased += self._zswap_invalidate(em[k], True) != 0
-                return erased
-            if len(em):
-                self._lock_tree()
-                try:
-                    for k in range(len(em)):
-                        erased += self._invalidate_locked(em[k], True) != 0
-                finally:
-                    self._tree_lock.release()
-            return erased
-        finally:
-            self._exit()
-
-    def _new_handle(self):
-        self._next_handle = self._next_handle % (VALUE_LIMIT - 1) + 1
-        return self._next_handle
-
-    def swap_out_many(self, count, backing="zswap", memcg=0):
-        """Swap out ``count`` pages: folio_alloc_swap, the backing (zswap
-        store of a fresh handle, swap_writeout, or set_zero), then
-        swap_cache_del_folio leaving a shadow (folio and shadow: the entry).
-        ``SwapFullError`` (every page of the call released) when full."""
-        count = _int_arg(count, "count")
-        if count < 0:
-            raise ValueError("count must be at least 0, not %d" % count)
-        if not isinstance(backing, str):
-            raise TypeError("backing must be a str, not %s" % type(backing).__name__)
-        if backing not in BACKINGS:
-            raise ValueError("backing must be one of %s, not %r" % (", ".join(BACKINGS), backing))
-        memcg = _value(memcg, "memcg", 0, 65535)
-        out = array.array("Q", bytes(8 * count))
-        self._enter()
-        try:
-            done = 0
-            try:
-                for done in range(count):
-                    s = self._alloc_slot()
-                    if not s:
-                        raise SwapFullError(
-                            "no free swap slot left (nr_slots is %d, %d used)"
-                            % (self._nr_slots, self._used))
-                    out[done] = s
-                    self._swap_cgroup_record(s, memcg)
-                    self._cache[s >> SWAP_ADDRESS_SPACE_SHIFT].store(
-                        self._ctx_cache, s & SWAP_ADDRESS_SPACE_MASK, _folio_entry(s), self._st)
-                    if backing == "zswap":
-                        self._zswap_store(s, self._new_handle(), 1)
-                    elif backing == "disk":
-                        self._zswap_invalidate(s)
-                    else:
-                        self._zswap_store(s, 0, 0)
-                    self._cache_del(s, s, s)
-                else:
-                    done = count
-            except SwapFullError:
-                for k in range(done):
-                    self._swap_free(out[k])
-                raise
-            return out
-        finally:
-            self._exit()
-
-    def swap_free_many(self, entries):
-        """swap_free of each entry (all checked first)."""
-        em = _buffer_u64(entries, "entries")
-        self._enter()
-        try:
-            self._check_entries(em)
+        erased = 0
+        if not batch:
             for k in range(len(em)):
-                self._swap_free(em[k])
-        finally:
-            self._exit()
+                erased += self._zswap_invalidate(em[k], True) != 0
+            return erased
+        if len(em):
+            self._lock_tree()
+            try:
+                for k in range(len(em)):
+                    erased += self._invalidate_locked(em[k], True) != 0
+            finally:
+                self._tree_lock.release()
+        return erased
+
+    def _swap_out_one(self, backing, memcg):
+        """One page of swap_out_many: folio_alloc_swap, the backing (zswap
+        store of a fresh handle, swap_writeout, or set_zero), then
+        swap_cache_del_folio leaving a shadow (folio and shadow: the entry,
+        which is returned)."""
+        s = self._alloc_slot()
+        if not s:
+            raise SwapFullError("no free swap slot left (nr_slots is %d, %d used)"
+                                % (self._nr_slots, self._used))
+        self._swap_cgroup_record(s, memcg)
+        self._cache[s >> SWAP_ADDRESS_SPACE_SHIFT].store(
+            self._ctx_cache, s & SWAP_ADDRESS_SPACE_MASK, _folio_entry(s), self._st)
+        if backing == "zswap":
+            self._zswap_store(s, self._new_handle(), 1)
+        elif backing == "disk":
+            self._zswap_invalidate(s)
+        else:
+            self._zswap_store(s, 0, 0)
+        self._cache_del(s, s, s)
+        return s
 
     # -- introspection ----------------------------------------------------
     def _check(self):
@@ -759,14 +638,12 @@ class RbtreeDesign:
 
     def metadata_bytes(self):
         """Bytes of metadata held now (static structures included)."""
-        if self._closed:
-            raise ValueError("rbtree design is closed")
+        self._check_open()
         return sum(self._bytes()[0].values())
 
     def stats(self):
         """Counters and byte counts; see docs/designs.md."""
-        if self._closed:
-            raise ValueError("rbtree design is closed")
+        self._check_open()
         b, objs = self._bytes()
         st = self._st
         d = {
@@ -795,18 +672,3 @@ class RbtreeDesign:
             d["bytes_" + k] = v
         d["bytes_xa_node"] = b["xa_node_swap_cache"]
         return d
-
-    @property
-    def nr_slots(self):
-        return self._nr_slots
-
-    def __len__(self):
-        if self._closed:
-            raise ValueError("rbtree design is closed")
-        return self._used
-
-    def __repr__(self):
-        if self._closed:
-            return "<RbtreeDesign closed core=pure>"
-        return "<RbtreeDesign nr_slots=%d used=%d bytes=%d core=pure>" % (
-            self._nr_slots, self._used, self.metadata_bytes())
