@@ -245,6 +245,11 @@ class DesignBase:
             raise
 
     # -- introspection ----------------------------------------------------
+    def metadata_bytes(self):
+        """Bytes of metadata held now (static structures included)."""
+        self._check_open()
+        return sum(self._bytes()[0].values())
+
     @property
     def nr_slots(self):
         return self._nr_slots

@@ -18,24 +18,18 @@ lock (one at a time) -> node free list.
 import array
 import threading
 
-from vswapfast.errors import InvalidEntryError, SwapCacheError, SwapFullError
-from vswapfast.pure.design_base import (BACKINGS, VALUE_LIMIT, DesignBase, int_arg,
-                                        value_arg)
-from vswapfast.pure.design_xarray import _folio_entry, _shadow_entry
-from vswapfast.pure.xarray import NEED_NODE, XA_NODE_SIZE, Xa, XaCtx, XaStats
+from vswapfast.errors import SwapFullError
+from vswapfast.pure.design_base import BACKINGS, VALUE_LIMIT, int_arg, value_arg
+from vswapfast.pure.design_swap_map import (
+    SWAP_ADDRESS_SPACE_MASK, SWAP_ADDRESS_SPACE_PAGES, SWAP_ADDRESS_SPACE_SHIFT,
+    SWAPFILE_CLUSTER, SwapMapDesign, _folio_entry,
+)
+from vswapfast.pure.xarray import XA_NODE_SIZE, Xa, XaCtx, XaStats
 
 __all__ = ["RbtreeDesign", "BACKINGS"]
 
-SWAPFILE_CLUSTER = 512
-SWAP_ADDRESS_SPACE_SHIFT = 14
-SWAP_ADDRESS_SPACE_PAGES = 1 << SWAP_ADDRESS_SPACE_SHIFT
-SWAP_ADDRESS_SPACE_MASK = SWAP_ADDRESS_SPACE_PAGES - 1
 SC_PER_PAGE = 2048                  # PAGE_SIZE / sizeof(struct swap_cgroup)
 PAGE_SIZE = 4096
-SWAP_HAS_CACHE = 0x40
-COUNT_CONTINUED = 0x80
-SWAP_MAP_MAX = 0x3E
-SWAP_COUNT_LIMIT = (1 << 31) - 1
 CLUSTER_INFO_SIZE = 8
 XARRAY_SIZE = 16
 ZSWAP_TREE_SIZE = 16
@@ -47,7 +41,7 @@ _STRUCTURES = ("swap_map", "swap_cgroup", "cluster_info", "swap_cache_xarrays",
                "zswap_tree", "rb_node", "xa_node_swap_cache", "swap_cont", "xa_node_free")
 
 
-class RbtreeDesign(DesignBase):
+class RbtreeDesign(SwapMapDesign):
     """Swap metadata when zswap kept one red-black tree per swap device
     (up to 6.7): ``swap_map``, ``swap_cgroup`` pages, the swap cache and
     shadows in per-64 MiB xarrays, zswap entries in one tree under one
@@ -99,23 +93,7 @@ class RbtreeDesign(DesignBase):
         self._tree = {}
         self._used = 0
 
-    # -- checks -----------------------------------------------------------
-    def _check_slot(self, entry):
-        if entry <= 0:
-            if entry == 0:
-                raise InvalidEntryError(
-                    "swap entry 0 is the device's header page, never allocated")
-            raise InvalidEntryError("swap entry %d is negative; entries are unsigned" % entry)
-        if entry >= self._nr_slots:
-            raise InvalidEntryError("swap entry %d is beyond the device (nr_slots is %d)"
-                                    % (entry, self._nr_slots))
-        if not self._swap_map[entry]:
-            raise InvalidEntryError("swap entry %d is not allocated (swap_map is 0)" % entry)
-
-    def _cluster_lock(self, ci):
-        self._cluster_locks[ci].acquire()
-        self._cluster_locks_taken += 1
-
+    # -- locks ------------------------------------------------------------
     def _lock_tree(self):
         self._tree_lock.acquire()
         self._tree_locks_taken += 1
@@ -173,39 +151,7 @@ class RbtreeDesign(DesignBase):
             return 2, 0
         return 1, z[0]
 
-    # -- counts (swap_map and its continuation) --------------------------
-    def _count_locked(self, entry):
-        m = self._swap_map[entry]
-        count = m & 0x3F
-        if m & COUNT_CONTINUED:
-            count += self._cont.load_locked(entry) >> 1
-        return count
-
-    def _set_count_locked(self, entry, count):
-        """Write the count, spilling past SWAP_MAP_MAX into the continuation
-        xarray; False (nothing changed) when a node is needed."""
-        m = self._swap_map[entry] & SWAP_HAS_CACHE
-        cont = self._cont
-        had = self._swap_map[entry] & COUNT_CONTINUED
-        if count > SWAP_MAP_MAX:
-            cont.lock(self._st)
-            try:
-                old = cont.store_locked(self._ctx_cont, entry, ((count - SWAP_MAP_MAX) << 1) | 1)
-            finally:
-                cont.unlock()
-            if old == NEED_NODE:
-                return False
-            self._swap_map[entry] = m | COUNT_CONTINUED | SWAP_MAP_MAX
-        else:
-            if had:
-                cont.lock(self._st)
-                try:
-                    cont.store_locked(self._ctx_cont, entry, 0)
-                finally:
-                    cont.unlock()
-            self._swap_map[entry] = m | count
-        return True
-
+    # -- swap_cgroup --------------------------------------------------------
     def _swap_cgroup_record(self, entry, memcg):
         """swap_cgroup_record() (before 6.14), under ctrl->lock."""
         with self._cgroup_lock:
@@ -229,32 +175,6 @@ class RbtreeDesign(DesignBase):
         self._used -= 1
 
     # -- allocation -------------------------------------------------------
-    def _alloc_slot(self):
-        """The xarray design's simplified allocator: device lock, then the
-        cluster lock of the first cluster with room."""
-        with self._dev_lock:
-            self._device_locks_taken += 1
-            n = self._nr_clusters
-            for k in range(n):
-                ci = (self._next_cluster + k) % n
-                first = ci * SWAPFILE_CLUSTER
-                last = min(first + SWAPFILE_CLUSTER, self._nr_slots)
-                cap = last - first - (1 if ci == 0 else 0)
-                if self._cluster_count[ci] >= cap:
-                    continue
-                self._cluster_lock(ci)
-                try:
-                    for s in range(max(first, 1), last):
-                        if not self._swap_map[s]:
-                            self._swap_map[s] = SWAP_HAS_CACHE | 1
-                            self._cluster_count[ci] += 1
-                            self._used += 1
-                            self._next_cluster = ci
-                            return s
-                finally:
-                    self._cluster_locks[ci].release()
-        return 0
-
     def _folio_alloc_swap(self, folio, memcg):
         s = self._alloc_slot()
         if not s:
@@ -264,103 +184,6 @@ class RbtreeDesign(DesignBase):
         self._cache[s >> SWAP_ADDRESS_SPACE_SHIFT].store(
             self._ctx_cache, s & SWAP_ADDRESS_SPACE_MASK, _folio_entry(folio), self._st)
         return s
-
-    def folio_alloc_swap(self, folio, memcg=0):
-        """folio_alloc_swap() + add_to_swap_cache(): a slot (device lock,
-        then cluster lock), swap count 1 with SWAP_HAS_CACHE, the memcg
-        recorded under the swap_cgroup lock, the folio in the swap-cache
-        xarray under its xa_lock.  ``SwapFullError`` when no slot is left."""
-        folio = value_arg(folio, "folio", 1, VALUE_LIMIT - 1)
-        memcg = value_arg(memcg, "memcg", 0, 65535)
-        self._enter()
-        try:
-            return self._folio_alloc_swap(folio, memcg)
-        finally:
-            self._exit()
-
-    # -- swap cache -------------------------------------------------------
-    def _cache_load(self, entry):
-        self._check_slot(entry)
-        return self._cache[entry >> SWAP_ADDRESS_SPACE_SHIFT].load(
-            entry & SWAP_ADDRESS_SPACE_MASK, self._st)
-
-    def swap_cache_get_folio(self, entry):
-        """filemap_get_entry(): the cached folio or None; xa_load, no lock."""
-        entry = self._entry_arg(entry)
-        self._enter()
-        try:
-            e = self._cache_load(entry)
-        finally:
-            self._exit()
-        return e >> 2 if e and not e & 1 else None
-
-    def swap_cache_get_shadow(self, entry):
-        """get_shadow_from_swap_cache(): the shadow or None; xa_load, no lock."""
-        entry = self._entry_arg(entry)
-        self._enter()
-        try:
-            e = self._cache_load(entry)
-        finally:
-            self._exit()
-        return e >> 1 if e & 1 else None
-
-    def swap_cache_add_folio(self, entry, folio):
-        """swapcache_prepare() then add_to_swap_cache(); the shadow replaced."""
-        entry = self._entry_arg(entry)
-        folio = value_arg(folio, "folio", 1, VALUE_LIMIT - 1)
-        self._enter()
-        try:
-            self._check_slot(entry)
-            ci = entry // SWAPFILE_CLUSTER
-            self._cluster_lock(ci)
-            try:
-                self._check_slot(entry)
-                if self._swap_map[entry] & SWAP_HAS_CACHE:
-                    raise SwapCacheError("swap entry %d already has a folio in the swap cache"
-                                         % entry)
-                self._swap_map[entry] |= SWAP_HAS_CACHE
-            finally:
-                self._cluster_locks[ci].release()
-            old = self._cache[entry >> SWAP_ADDRESS_SPACE_SHIFT].store(
-                self._ctx_cache, entry & SWAP_ADDRESS_SPACE_MASK, _folio_entry(folio), self._st)
-        finally:
-            self._exit()
-        return old >> 1 if old & 1 else None
-
-    def _cache_del(self, entry, folio, shadow):
-        xa = self._cache[entry >> SWAP_ADDRESS_SPACE_SHIFT]
-        xa.lock(self._st)
-        try:
-            index = entry & SWAP_ADDRESS_SPACE_MASK
-            cur = xa.load_locked(index)
-            if cur != _folio_entry(folio):
-                raise SwapCacheError(
-                    "folio %d is not the one in the swap cache of entry %d (%s)"
-                    % (folio, entry, "folio %d" % (cur >> 2) if cur and not cur & 1
-                       else "no folio"))
-            xa.store_locked(self._ctx_cache, index, _shadow_entry(shadow))
-        finally:
-            xa.unlock()
-        ci = entry // SWAPFILE_CLUSTER
-        self._cluster_lock(ci)             # put_swap_folio(): drop SWAP_HAS_CACHE
-        try:
-            if self._swap_map[entry]:
-                self._swap_map[entry] &= ~SWAP_HAS_CACHE & 0xFF
-        finally:
-            self._cluster_locks[ci].release()
-
-    def swap_cache_del_folio(self, entry, folio, shadow=0):
-        """__delete_from_swap_cache() (xa_lock) then put_swap_folio()
-        (cluster lock).  ``SwapCacheError`` if ``folio`` is not the cached one."""
-        entry = self._entry_arg(entry)
-        folio = value_arg(folio, "folio", 1, VALUE_LIMIT - 1)
-        shadow = value_arg(shadow, "shadow", 0, VALUE_LIMIT - 1)
-        self._enter()
-        try:
-            self._check_slot(entry)
-            self._cache_del(entry, folio, shadow)
-        finally:
-            self._exit()
 
     # -- zswap ------------------------------------------------------------
     def zswap_entry_store(self, entry, handle):
@@ -440,58 +263,7 @@ class RbtreeDesign(DesignBase):
             self._exit()
         return entry
 
-    def get_slot(self, entry):
-        """The disk slot: the entry itself (a lock-free read of swap_map)."""
-        entry = self._entry_arg(entry)
-        self._enter()
-        try:
-            self._check_slot(entry)
-            self._st.lockless_loads += 1
-        finally:
-            self._exit()
-        return entry
-
-    # -- counts -----------------------------------------------------------
-    def swap_duplicate(self, entry):
-        """__swap_duplicate(): one more reference, under the cluster lock."""
-        entry = self._entry_arg(entry)
-        self._enter()
-        try:
-            self._check_slot(entry)
-            ci = entry // SWAPFILE_CLUSTER
-            while True:
-                self._cluster_lock(ci)
-                try:
-                    self._check_slot(entry)
-                    count = self._count_locked(entry) + 1
-                    if count > SWAP_COUNT_LIMIT:
-                        raise ValueError("swap count of entry %d would exceed 2**31 - 1" % entry)
-                    done = self._set_count_locked(entry, count)
-                finally:
-                    self._cluster_locks[ci].release()
-                if done:
-                    break
-                self._ctx_cont.reserve1()         # no lock held (xas_nomem)
-        finally:
-            self._exit()
-        return count
-
-    def swap_count(self, entry):
-        """swp_swapcount(): the count, read under the cluster lock."""
-        entry = self._entry_arg(entry)
-        self._enter()
-        try:
-            self._check_slot(entry)
-            ci = entry // SWAPFILE_CLUSTER
-            self._cluster_lock(ci)
-            try:
-                self._check_slot(entry)
-                return self._count_locked(entry)
-            finally:
-                self._cluster_locks[ci].release()
-        finally:
-            self._exit()
-
+    # -- release ----------------------------------------------------------
     def _swap_free(self, entry):
         ci = entry // SWAPFILE_CLUSTER
         self._cluster_lock(ci)
@@ -503,17 +275,6 @@ class RbtreeDesign(DesignBase):
                 self._release_locked(entry)
         finally:
             self._cluster_locks[ci].release()
-
-    def swap_free(self, entry):
-        """swap_free(): drop one reference under the cluster lock; at zero
-        the slot and all it holds are released."""
-        entry = self._entry_arg(entry)
-        self._enter()
-        try:
-            self._check_slot(entry)
-            self._swap_free(entry)
-        finally:
-            self._exit()
 
     # -- loops ------------------------------------------------------------
     def _store_many(self, em, hm, batch):
@@ -635,11 +396,6 @@ class RbtreeDesign(DesignBase):
         for k in ("xa_node_swap_cache", "swap_cont", "xa_node_free"):
             objs[k] = b[k] // XA_NODE_SIZE
         return b, objs
-
-    def metadata_bytes(self):
-        """Bytes of metadata held now (static structures included)."""
-        self._check_open()
-        return sum(self._bytes()[0].values())
 
     def stats(self):
         """Counters and byte counts; see docs/designs.md."""

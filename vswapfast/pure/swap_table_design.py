@@ -738,12 +738,6 @@ class SwapTableBase(DesignBase):
             objs += 3
         return b, objs
 
-    def metadata_bytes(self):
-        """Bytes of metadata held now (static structures and free lists
-        included)."""
-        self._check_open()
-        return sum(self._bytes()[0].values())
-
     def stats(self):
         """Counters and byte counts; see docs/designs.md."""
         self._check_open()
