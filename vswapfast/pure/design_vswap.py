@@ -16,9 +16,9 @@ cluster lock with trylock only); device lock -> swap cluster lock.
 
 import threading
 
-from vswapfast.errors import InvalidEntryError, SwapCacheError, SwapFullError
-from vswapfast.pure.design_base import (BACKINGS, VALUE_LIMIT, DesignBase, int_arg,
-                                        value_arg)
+from vswapfast.errors import InvalidEntryError, SwapCacheError
+from vswapfast.pure.design_base import BACKINGS, VALUE_LIMIT, int_arg, value_arg
+from vswapfast.pure.design_vswap_base import R_DEVICE_FULL, R_FULL, VswapBase
 from vswapfast.pure.xarray import NEED_NODE, XA_NODE_SIZE, Xa, XaCtx, XaStats
 
 __all__ = ["VswapDesign", "BACKINGS", "MAX_VSWAP"]
@@ -43,9 +43,6 @@ SWAP_TABLE_BYTES = SWAPFILE_CLUSTER * 8
 VSWAP_SWAPFILE, VSWAP_ZERO, VSWAP_ZSWAP, VSWAP_FOLIO = 0, 1, 2, 3
 
 NO_ID = -1
-
-# loop results
-R_FULL, R_NOMEM, R_DEVICE_FULL = -1, -2, -3
 
 STRUCTURES = ("vswap_cluster", "vswap_cluster_free", "cluster_map", "cluster_map_free",
               "swap_alloc_bitmap", "swap_bad_bitmap", "cluster_info", "reverse_map")
@@ -135,7 +132,7 @@ class _Cluster:
         return self.bitmap >> i & 1 and self.swap_count[i] > 0
 
 
-class VswapDesign(DesignBase):
+class VswapDesign(VswapBase):
     """The virtual swap space, v6: a 24-byte swap descriptor per virtual
     slot in 512-slot clusters under per-cluster spinlocks, found through
     the vswap_cluster_map xarray; zswap entries in the descriptors; a
@@ -194,10 +191,6 @@ class VswapDesign(DesignBase):
         self._used = 0
 
     # -- locks and lookups -------------------------------------------------
-    def _cluster_lock(self, c):
-        c.lock.acquire()
-        self._cl += 1
-
     def _local_lock_take(self):
         self._local_lock.acquire()
         self._al += 1
@@ -347,13 +340,6 @@ class VswapDesign(DesignBase):
         c.count += 1
         return i + (c.id << VSWAP_CLUSTER_SHIFT)
 
-    def _reserve_used(self):
-        with self._count_lock:
-            if self._used >= self._max_used:
-                return False
-            self._used += 1
-            return True
-
     def _cluster_get(self):
         """A spare cluster, or a new one (kvzalloc), reset under its lock."""
         c = None
@@ -375,10 +361,6 @@ class VswapDesign(DesignBase):
         finally:
             c.lock.release()
         return c
-
-    def _put_spare_locked(self, c):
-        self._spare.append(c)
-        self._nr_live -= 1
 
     def _new_cluster(self):
         """kvzalloc + xa_alloc of the lowest free id: (cluster, 0) or (None, err)."""
@@ -669,15 +651,6 @@ class VswapDesign(DesignBase):
             c.lock.release()
         return e, 0
 
-    def _raise_full(self, err):
-        if err == R_NOMEM:
-            raise MemoryError("no memory for a vswap cluster or a swap table")
-        if err == R_DEVICE_FULL:
-            raise SwapFullError("no free slot left on the swap device (nr_slots is %d)"
-                                % self._nr_slots)
-        raise SwapFullError("no free virtual swap slot left (%d of %d used)"
-                            % (self._used, self._nr_slots - 1))
-
     # -- the API ----------------------------------------------------------
     def folio_alloc_swap(self, folio, memcg=0):
         """folio_alloc_swap() (mm/vswap.c): vswap_alloc(),
@@ -790,14 +763,6 @@ class VswapDesign(DesignBase):
     def zswap_entry_erase(self, entry):
         """zswap_entry_erase() (patch 11): under the cluster lock."""
         return self._entry_op(entry, self._zswap_erase_one)[1] or None
-
-    def zswap_empty(self):
-        """No descriptor holds a zswap entry."""
-        self._enter()
-        try:
-            return self._nr_zswap == 0
-        finally:
-            self._exit()
 
     def set_zero(self, entry):
         """swap_zeromap_folio_set(): release_backing(), then VSWAP_ZERO."""
@@ -939,25 +904,6 @@ class VswapDesign(DesignBase):
             i = j
         return hits
 
-    def _store_many(self, em, hm, batch):
-        """zswap_entry_store of each page (one cluster lock each, or one per
-        run in a cluster with ``batch=True``); how many replaced a handle."""
-        return self._run_loop(em, hm, None, batch, "store")
-
-    def _load_many(self, em, om, batch):
-        """zswap_entry_load of each page (cluster lock each, or per run);
-        ``out[i]`` the handle or 0; how many held one."""
-        return self._run_loop(em, None, om, batch, "load")
-
-    def _erase_many(self, em, batch):
-        """zswap_entry_erase of each page; how many held a handle."""
-        return self._run_loop(em, None, None, batch, "erase")
-
-    def _new_handle(self):
-        with self._count_lock:
-            self._next_handle += 1
-            return self._next_handle % (VALUE_LIMIT - 1) + 1
-
     def _swap_out(self, out, count, backing, memcg):
         """Swap out ``count`` pages (folio_alloc_swap, the backing,
         swap_cache_del_folio leaving the entry as shadow).  ``SwapFullError``
@@ -984,10 +930,6 @@ class VswapDesign(DesignBase):
                 self._swap_free_one(out[k])
             self._raise_full(err if err != "free" else R_FULL)
 
-    def _free_many(self, em):
-        """swap_free of each entry (checked first)."""
-        self._run_loop(em, None, None, False, "free")
-
     # -- introspection ----------------------------------------------------
     def _bytes(self):
         words = -(-self._nr_slots // 64) * 8
@@ -1001,11 +943,6 @@ class VswapDesign(DesignBase):
                 + (self._map_ctx.live_bytes + self._map_ctx.cached_bytes) // XA_NODE_SIZE
                 + 3 + tables)
         return nbytes, objs
-
-    def metadata_bytes(self):
-        """Bytes of metadata held now (static structures included)."""
-        self._check_open()
-        return sum(self._bytes()[0])
 
     def stats(self):
         """Counters and byte counts; see docs/designs.md."""

@@ -18,9 +18,9 @@ device si->lock -> device cluster lock.
 
 import threading
 
-from vswapfast.errors import InvalidEntryError, SwapCacheError, SwapFullError
-from vswapfast.pure.design_base import (BACKINGS, VALUE_LIMIT, DesignBase, int_arg,
-                                        value_arg)
+from vswapfast.errors import InvalidEntryError, SwapCacheError
+from vswapfast.pure.design_base import BACKINGS, VALUE_LIMIT, int_arg, value_arg
+from vswapfast.pure.design_vswap_base import R_DEVICE_FULL, R_FULL, VswapBase
 from vswapfast.pure.xarray import NEED_NODE, XA_NODE_SIZE, Xa, XaCtx, XaStats
 
 __all__ = ["VswapTableDesign", "BACKINGS", "STRUCTURES"]
@@ -58,9 +58,9 @@ VTABLE_TAG_MASK = 7
 
 CLUSTER_FLAG_NONE, CLUSTER_FLAG_NONFULL, CLUSTER_FLAG_FULL, CLUSTER_FLAG_DEAD = 0, 2, 4, 6
 
-# entry checks (the compiled core's E_* codes) and results
+# entry checks (the compiled core's E_* codes) and results (with VswapBase's R_*)
 E_OK, E_ZERO, E_NEGATIVE, E_RANGE, E_FREE = 0, 1, 2, 3, 4
-R_FULL, R_NOMEM, R_DEVICE_FULL, R_BUSY, R_NOT_CACHED = -1, -2, -3, -4, -5
+R_BUSY, R_NOT_CACHED = -4, -5
 
 STRUCTURES = ("cluster_info_dynamic", "cluster_info_dynamic_free", "swap_table",
               "swap_table_free", "virtual_table", "memcg_table", "extend_table",
@@ -159,7 +159,7 @@ class _Cluster:
         self.seq = 1
 
 
-class VswapTableDesign(DesignBase):
+class VswapTableDesign(VswapBase):
     """The virtual swap space, swap table edition (RFC v2); see the
     compiled module and docs/designs.md."""
 
@@ -231,10 +231,6 @@ class VswapTableDesign(DesignBase):
         self._used = 0
 
     # -- locks, lookups, lock-free reads ----------------------------------
-    def _cluster_lock(self, c):
-        c.lock.acquire()
-        self._cl += 1
-
     def _dev_lock_take(self):
         self._dev_lock.acquire()
         self._dl += 1
@@ -379,10 +375,6 @@ class VswapTableDesign(DesignBase):
             c.lock.release()
         return c
 
-    def _put_spare_locked(self, c):
-        self._spare.append(c)
-        self._nr_live -= 1
-
     def _drop_tables(self, vt, mt, ext):
         with self._count_lock:
             self._nr_vtables -= vt is not None
@@ -478,13 +470,6 @@ class VswapTableDesign(DesignBase):
         if c.count == SWAPFILE_CLUSTER:
             self._relocate_full_locked(c)
         return (c.index << CLUSTER_SHIFT) | off
-
-    def _reserve_used(self):
-        with self._count_lock:
-            if self._used >= self._max_used:
-                return False
-            self._used += 1
-            return True
 
     def _vswap_alloc(self, folio, memcg):
         if not self._reserve_used():
@@ -728,15 +713,6 @@ class VswapTableDesign(DesignBase):
         c.lock.release()
         return E_OK, w
 
-    def _raise_full(self, err):
-        if err == R_NOMEM:
-            raise MemoryError("no memory for a vswap cluster or a swap table")
-        if err == R_DEVICE_FULL:
-            raise SwapFullError("no free slot left on the swap device (nr_slots is %d)"
-                                % self._nr_slots)
-        raise SwapFullError("no free virtual swap slot left (%d of %d used)"
-                            % (self._used, self._nr_slots - 1))
-
     # -- the API ----------------------------------------------------------
     def _entry_op(self, entry, op, *args):
         """Run ``op(entry, *args)`` (a tuple whose first item is False when
@@ -826,14 +802,6 @@ class VswapTableDesign(DesignBase):
     def zswap_entry_erase(self, entry):
         """folio_release_vswap_backing() of a zswap-backed slot."""
         return self._entry_op(entry, self._zswap_erase_one)[1] or None
-
-    def zswap_empty(self):
-        """No virtual table word holds a zswap entry."""
-        self._enter()
-        try:
-            return self._nr_zswap == 0
-        finally:
-            self._exit()
 
     def set_zero(self, entry):
         """swap_zeromap_folio_set() (2/7)."""
@@ -983,23 +951,6 @@ class VswapTableDesign(DesignBase):
             i = j
         return hits
 
-    def _store_many(self, em, hm, batch):
-        """vswap_zswap_store of each page; how many replaced a handle."""
-        return self._run_loop(em, hm, None, batch, "store")
-
-    def _load_many(self, em, om, batch):
-        """vswap_zswap_load of each page; how many held one."""
-        return self._run_loop(em, None, om, batch, "load")
-
-    def _erase_many(self, em, batch):
-        """The zswap backing of each page released; how many held one."""
-        return self._run_loop(em, None, None, batch, "erase")
-
-    def _new_handle(self):
-        with self._count_lock:
-            self._next_handle += 1
-            return self._next_handle % (VALUE_LIMIT - 1) + 1
-
     def _swap_out(self, out, count, backing, memcg):
         """Swap out ``count`` pages; ``SwapFullError`` (every page of the
         call released) when full."""
@@ -1025,10 +976,6 @@ class VswapTableDesign(DesignBase):
                 self._swap_free_one(out[k])
             self._raise_full(err if err != E_FREE else R_FULL)
 
-    def _free_many(self, em):
-        """swap_free of each entry (checked first)."""
-        self._run_loop(em, None, None, False, "free")
-
     # -- introspection ----------------------------------------------------
     def _bytes(self):
         nspare = len(self._spare)
@@ -1044,11 +991,6 @@ class VswapTableDesign(DesignBase):
                 + (self._map_ctx.live_bytes + self._map_ctx.cached_bytes) // XA_NODE_SIZE
                 + 1 + self._nr_dev_tables)
         return nbytes, objs
-
-    def metadata_bytes(self):
-        """Bytes of metadata held now."""
-        self._check_open()
-        return sum(self._bytes()[0])
 
     def stats(self):
         """Counters and byte counts; see docs/designs.md."""
