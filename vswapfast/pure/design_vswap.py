@@ -141,6 +141,7 @@ class VswapDesign(VswapBase):
     lookup is lock-free.  See docs/designs.md."""
 
     name = "vswap"
+    _err_free = "free"
 
     def __init__(self, nr_slots):
         nr_slots = int_arg(nr_slots, "nr_slots")
@@ -903,32 +904,6 @@ class VswapDesign(VswapBase):
                 c.lock.release()
             i = j
         return hits
-
-    def _swap_out(self, out, count, backing, memcg):
-        """Swap out ``count`` pages (folio_alloc_swap, the backing,
-        swap_cache_del_folio leaving the entry as shadow).  ``SwapFullError``
-        (every page of the call released) when full."""
-        done = 0
-        err = 0
-        while done < count:
-            e, err = self._folio_alloc_swap_one(1, memcg)
-            if not e:
-                break
-            out[done] = e
-            done += 1
-            if backing == "zswap":
-                self._zswap_store_one(e, self._new_handle())
-            elif backing == "disk":
-                _, err = self._writeout_one(e)
-                if err:
-                    break
-            else:
-                self._set_zero_one(e)
-            self._cache_del_one(e, 1, e)
-        if err:
-            for k in range(done):
-                self._swap_free_one(out[k])
-            self._raise_full(err if err != "free" else R_FULL)
 
     # -- introspection ----------------------------------------------------
     def _bytes(self):

@@ -22,7 +22,9 @@ R_FULL, R_NOMEM, R_DEVICE_FULL = -1, -2, -3
 class VswapBase(DesignBase):
     """The parts of a virtual swap design that do not depend on its
     per-cluster layout.  The design supplies ``_run_loop(em, hm, om,
-    batch, op)`` and keeps ``_count_lock``, ``_used``, ``_max_used``,
+    batch, op)`` and ``_folio_alloc_swap_one(folio, memcg)`` (both
+    returning what the compiled core's loops return), sets ``_err_free``
+    (its "entry not allocated" result) and keeps ``_count_lock``, ``_used``, ``_max_used``,
     ``_nr_zswap``, ``_spare``, ``_nr_live`` and ``_cl``."""
 
     def _cluster_lock(self, c):
@@ -74,6 +76,32 @@ class VswapBase(DesignBase):
 
     def _free_many(self, em):
         self._run_loop(em, None, None, False, "free")
+
+    def _swap_out(self, out, count, backing, memcg):
+        """Swap out ``count`` pages (folio_alloc_swap, the backing,
+        swap_cache_del_folio leaving the entry as shadow); on an error every
+        page of the call is released before SwapFullError (or MemoryError)."""
+        done = 0
+        err = 0
+        while done < count:
+            e, err = self._folio_alloc_swap_one(1, memcg)
+            if not e:
+                break
+            out[done] = e
+            done += 1
+            if backing == "zswap":
+                self._zswap_store_one(e, self._new_handle())
+            elif backing == "disk":
+                _, err = self._writeout_one(e)
+                if err:
+                    break
+            else:
+                self._set_zero_one(e)
+            self._cache_del_one(e, 1, e)
+        if err:
+            for k in range(done):
+                self._swap_free_one(out[k])
+            self._raise_full(err if err != self._err_free else R_FULL)
 
     def _new_handle(self):
         with self._count_lock:

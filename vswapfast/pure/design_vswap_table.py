@@ -164,6 +164,7 @@ class VswapTableDesign(VswapBase):
     compiled module and docs/designs.md."""
 
     name = "vswap-table"
+    _err_free = E_FREE
 
     def __init__(self, nr_slots):
         nr_slots = int_arg(nr_slots, "nr_slots")
@@ -526,6 +527,9 @@ class VswapTableDesign(VswapBase):
                 finally:
                     c.lock.release()
         return e, 0
+
+    # the memcg and the folio are recorded inside, under the cluster lock
+    _folio_alloc_swap_one = _vswap_alloc
 
     # -- counts and release -----------------------------------------------
     @staticmethod
@@ -950,31 +954,6 @@ class VswapTableDesign(VswapBase):
                 c.lock.release()
             i = j
         return hits
-
-    def _swap_out(self, out, count, backing, memcg):
-        """Swap out ``count`` pages; ``SwapFullError`` (every page of the
-        call released) when full."""
-        done = 0
-        err = 0
-        while done < count:
-            e, err = self._vswap_alloc(1, memcg)
-            if not e:
-                break
-            out[done] = e
-            done += 1
-            if backing == "zswap":
-                self._zswap_store_one(e, self._new_handle())
-            elif backing == "disk":
-                _, err = self._writeout_one(e)
-                if err:
-                    break
-            else:
-                self._set_zero_one(e)
-            self._cache_del_one(e, 1, e)
-        if err:
-            for k in range(done):
-                self._swap_free_one(out[k])
-            self._raise_full(err if err != E_FREE else R_FULL)
 
     # -- introspection ----------------------------------------------------
     def _bytes(self):
