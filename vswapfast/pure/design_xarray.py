@@ -16,11 +16,12 @@ import array
 import threading
 
 from vswapfast.errors import SwapFullError
-from vswapfast.pure.design_base import BACKINGS, VALUE_LIMIT, int_arg, value_arg
+from vswapfast.pure.design_base import BACKINGS, int_arg
 from vswapfast.pure.design_swap_map import (
     SWAP_ADDRESS_SPACE_MASK, SWAP_ADDRESS_SPACE_PAGES, SWAP_ADDRESS_SPACE_SHIFT,
     SWAPFILE_CLUSTER, SwapMapDesign, _folio_entry,
 )
+from vswapfast.pure.design_zswap_xarray import ZswapXarrays
 from vswapfast.pure.xarray import NEED_NODE, XA_NODE_SIZE, Xa, XaCtx, XaStats
 
 __all__ = ["XarrayDesign", "BACKINGS"]
@@ -34,7 +35,7 @@ _STRUCTURES = ("swap_map", "swap_cgroup", "zeromap", "cluster_info",
                "xa_node_zswap", "swap_cont", "xa_node_free")
 
 
-class XarrayDesign(SwapMapDesign):
+class XarrayDesign(ZswapXarrays, SwapMapDesign):
     """Swap metadata from zswap's xarrays (6.10) to the swap table (6.18):
     ``swap_map``, ``swap_cgroup``, the zeromap, the swap cache and shadows
     in per-64 MiB xarrays, zswap entries in per-64 MiB xarrays.  Loads are
@@ -122,59 +123,6 @@ class XarrayDesign(SwapMapDesign):
             self._ctx_zswap, entry, handle << 2, self._st)
         return old >> 2
 
-    def _zswap_erase(self, entry):
-        xa = self._zswap[entry >> SWAP_ADDRESS_SPACE_SHIFT]
-        xa.lock(self._st)
-        try:
-            old = xa.store_locked(self._ctx_zswap, entry, 0)
-        finally:
-            xa.unlock()
-        return old >> 2
-
-    def zswap_entry_store(self, entry, handle):
-        """zswap_store(): xa_store() into the entry's zswap tree under its
-        xa_lock (the zeromap bit cleared first, as swap_writepage does);
-        returns the handle replaced, or None."""
-        entry = self._entry_arg(entry)
-        handle = value_arg(handle, "handle", 1, VALUE_LIMIT - 1)
-        self._enter()
-        try:
-            self._check_slot(entry)
-            old = self._zswap_store(entry, handle)
-        finally:
-            self._exit()
-        return old or None
-
-    def zswap_entry_load(self, entry):
-        """zswap_load(): xa_load() with no lock; the handle or None."""
-        entry = self._entry_arg(entry)
-        self._enter()
-        try:
-            self._check_slot(entry)
-            e = self._zswap[entry >> SWAP_ADDRESS_SPACE_SHIFT].load(entry, self._st)
-        finally:
-            self._exit()
-        return e >> 2 or None
-
-    def zswap_entry_erase(self, entry):
-        """zswap_invalidate(): xa_erase() under xa_lock; the handle or None."""
-        entry = self._entry_arg(entry)
-        self._enter()
-        try:
-            self._check_slot(entry)
-            old = self._zswap_erase(entry)
-        finally:
-            self._exit()
-        return old or None
-
-    def zswap_empty(self):
-        """True when no zswap tree holds an entry (xa_empty on each)."""
-        self._enter()
-        try:
-            return all(xa.empty() for xa in self._zswap)
-        finally:
-            self._exit()
-
     # -- zero pages, disk -------------------------------------------------
     def set_zero(self, entry):
         """swap_writepage() of a zero-filled folio: swap_zeromap_folio_set()
@@ -230,24 +178,12 @@ class XarrayDesign(SwapMapDesign):
             self._cluster_locks[ci].release()
 
     # -- loops ------------------------------------------------------------
-    def _runs(self, m, batch, region_of):
-        """Runs of consecutive entries under one lock (batch) or single ones."""
-        i, n = 0, len(m)
-        while i < n:
-            j = i + 1
-            if batch:
-                r = region_of(m[i])
-                while j < n and region_of(m[j]) == r:
-                    j += 1
-            yield i, j
-            i = j
-
     def _store_many(self, em, hm, batch):
         """zswap_entry_store of each page (one xa_lock each, or one per run
         in the same tree with ``batch=True``); returns how many replaced a
         handle."""
         replaced = 0
-        for i, j in self._runs(em, batch, lambda e: e >> SWAP_ADDRESS_SPACE_SHIFT):
+        for i, j in self._runs(em, batch):
             xa = self._zswap[em[i] >> SWAP_ADDRESS_SPACE_SHIFT]
             xa.lock(self._st)
             try:
@@ -270,45 +206,6 @@ class XarrayDesign(SwapMapDesign):
             finally:
                 xa.unlock()
         return replaced
-
-    def _load_many(self, em, om, batch):
-        """zswap_entry_load of each page, lock-free (``batch=True``: one
-        xa_lock per run in the same tree, a range walk); ``out[i]`` gets the
-        handle or 0.  Returns how many held one."""
-        found = 0
-        if not batch:
-            for k in range(len(em)):
-                e = em[k]
-                h = self._zswap[e >> SWAP_ADDRESS_SPACE_SHIFT].load(e, self._st) >> 2
-                om[k] = h
-                found += h != 0
-            return found
-        for i, j in self._runs(em, True, lambda e: e >> SWAP_ADDRESS_SPACE_SHIFT):
-            xa = self._zswap[em[i] >> SWAP_ADDRESS_SPACE_SHIFT]
-            xa.lock(self._st)
-            try:
-                for k in range(i, j):
-                    h = xa.load_locked(em[k]) >> 2
-                    om[k] = h
-                    found += h != 0
-            finally:
-                xa.unlock()
-        return found
-
-    def _erase_many(self, em, batch):
-        """zswap_entry_erase of each page (one xa_lock each, or one per run
-        with ``batch=True``); returns how many held a handle."""
-        erased = 0
-        for i, j in self._runs(em, batch, lambda e: e >> SWAP_ADDRESS_SPACE_SHIFT):
-            xa = self._zswap[em[i] >> SWAP_ADDRESS_SPACE_SHIFT]
-            xa.lock(self._st)
-            try:
-                for k in range(i, j):
-                    if xa.store_locked(self._ctx_zswap, em[k], 0):
-                        erased += 1
-            finally:
-                xa.unlock()
-        return erased
 
     def _swap_out_one(self, backing, memcg):
         """One page of swap_out_many: folio_alloc_swap, its backing (zswap

@@ -17,6 +17,7 @@ from vswapfast.pure.design_base import (BACKINGS, VALUE_LIMIT, DesignBase, int_a
 from vswapfast.pure.swap_table import (CLUSTER, CLUSTER_EXT_SIZE, CLUSTER_INFO_SIZE,
                                        EXTEND_TABLE_SIZE, MEMCG_TABLE_SIZE, SWAP_TABLE_SIZE,
                                        Cluster, TableCtx, table_get)
+from vswapfast.pure.design_zswap_xarray import ZswapXarrays
 from vswapfast.pure.xarray import NEED_NODE, XA_NODE_SIZE, Xa, XaCtx, XaStats
 
 __all__ = ["SwapTableBase", "BACKINGS"]
@@ -44,7 +45,7 @@ _STRUCTURES = {
 }
 
 
-class SwapTableBase(DesignBase):
+class SwapTableBase(ZswapXarrays, DesignBase):
     """The swap-table designs' twin core; a design's class sets ``name`` and
     ``phase`` (1: phase I; 4: after phases III-IV).  See docs/designs.md."""
 
@@ -244,15 +245,6 @@ class SwapTableBase(DesignBase):
             self._ctx_zswap, entry, handle << 2, self._st)
         return old >> 2
 
-    def _zswap_erase(self, entry):
-        xa = self._zswap[entry >> SWAP_ADDRESS_SPACE_SHIFT]
-        xa.lock(self._st)
-        try:
-            old = xa.store_locked(self._ctx_zswap, entry, 0)
-        finally:
-            xa.unlock()
-        return old >> 2
-
     # -- release, allocation ------------------------------------------------
     def _release_locked(self, entry):
         """The count reached zero: release everything under ci->lock; the
@@ -376,7 +368,7 @@ class SwapTableBase(DesignBase):
     def swap_cache_get_folio(self, entry):
         """swap_cache_get_folio(): swap_table_get() with no lock; the cached
         folio or None."""
-        entry = int_arg(entry, "swap entry")
+        entry = self._entry_arg(entry)
         self._enter()
         try:
             e = self._cache_entry(entry)
@@ -387,7 +379,7 @@ class SwapTableBase(DesignBase):
     def swap_cache_get_shadow(self, entry):
         """swap_cache_get_shadow(): swap_table_get() with no lock; the
         shadow or None."""
-        entry = int_arg(entry, "swap entry")
+        entry = self._entry_arg(entry)
         self._enter()
         try:
             e = self._cache_entry(entry)
@@ -427,7 +419,7 @@ class SwapTableBase(DesignBase):
         """swapcache_prepare() + swap_cache_add_folio() under the cluster
         lock (-EEXIST -> SwapCacheError): returns the shadow replaced, or
         None."""
-        entry = int_arg(entry, "swap entry")
+        entry = self._entry_arg(entry)
         folio = value_arg(folio, "folio", 1, VALUE_LIMIT - 1)
         self._enter()
         try:
@@ -460,7 +452,7 @@ class SwapTableBase(DesignBase):
         """swap_cache_del_folio(): under the cluster lock the folio's word
         becomes its shadow.  ``SwapCacheError`` if ``folio`` is not the
         cached one."""
-        entry = int_arg(entry, "swap entry")
+        entry = self._entry_arg(entry)
         folio = value_arg(folio, "folio", 1, VALUE_LIMIT - 1)
         shadow = value_arg(shadow, "shadow", 0, VALUE_LIMIT - 1)
         self._enter()
@@ -470,55 +462,11 @@ class SwapTableBase(DesignBase):
         finally:
             self._exit()
 
-    # -- zswap ------------------------------------------------------------
-    def zswap_entry_store(self, entry, handle):
-        """zswap_store(): xa_store() under xa_lock (the zero bit cleared
-        first); returns the handle replaced, or None."""
-        entry = int_arg(entry, "swap entry")
-        handle = value_arg(handle, "handle", 1, VALUE_LIMIT - 1)
-        self._enter()
-        try:
-            self._check_slot(entry)
-            old = self._zswap_store(entry, handle)
-        finally:
-            self._exit()
-        return old or None
-
-    def zswap_entry_load(self, entry):
-        """zswap_load(): xa_load() with no lock; the handle or None."""
-        entry = int_arg(entry, "swap entry")
-        self._enter()
-        try:
-            self._check_slot(entry)
-            e = self._zswap[entry >> SWAP_ADDRESS_SPACE_SHIFT].load(entry, self._st)
-        finally:
-            self._exit()
-        return e >> 2 or None
-
-    def zswap_entry_erase(self, entry):
-        """zswap_invalidate(): xa_erase() under xa_lock; the handle or None."""
-        entry = int_arg(entry, "swap entry")
-        self._enter()
-        try:
-            self._check_slot(entry)
-            old = self._zswap_erase(entry)
-        finally:
-            self._exit()
-        return old or None
-
-    def zswap_empty(self):
-        """True when no zswap tree holds an entry (xa_empty on each)."""
-        self._enter()
-        try:
-            return all(xa.empty() for xa in self._zswap)
-        finally:
-            self._exit()
-
     # -- zero pages, disk -------------------------------------------------
     def set_zero(self, entry):
         """swap_writeout() of a zero-filled folio: the zero bit set; any
         zswap entry erased."""
-        entry = int_arg(entry, "swap entry")
+        entry = self._entry_arg(entry)
         self._enter()
         try:
             self._check_slot(entry)
@@ -529,7 +477,7 @@ class SwapTableBase(DesignBase):
 
     def is_zero(self, entry):
         """The zero bit, read with no lock."""
-        entry = int_arg(entry, "swap entry")
+        entry = self._entry_arg(entry)
         self._enter()
         try:
             self._check_slot(entry)
@@ -543,7 +491,7 @@ class SwapTableBase(DesignBase):
     def swap_writeout(self, entry):
         """swap_writeout(): the zero bit cleared, any zswap entry erased;
         returns the slot, the entry itself."""
-        entry = int_arg(entry, "swap entry")
+        entry = self._entry_arg(entry)
         self._enter()
         try:
             self._check_slot(entry)
@@ -555,7 +503,7 @@ class SwapTableBase(DesignBase):
 
     def get_slot(self, entry):
         """The disk slot of an allocated entry: the entry itself."""
-        entry = int_arg(entry, "swap entry")
+        entry = self._entry_arg(entry)
         self._enter()
         try:
             self._check_slot(entry)
@@ -569,7 +517,7 @@ class SwapTableBase(DesignBase):
         """folio_dup_swap(): one more reference under the cluster lock (the
         lock dropped to allocate an extend_table or a continuation);
         returns the new count."""
-        entry = int_arg(entry, "swap entry")
+        entry = self._entry_arg(entry)
         self._enter()
         try:
             self._check_slot(entry)
@@ -592,7 +540,7 @@ class SwapTableBase(DesignBase):
 
     def swap_count(self, entry):
         """swp_swapcount(): the count, read under the cluster lock."""
-        entry = int_arg(entry, "swap entry")
+        entry = self._entry_arg(entry)
         self._enter()
         try:
             self._check_slot(entry)
@@ -609,7 +557,7 @@ class SwapTableBase(DesignBase):
     def swap_free(self, entry):
         """swap_free(): drop one reference under the cluster lock; at zero
         the slot and all it holds are released."""
-        entry = int_arg(entry, "swap entry")
+        entry = self._entry_arg(entry)
         self._enter()
         try:
             self._check_slot(entry)
@@ -619,18 +567,6 @@ class SwapTableBase(DesignBase):
             self._exit()
 
     # -- loops ------------------------------------------------------------
-    @staticmethod
-    def _runs(m, batch):
-        i, n = 0, len(m)
-        while i < n:
-            j = i + 1
-            if batch:
-                r = m[i] >> SWAP_ADDRESS_SPACE_SHIFT
-                while j < n and m[j] >> SWAP_ADDRESS_SPACE_SHIFT == r:
-                    j += 1
-            yield i, j
-            i = j
-
     def _store_many(self, em, hm, batch):
         """zswap_entry_store of each page (one xa_lock each, or one per run
         with ``batch=True``; the zero bits cleared first); returns how many
@@ -658,44 +594,6 @@ class SwapTableBase(DesignBase):
             finally:
                 xa.unlock()
         return replaced
-
-    def _load_many(self, em, om, batch):
-        """zswap_entry_load of each page, lock-free (``batch=True``: one
-        xa_lock per run); returns how many held a handle."""
-        found = 0
-        if not batch:
-            for k in range(len(em)):
-                e = em[k]
-                h = self._zswap[e >> SWAP_ADDRESS_SPACE_SHIFT].load(e, self._st) >> 2
-                om[k] = h
-                found += h != 0
-            return found
-        for i, j in self._runs(em, True):
-            xa = self._zswap[em[i] >> SWAP_ADDRESS_SPACE_SHIFT]
-            xa.lock(self._st)
-            try:
-                for k in range(i, j):
-                    h = xa.load_locked(em[k]) >> 2
-                    om[k] = h
-                    found += h != 0
-            finally:
-                xa.unlock()
-        return found
-
-    def _erase_many(self, em, batch):
-        """zswap_entry_erase of each page (one xa_lock each, or one per run
-        with ``batch=True``); returns how many held a handle."""
-        erased = 0
-        for i, j in self._runs(em, batch):
-            xa = self._zswap[em[i] >> SWAP_ADDRESS_SPACE_SHIFT]
-            xa.lock(self._st)
-            try:
-                for k in range(i, j):
-                    if xa.store_locked(self._ctx_zswap, em[k], 0):
-                        erased += 1
-            finally:
-                xa.unlock()
-        return erased
 
     def _swap_out_one(self, backing, memcg):
         """One page of swap_out_many: folio_alloc_swap, its backing and
