@@ -9,6 +9,9 @@ from cpython.long cimport PyLong_AsLongLongAndOverflow
 from cpython.number cimport PyIndex_Check, PyNumber_Index
 from libc.stdint cimport uint16_t, uint64_t
 
+cdef extern from "vswap_sync.h" nogil:
+    long long vswap_seq_add(long long *p, long long v)
+
 # entry check results
 cdef enum:
     E_OK = 0
@@ -100,3 +103,42 @@ cdef inline int check_backing(object backing) except -1:
     if backing not in ("zswap", "disk", "zero"):
         raise ValueError("backing must be one of zswap, disk, zero, not %r" % (backing,))
     return ("zswap", "disk", "zero").index(backing)
+
+
+cdef inline object count_arg(object count):
+    """swap_out_many's page count: an int, at least 0."""
+    count = int_arg(count, "count")
+    if count < 0:
+        raise ValueError("count must be at least 0, not %d" % count)
+    return count
+
+
+cdef inline Py_ssize_t get_u64_pair(object entries, Py_buffer *ev, object other, Py_buffer *ov,
+                                    str what, bint writable) except -1:
+    """The buffers of ``entries`` and of ``other`` (handles or out), of one
+    length, which is returned; on an error neither is held."""
+    cdef Py_ssize_t n
+    get_u64_buffer(entries, ev, "entries", False)
+    try:
+        get_u64_buffer(other, ov, what, writable)
+    except BaseException:
+        PyBuffer_Release(ev)
+        raise
+    n = ev.len // 8
+    if n != ov.len // 8:
+        PyBuffer_Release(ov)
+        PyBuffer_Release(ev)
+        raise ValueError("entries and %s must have the same length, not %d and %d"
+                         % (what, n, ov.len // 8))
+    return n
+
+
+cdef inline int check_handles(long long *calls, const uint64_t *h, Py_ssize_t n) except -1:
+    """ValueError naming the first handle out of 1 .. 2**48 - 1, after
+    leaving the call counted in ``calls`` (the design's calls in flight)."""
+    cdef Py_ssize_t i
+    for i in range(n):
+        if not 1 <= h[i] <= DESIGN_VALUE_MAX:
+            vswap_seq_add(calls, -1)
+            raise ValueError("handles[%d] must be in 1 .. 2**48 - 1, not %d" % (i, h[i]))
+    return 0

@@ -107,7 +107,7 @@ from vswapfast.pure.design_vswap_table import entry_message as _entry_message
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_C_CONTIGUOUS
 from vswapfast._design_args cimport (
     E_OK, E_ZERO, E_NEGATIVE, E_RANGE, E_FREE, int_arg, value_arg, memcg_arg, entry_arg,
-    get_u64_buffer, check_backing,
+    get_u64_buffer, get_u64_pair, check_handles, count_arg, check_backing,
 )
 
 __all__ = ["VswapTableDesign", "BACKINGS"]
@@ -1562,25 +1562,13 @@ cdef class VswapTableDesign:
         cdef Py_ssize_t n, i
         cdef bint b = bool(batch)
         cdef int64_t replaced = 0
-        get_u64_buffer(entries, &ev, "entries", False)
+        n = get_u64_pair(entries, &ev, handles, &hv, "handles", False)
         try:
-            get_u64_buffer(handles, &hv, "handles", False)
-        except BaseException:
-            PyBuffer_Release(&ev)
-            raise
-        try:
-            n = ev.len // 8
-            if n != hv.len // 8:
-                raise ValueError("entries and handles must have the same length, not %d and %d"
-                                 % (n, hv.len // 8))
             e = <uint64_t *>ev.buf
             h = <uint64_t *>hv.buf
             d = self._enter()
             self._check_entries(d, e, n)
-            for i in range(n):
-                if not 1 <= h[i] <= VT_VALUE_MAX:
-                    vswap_seq_add(&d.calls, -1)
-                    raise ValueError("handles[%d] must be in 1 .. 2**48 - 1, not %d" % (i, h[i]))
+            check_handles(&d.calls, h, n)
             with nogil:
                 replaced = run_loop(d, e, h, NULL, n, b, OP_STORE, vt_stats_of(d))
             vswap_seq_add(&d.calls, -1)
@@ -1599,17 +1587,8 @@ cdef class VswapTableDesign:
         cdef Py_ssize_t n
         cdef bint b = bool(batch)
         cdef int64_t found = 0
-        get_u64_buffer(entries, &ev, "entries", False)
+        n = get_u64_pair(entries, &ev, out, &ov, "out", True)
         try:
-            get_u64_buffer(out, &ov, "out", True)
-        except BaseException:
-            PyBuffer_Release(&ev)
-            raise
-        try:
-            n = ev.len // 8
-            if n != ov.len // 8:
-                raise ValueError("entries and out must have the same length, not %d and %d"
-                                 % (n, ov.len // 8))
             e = <uint64_t *>ev.buf
             o = <uint64_t *>ov.buf
             d = self._enter()
@@ -1654,9 +1633,7 @@ cdef class VswapTableDesign:
         cdef vt_design *d
         cdef uint64_t *o
         cdef Py_buffer ov
-        count = int_arg(count, "count")
-        if count < 0:
-            raise ValueError("count must be at least 0, not %d" % count)
+        count = count_arg(count)
         bk = check_backing(backing)
         m = memcg_arg(memcg)
         out = _array.array("Q", bytes(8 * count))

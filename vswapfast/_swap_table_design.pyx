@@ -42,7 +42,7 @@ from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int64_t, uintptr
 
 from vswapfast._design_args cimport (
     E_OK, E_ZERO, E_NEGATIVE, E_RANGE, E_FREE, int_arg, value_arg, memcg_arg, entry_arg,
-    get_u64_buffer, check_backing,
+    get_u64_buffer, get_u64_pair, check_handles, count_arg, check_backing,
 )
 from vswapfast.vswap_account cimport (
     vswap_account, vswap_account_calloc, vswap_account_free, vswap_account_bytes,
@@ -1064,25 +1064,13 @@ cdef class SwapTableBase:
         cdef vxa *xa
         cdef uintptr_t old = 0
         cdef int rc = 0
-        get_u64_buffer(entries, &ev, "entries", False)
+        n = get_u64_pair(entries, &ev, handles, &hv, "handles", False)
         try:
-            get_u64_buffer(handles, &hv, "handles", False)
-        except BaseException:
-            PyBuffer_Release(&ev)
-            raise
-        try:
-            n = ev.len // 8
-            if n != hv.len // 8:
-                raise ValueError("entries and handles must have the same length, not %d and %d"
-                                 % (n, hv.len // 8))
             e = <uint64_t *>ev.buf
             h = <uint64_t *>hv.buf
             d = self._enter()
             self._check_entries(d, e, n)
-            for i in range(n):
-                if not 1 <= h[i] <= ST_VALUE_MAX:
-                    vswap_seq_add(&d.calls, -1)
-                    raise ValueError("handles[%d] must be in 1 .. 2**48 - 1, not %d" % (i, h[i]))
+            check_handles(&d.calls, h, n)
             with nogil:
                 st = st_stats(d)
                 i = 0
@@ -1134,17 +1122,8 @@ cdef class SwapTableBase:
         cdef int64_t found = 0
         cdef vxa *xa
         cdef uint64_t x
-        get_u64_buffer(entries, &ev, "entries", False)
+        n = get_u64_pair(entries, &ev, out, &ov, "out", True)
         try:
-            get_u64_buffer(out, &ov, "out", True)
-        except BaseException:
-            PyBuffer_Release(&ev)
-            raise
-        try:
-            n = ev.len // 8
-            if n != ov.len // 8:
-                raise ValueError("entries and out must have the same length, not %d and %d"
-                                 % (n, ov.len // 8))
             e = <uint64_t *>ev.buf
             o = <uint64_t *>ov.buf
             d = self._enter()
@@ -1227,9 +1206,7 @@ cdef class SwapTableBase:
         cdef uint16_t m
         cdef st_design *d
         cdef uint64_t *o
-        count = int_arg(count, "count")
-        if count < 0:
-            raise ValueError("count must be at least 0, not %d" % count)
+        count = count_arg(count)
         bk = check_backing(backing)
         m = memcg_arg(memcg)
         out = _array.array("Q", bytes(8 * count))

@@ -18,38 +18,30 @@ lock (one at a time) -> node free list.
 import array
 import threading
 
-from vswapfast.errors import InvalidEntryError, SwapCacheError, SwapFullError
-from vswapfast.pure.design_xarray import (
-    _buffer_u64, _folio_entry, _int_arg, _shadow_entry, _value,
+from vswapfast.errors import SwapFullError
+from vswapfast.pure.design_base import BACKINGS, VALUE_LIMIT, int_arg, value_arg
+from vswapfast.pure.design_swap_map import (
+    SWAP_ADDRESS_SPACE_MASK, SWAP_ADDRESS_SPACE_PAGES, SWAP_ADDRESS_SPACE_SHIFT,
+    SWAPFILE_CLUSTER, SwapMapDesign, _folio_entry,
 )
-from vswapfast.pure.xarray import NEED_NODE, XA_NODE_SIZE, Xa, XaCtx, XaStats
+from vswapfast.pure.xarray import XA_NODE_SIZE, Xa, XaCtx, XaStats
 
 __all__ = ["RbtreeDesign", "BACKINGS"]
 
-SWAPFILE_CLUSTER = 512
-SWAP_ADDRESS_SPACE_SHIFT = 14
-SWAP_ADDRESS_SPACE_PAGES = 1 << SWAP_ADDRESS_SPACE_SHIFT
-SWAP_ADDRESS_SPACE_MASK = SWAP_ADDRESS_SPACE_PAGES - 1
 SC_PER_PAGE = 2048                  # PAGE_SIZE / sizeof(struct swap_cgroup)
 PAGE_SIZE = 4096
-SWAP_HAS_CACHE = 0x40
-COUNT_CONTINUED = 0x80
-SWAP_MAP_MAX = 0x3E
-SWAP_COUNT_LIMIT = (1 << 31) - 1
 CLUSTER_INFO_SIZE = 8
 XARRAY_SIZE = 16
 ZSWAP_TREE_SIZE = 16
 RB_NODE_SIZE = 24
 ENTRY_FIELDS_SIZE = 24              # the modelled entry's other fields (not metadata)
-VALUE_LIMIT = 1 << 48
 MAX_SLOTS = 1 << 32
-BACKINGS = ("zswap", "disk", "zero")
 
 _STRUCTURES = ("swap_map", "swap_cgroup", "cluster_info", "swap_cache_xarrays",
                "zswap_tree", "rb_node", "xa_node_swap_cache", "swap_cont", "xa_node_free")
 
 
-class RbtreeDesign:
+class RbtreeDesign(SwapMapDesign):
     """Swap metadata when zswap kept one red-black tree per swap device
     (up to 6.7): ``swap_map``, ``swap_cgroup`` pages, the swap cache and
     shadows in per-64 MiB xarrays, zswap entries in one tree under one
@@ -58,7 +50,7 @@ class RbtreeDesign:
     name = "rbtree"
 
     def __init__(self, nr_slots):
-        nr_slots = _int_arg(nr_slots, "nr_slots")
+        nr_slots = int_arg(nr_slots, "nr_slots")
         if not 1 <= nr_slots <= MAX_SLOTS:
             raise ValueError("nr_slots must be in 1 .. 2**32, not %d" % nr_slots)
         self._nr_slots = nr_slots
@@ -87,77 +79,21 @@ class RbtreeDesign:
         self._same_filled = 0
         self._used = 0
         self._next_handle = 0
-        self._closed = False
-        self._calls = 0
-        self._calls_done = threading.Condition(threading.Lock())
-        self._close_lock = threading.Lock()
+        self._life_init()
 
     # -- life -------------------------------------------------------------
-    def _enter(self):
-        with self._calls_done:
-            if self._closed:
-                raise ValueError("rbtree design is closed")
-            self._calls += 1
+    def _free(self):
+        for xa in self._cache:
+            xa.destroy(self._ctx_cache)
+        self._cont.destroy(self._ctx_cont)
+        for ctx in (self._ctx_cache, self._ctx_cont):
+            ctx.destroy()
+        self._swap_map = self._swap_cgroup = None
+        self._cache = []
+        self._tree = {}
+        self._used = 0
 
-    def _exit(self):
-        with self._calls_done:
-            self._calls -= 1
-            if self._calls == 0:
-                self._calls_done.notify_all()
-
-    def close(self):
-        """Free every structure, once the calls in flight have finished.
-        Safe to call twice and from several threads; later calls raise
-        ValueError."""
-        with self._close_lock:
-            with self._calls_done:
-                if self._closed:
-                    return
-                self._closed = True
-                while self._calls:
-                    self._calls_done.wait()
-            for xa in self._cache:
-                xa.destroy(self._ctx_cache)
-            self._cont.destroy(self._ctx_cont)
-            for ctx in (self._ctx_cache, self._ctx_cont):
-                ctx.destroy()
-            self._swap_map = self._swap_cgroup = None
-            self._cache = []
-            self._tree = {}
-            self._used = 0
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
-
-    # -- checks -----------------------------------------------------------
-    def _entry_arg(self, entry):
-        return _int_arg(entry, "swap entry")
-
-    def _check_slot(self, entry):
-        if entry <= 0:
-            if entry == 0:
-                raise InvalidEntryError(
-                    "swap entry 0 is the device's header page, never allocated")
-            raise InvalidEntryError("swap entry %d is negative; entries are unsigned" % entry)
-        if entry >= self._nr_slots:
-            raise InvalidEntryError("swap entry %d is beyond the device (nr_slots is %d)"
-                                    % (entry, self._nr_slots))
-        if not self._swap_map[entry]:
-            raise InvalidEntryError("swap entry %d is not allocated (swap_map is 0)" % entry)
-
-    def _cluster_lock(self, ci):
-        self._cluster_locks[ci].acquire()
-        self._cluster_locks_taken += 1
-
+    # -- locks ------------------------------------------------------------
     def _lock_tree(self):
         self._tree_lock.acquire()
         self._tree_locks_taken += 1
@@ -215,39 +151,7 @@ class RbtreeDesign:
             return 2, 0
         return 1, z[0]
 
-    # -- counts (swap_map and its continuation) --------------------------
-    def _count_locked(self, entry):
-        m = self._swap_map[entry]
-        count = m & 0x3F
-        if m & COUNT_CONTINUED:
-            count += self._cont.load_locked(entry) >> 1
-        return count
-
-    def _set_count_locked(self, entry, count):
-        """Write the count, spilling past SWAP_MAP_MAX into the continuation
-        xarray; False (nothing changed) when a node is needed."""
-        m = self._swap_map[entry] & SWAP_HAS_CACHE
-        cont = self._cont
-        had = self._swap_map[entry] & COUNT_CONTINUED
-        if count > SWAP_MAP_MAX:
-            cont.lock(self._st)
-            try:
-                old = cont.store_locked(self._ctx_cont, entry, ((count - SWAP_MAP_MAX) << 1) | 1)
-            finally:
-                cont.unlock()
-            if old == NEED_NODE:
-                return False
-            self._swap_map[entry] = m | COUNT_CONTINUED | SWAP_MAP_MAX
-        else:
-            if had:
-                cont.lock(self._st)
-                try:
-                    cont.store_locked(self._ctx_cont, entry, 0)
-                finally:
-                    cont.unlock()
-            self._swap_map[entry] = m | count
-        return True
-
+    # -- swap_cgroup --------------------------------------------------------
     def _swap_cgroup_record(self, entry, memcg):
         """swap_cgroup_record() (before 6.14), under ctrl->lock."""
         with self._cgroup_lock:
@@ -271,32 +175,6 @@ class RbtreeDesign:
         self._used -= 1
 
     # -- allocation -------------------------------------------------------
-    def _alloc_slot(self):
-        """The xarray design's simplified allocator: device lock, then the
-        cluster lock of the first cluster with room."""
-        with self._dev_lock:
-            self._device_locks_taken += 1
-            n = self._nr_clusters
-            for k in range(n):
-                ci = (self._next_cluster + k) % n
-                first = ci * SWAPFILE_CLUSTER
-                last = min(first + SWAPFILE_CLUSTER, self._nr_slots)
-                cap = last - first - (1 if ci == 0 else 0)
-                if self._cluster_count[ci] >= cap:
-                    continue
-                self._cluster_lock(ci)
-                try:
-                    for s in range(max(first, 1), last):
-                        if not self._swap_map[s]:
-                            self._swap_map[s] = SWAP_HAS_CACHE | 1
-                            self._cluster_count[ci] += 1
-                            self._used += 1
-                            self._next_cluster = ci
-                            return s
-                finally:
-                    self._cluster_locks[ci].release()
-        return 0
-
     def _folio_alloc_swap(self, folio, memcg):
         s = self._alloc_slot()
         if not s:
@@ -307,109 +185,12 @@ class RbtreeDesign:
             self._ctx_cache, s & SWAP_ADDRESS_SPACE_MASK, _folio_entry(folio), self._st)
         return s
 
-    def folio_alloc_swap(self, folio, memcg=0):
-        """folio_alloc_swap() + add_to_swap_cache(): a slot (device lock,
-        then cluster lock), swap count 1 with SWAP_HAS_CACHE, the memcg
-        recorded under the swap_cgroup lock, the folio in the swap-cache
-        xarray under its xa_lock.  ``SwapFullError`` when no slot is left."""
-        folio = _value(folio, "folio", 1, VALUE_LIMIT - 1)
-        memcg = _value(memcg, "memcg", 0, 65535)
-        self._enter()
-        try:
-            return self._folio_alloc_swap(folio, memcg)
-        finally:
-            self._exit()
-
-    # -- swap cache -------------------------------------------------------
-    def _cache_load(self, entry):
-        self._check_slot(entry)
-        return self._cache[entry >> SWAP_ADDRESS_SPACE_SHIFT].load(
-            entry & SWAP_ADDRESS_SPACE_MASK, self._st)
-
-    def swap_cache_get_folio(self, entry):
-        """filemap_get_entry(): the cached folio or None; xa_load, no lock."""
-        entry = self._entry_arg(entry)
-        self._enter()
-        try:
-            e = self._cache_load(entry)
-        finally:
-            self._exit()
-        return e >> 2 if e and not e & 1 else None
-
-    def swap_cache_get_shadow(self, entry):
-        """get_shadow_from_swap_cache(): the shadow or None; xa_load, no lock."""
-        entry = self._entry_arg(entry)
-        self._enter()
-        try:
-            e = self._cache_load(entry)
-        finally:
-            self._exit()
-        return e >> 1 if e & 1 else None
-
-    def swap_cache_add_folio(self, entry, folio):
-        """swapcache_prepare() then add_to_swap_cache(); the shadow replaced."""
-        entry = self._entry_arg(entry)
-        folio = _value(folio, "folio", 1, VALUE_LIMIT - 1)
-        self._enter()
-        try:
-            self._check_slot(entry)
-            ci = entry // SWAPFILE_CLUSTER
-            self._cluster_lock(ci)
-            try:
-                self._check_slot(entry)
-                if self._swap_map[entry] & SWAP_HAS_CACHE:
-                    raise SwapCacheError("swap entry %d already has a folio in the swap cache"
-                                         % entry)
-                self._swap_map[entry] |= SWAP_HAS_CACHE
-            finally:
-                self._cluster_locks[ci].release()
-            old = self._cache[entry >> SWAP_ADDRESS_SPACE_SHIFT].store(
-                self._ctx_cache, entry & SWAP_ADDRESS_SPACE_MASK, _folio_entry(folio), self._st)
-        finally:
-            self._exit()
-        return old >> 1 if old & 1 else None
-
-    def _cache_del(self, entry, folio, shadow):
-        xa = self._cache[entry >> SWAP_ADDRESS_SPACE_SHIFT]
-        xa.lock(self._st)
-        try:
-            index = entry & SWAP_ADDRESS_SPACE_MASK
-            cur = xa.load_locked(index)
-            if cur != _folio_entry(folio):
-                raise SwapCacheError(
-                    "folio %d is not the one in the swap cache of entry %d (%s)"
-                    % (folio, entry, "folio %d" % (cur >> 2) if cur and not cur & 1
-                       else "no folio"))
-            xa.store_locked(self._ctx_cache, index, _shadow_entry(shadow))
-        finally:
-            xa.unlock()
-        ci = entry // SWAPFILE_CLUSTER
-        self._cluster_lock(ci)             # put_swap_folio(): drop SWAP_HAS_CACHE
-        try:
-            if self._swap_map[entry]:
-                self._swap_map[entry] &= ~SWAP_HAS_CACHE & 0xFF
-        finally:
-            self._cluster_locks[ci].release()
-
-    def swap_cache_del_folio(self, entry, folio, shadow=0):
-        """__delete_from_swap_cache() (xa_lock) then put_swap_folio()
-        (cluster lock).  ``SwapCacheError`` if ``folio`` is not the cached one."""
-        entry = self._entry_arg(entry)
-        folio = _value(folio, "folio", 1, VALUE_LIMIT - 1)
-        shadow = _value(shadow, "shadow", 0, VALUE_LIMIT - 1)
-        self._enter()
-        try:
-            self._check_slot(entry)
-            self._cache_del(entry, folio, shadow)
-        finally:
-            self._exit()
-
     # -- zswap ------------------------------------------------------------
     def zswap_entry_store(self, entry, handle):
         """zswap_store(): tree->lock twice (invalidate a duplicate, insert);
         returns the handle replaced, or None."""
         entry = self._entry_arg(entry)
-        handle = _value(handle, "handle", 1, VALUE_LIMIT - 1)
+        handle = value_arg(handle, "handle", 1, VALUE_LIMIT - 1)
         self._enter()
         try:
             self._check_slot(entry)
@@ -482,58 +263,7 @@ class RbtreeDesign:
             self._exit()
         return entry
 
-    def get_slot(self, entry):
-        """The disk slot: the entry itself (a lock-free read of swap_map)."""
-        entry = self._entry_arg(entry)
-        self._enter()
-        try:
-            self._check_slot(entry)
-            self._st.lockless_loads += 1
-        finally:
-            self._exit()
-        return entry
-
-    # -- counts -----------------------------------------------------------
-    def swap_duplicate(self, entry):
-        """__swap_duplicate(): one more reference, under the cluster lock."""
-        entry = self._entry_arg(entry)
-        self._enter()
-        try:
-            self._check_slot(entry)
-            ci = entry // SWAPFILE_CLUSTER
-            while True:
-                self._cluster_lock(ci)
-                try:
-                    self._check_slot(entry)
-                    count = self._count_locked(entry) + 1
-                    if count > SWAP_COUNT_LIMIT:
-                        raise ValueError("swap count of entry %d would exceed 2**31 - 1" % entry)
-                    done = self._set_count_locked(entry, count)
-                finally:
-                    self._cluster_locks[ci].release()
-                if done:
-                    break
-                self._ctx_cont.reserve1()         # no lock held (xas_nomem)
-        finally:
-            self._exit()
-        return count
-
-    def swap_count(self, entry):
-        """swp_swapcount(): the count, read under the cluster lock."""
-        entry = self._entry_arg(entry)
-        self._enter()
-        try:
-            self._check_slot(entry)
-            ci = entry // SWAPFILE_CLUSTER
-            self._cluster_lock(ci)
-            try:
-                self._check_slot(entry)
-                return self._count_locked(entry)
-            finally:
-                self._cluster_locks[ci].release()
-        finally:
-            self._exit()
-
+    # -- release ----------------------------------------------------------
     def _swap_free(self, entry):
         ci = entry // SWAPFILE_CLUSTER
         self._cluster_lock(ci)
@@ -546,174 +276,84 @@ class RbtreeDesign:
         finally:
             self._cluster_locks[ci].release()
 
-    def swap_free(self, entry):
-        """swap_free(): drop one reference under the cluster lock; at zero
-        the slot and all it holds are released."""
-        entry = self._entry_arg(entry)
-        self._enter()
-        try:
-            self._check_slot(entry)
-            self._swap_free(entry)
-        finally:
-            self._exit()
-
     # -- loops ------------------------------------------------------------
-    def _check_entries(self, m):
-        for i in range(len(m)):
-            try:
-                self._check_slot(m[i])
-            except InvalidEntryError as exc:
-                raise InvalidEntryError("entries[%d]: %s" % (i, exc)) from None
-
-    def zswap_entry_store_many(self, entries, handles, batch=False):
+    def _store_many(self, em, hm, batch):
         """zswap_entry_store of each page (tree->lock twice each), or all
         under one tree->lock with ``batch=True``; how many replaced a handle."""
-        em = _buffer_u64(entries, "entries")
-        hm = _buffer_u64(handles, "handles")
-        batch = bool(batch)
-        if len(em) != len(hm):
-            raise ValueError("entries and handles must have the same length, not %d and %d"
-                             % (len(em), len(hm)))
-        self._enter()
-        try:
-            self._check_entries(em)
-            for i in range(len(hm)):
-                if not 1 <= hm[i] < VALUE_LIMIT:
-                    raise ValueError("handles[%d] must be in 1 .. 2**48 - 1, not %d"
-                                     % (i, hm[i]))
-            replaced = 0
-            if not batch:
-                for k in range(len(em)):
-                    replaced += self._zswap_store(em[k], hm[k], 1) != 0
-                return replaced
-            if len(em):
-                self._lock_tree()
-                try:
-                    for k in range(len(em)):
-                        replaced += self._invalidate_locked(em[k]) != 0
-                        self._tree[em[k]] = [hm[k], 1]
-                finally:
-                    self._tree_lock.release()
+        replaced = 0
+        if not batch:
+            for k in range(len(em)):
+                replaced += self._zswap_store(em[k], hm[k], 1) != 0
             return replaced
-        finally:
-            self._exit()
+        if len(em):
+            self._lock_tree()
+            try:
+                for k in range(len(em)):
+                    replaced += self._invalidate_locked(em[k]) != 0
+                    self._tree[em[k]] = [hm[k], 1]
+            finally:
+                self._tree_lock.release()
+        return replaced
 
-    def zswap_entry_load_many(self, entries, out, batch=False):
+    def _load_many(self, em, om, batch):
         """zswap_entry_load of each page (tree->lock twice each), or all under
         one tree->lock with ``batch=True``; ``out[i]`` the handle or 0."""
-        em = _buffer_u64(entries, "entries")
-        om = _buffer_u64(out, "out", writable=True)
-        batch = bool(batch)
-        if len(em) != len(om):
-            raise ValueError("entries and out must have the same length, not %d and %d"
-                             % (len(em), len(om)))
-        self._enter()
-        try:
-            self._check_entries(em)
-            found = 0
-            if not batch:
+        found = 0
+        if not batch:
+            for k in range(len(em)):
+                h = self._zswap_load(em[k])[1]
+                om[k] = h
+                found += h != 0
+            return found
+        if len(em):
+            self._lock_tree()
+            try:
                 for k in range(len(em)):
-                    h = self._zswap_load(em[k])[1]
+                    z = self._tree.get(em[k])
+                    h = z[0] if z is not None and z[1] else 0
                     om[k] = h
                     found += h != 0
-                return found
-            if len(em):
-                self._lock_tree()
-                try:
-                    for k in range(len(em)):
-                        z = self._tree.get(em[k])
-                        h = z[0] if z is not None and z[1] else 0
-                        om[k] = h
-                        found += h != 0
-                finally:
-                    self._tree_lock.release()
-            return found
-        finally:
-            self._exit()
+            finally:
+                self._tree_lock.release()
+        return found
 
-    def zswap_entry_erase_many(self, entries, batch=False):
+    def _erase_many(self, em, batch):
         """zswap_entry_erase of each page (one tree->lock each, or one for
         all with ``batch=True``); how many held a handle."""
-        em = _buffer_u64(entries, "entries")
-        batch = bool(batch)
-        self._enter()
-        try:
-            self._check_entries(em)
-            erased = 0
-            if not batch:
-                for k in range(len(em)):
-                    erased += self._zswap_invalidate(em[k], True) != 0
-                return erased
-            if len(em):
-                self._lock_tree()
-                try:
-                    for k in range(len(em)):
-                        erased += self._invalidate_locked(em[k], True) != 0
-                finally:
-                    self._tree_lock.release()
-            return erased
-        finally:
-            self._exit()
-
-    def _new_handle(self):
-        self._next_handle = self._next_handle % (VALUE_LIMIT - 1) + 1
-        return self._next_handle
-
-    def swap_out_many(self, count, backing="zswap", memcg=0):
-        """Swap out ``count`` pages: folio_alloc_swap, the backing (zswap
-        store of a fresh handle, swap_writeout, or set_zero), then
-        swap_cache_del_folio leaving a shadow (folio and shadow: the entry).
-        ``SwapFullError`` (every page of the call released) when full."""
-        count = _int_arg(count, "count")
-        if count < 0:
-            raise ValueError("count must be at least 0, not %d" % count)
-        if not isinstance(backing, str):
-            raise TypeError("backing must be a str, not %s" % type(backing).__name__)
-        if backing not in BACKINGS:
-            raise ValueError("backing must be one of %s, not %r" % (", ".join(BACKINGS), backing))
-        memcg = _value(memcg, "memcg", 0, 65535)
-        out = array.array("Q", bytes(8 * count))
-        self._enter()
-        try:
-            done = 0
-            try:
-                for done in range(count):
-                    s = self._alloc_slot()
-                    if not s:
-                        raise SwapFullError(
-                            "no free swap slot left (nr_slots is %d, %d used)"
-                            % (self._nr_slots, self._used))
-                    out[done] = s
-                    self._swap_cgroup_record(s, memcg)
-                    self._cache[s >> SWAP_ADDRESS_SPACE_SHIFT].store(
-                        self._ctx_cache, s & SWAP_ADDRESS_SPACE_MASK, _folio_entry(s), self._st)
-                    if backing == "zswap":
-                        self._zswap_store(s, self._new_handle(), 1)
-                    elif backing == "disk":
-                        self._zswap_invalidate(s)
-                    else:
-                        self._zswap_store(s, 0, 0)
-                    self._cache_del(s, s, s)
-                else:
-                    done = count
-            except SwapFullError:
-                for k in range(done):
-                    self._swap_free(out[k])
-                raise
-            return out
-        finally:
-            self._exit()
-
-    def swap_free_many(self, entries):
-        """swap_free of each entry (all checked first)."""
-        em = _buffer_u64(entries, "entries")
-        self._enter()
-        try:
-            self._check_entries(em)
+        erased = 0
+        if not batch:
             for k in range(len(em)):
-                self._swap_free(em[k])
-        finally:
-            self._exit()
+                erased += self._zswap_invalidate(em[k], True) != 0
+            return erased
+        if len(em):
+            self._lock_tree()
+            try:
+                for k in range(len(em)):
+                    erased += self._invalidate_locked(em[k], True) != 0
+            finally:
+                self._tree_lock.release()
+        return erased
+
+    def _swap_out_one(self, backing, memcg):
+        """One page of swap_out_many: folio_alloc_swap, the backing (zswap
+        store of a fresh handle, swap_writeout, or set_zero), then
+        swap_cache_del_folio leaving a shadow (folio and shadow: the entry,
+        which is returned)."""
+        s = self._alloc_slot()
+        if not s:
+            raise SwapFullError("no free swap slot left (nr_slots is %d, %d used)"
+                                % (self._nr_slots, self._used))
+        self._swap_cgroup_record(s, memcg)
+        self._cache[s >> SWAP_ADDRESS_SPACE_SHIFT].store(
+            self._ctx_cache, s & SWAP_ADDRESS_SPACE_MASK, _folio_entry(s), self._st)
+        if backing == "zswap":
+            self._zswap_store(s, self._new_handle(), 1)
+        elif backing == "disk":
+            self._zswap_invalidate(s)
+        else:
+            self._zswap_store(s, 0, 0)
+        self._cache_del(s, s, s)
+        return s
 
     # -- introspection ----------------------------------------------------
     def _check(self):
@@ -757,16 +397,9 @@ class RbtreeDesign:
             objs[k] = b[k] // XA_NODE_SIZE
         return b, objs
 
-    def metadata_bytes(self):
-        """Bytes of metadata held now (static structures included)."""
-        if self._closed:
-            raise ValueError("rbtree design is closed")
-        return sum(self._bytes()[0].values())
-
     def stats(self):
         """Counters and byte counts; see docs/designs.md."""
-        if self._closed:
-            raise ValueError("rbtree design is closed")
+        self._check_open()
         b, objs = self._bytes()
         st = self._st
         d = {
@@ -795,18 +428,3 @@ class RbtreeDesign:
             d["bytes_" + k] = v
         d["bytes_xa_node"] = b["xa_node_swap_cache"]
         return d
-
-    @property
-    def nr_slots(self):
-        return self._nr_slots
-
-    def __len__(self):
-        if self._closed:
-            raise ValueError("rbtree design is closed")
-        return self._used
-
-    def __repr__(self):
-        if self._closed:
-            return "<RbtreeDesign closed core=pure>"
-        return "<RbtreeDesign nr_slots=%d used=%d bytes=%d core=pure>" % (
-            self._nr_slots, self._used, self.metadata_bytes())

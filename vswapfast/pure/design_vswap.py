@@ -14,11 +14,11 @@ Lock ordering: allocator lock -> vswap cluster lock -> map xa_lock (->
 cluster lock with trylock only); device lock -> swap cluster lock.
 """
 
-import array
 import threading
 
-from vswapfast.errors import InvalidEntryError, SwapCacheError, SwapFullError
-from vswapfast.pure.design_xarray import _buffer_u64, _int_arg, _value
+from vswapfast.errors import InvalidEntryError, SwapCacheError
+from vswapfast.pure.design_base import BACKINGS, VALUE_LIMIT, int_arg, value_arg
+from vswapfast.pure.design_vswap_base import R_DEVICE_FULL, R_FULL, VswapBase
 from vswapfast.pure.xarray import NEED_NODE, XA_NODE_SIZE, Xa, XaCtx, XaStats
 
 __all__ = ["VswapDesign", "BACKINGS", "MAX_VSWAP"]
@@ -30,9 +30,7 @@ SWAPFILE_CLUSTER = 512
 MAX_CLUSTER_ID = 0xFFFFFFFF
 MAX_VSWAP = (MAX_CLUSTER_ID << VSWAP_CLUSTER_SHIFT) + VSWAP_CLUSTER_MASK
 SWAP_COUNT_LIMIT = (1 << 31) - 1
-VALUE_LIMIT = 1 << 48
 MAX_SLOTS = 1 << 32
-BACKINGS = ("zswap", "disk", "zero")
 
 #: sizeof(struct swp_desc), sizeof(struct vswap_cluster),
 #: sizeof(struct swap_cluster_info), one swap table.
@@ -45,9 +43,6 @@ SWAP_TABLE_BYTES = SWAPFILE_CLUSTER * 8
 VSWAP_SWAPFILE, VSWAP_ZERO, VSWAP_ZSWAP, VSWAP_FOLIO = 0, 1, 2, 3
 
 NO_ID = -1
-
-# loop results
-R_FULL, R_NOMEM, R_DEVICE_FULL = -1, -2, -3
 
 STRUCTURES = ("vswap_cluster", "vswap_cluster_free", "cluster_map", "cluster_map_free",
               "swap_alloc_bitmap", "swap_bad_bitmap", "cluster_info", "reverse_map")
@@ -137,7 +132,7 @@ class _Cluster:
         return self.bitmap >> i & 1 and self.swap_count[i] > 0
 
 
-class VswapDesign:
+class VswapDesign(VswapBase):
     """The virtual swap space, v6: a 24-byte swap descriptor per virtual
     slot in 512-slot clusters under per-cluster spinlocks, found through
     the vswap_cluster_map xarray; zswap entries in the descriptors; a
@@ -146,9 +141,10 @@ class VswapDesign:
     lookup is lock-free.  See docs/designs.md."""
 
     name = "vswap"
+    _err_free = "free"
 
     def __init__(self, nr_slots):
-        nr_slots = _int_arg(nr_slots, "nr_slots")
+        nr_slots = int_arg(nr_slots, "nr_slots")
         if not 1 <= nr_slots <= MAX_SLOTS:
             raise ValueError("nr_slots must be in 1 .. 2**32, not %d" % nr_slots)
         self._nr_slots = nr_slots
@@ -181,62 +177,21 @@ class VswapDesign:
         self._nr_zswap = 0
         self._next_handle = 0
         self._count_lock = threading.Lock()
-        self._closed = False
-        self._calls = 0
-        self._calls_done = threading.Condition(threading.Lock())
-        self._close_lock = threading.Lock()
+        self._life_init()
 
     # -- life -------------------------------------------------------------
-    def _enter(self):
-        with self._calls_done:
-            if self._closed:
-                raise ValueError("vswap design is closed")
-            self._calls += 1
-
-    def _exit(self):
-        with self._calls_done:
-            self._calls -= 1
-            if self._calls == 0:
-                self._calls_done.notify_all()
-
-    def close(self):
-        """Free every structure, once the calls in flight have finished.
-        Safe to call twice and from several threads; later calls raise
-        ValueError."""
-        with self._close_lock:
-            with self._calls_done:
-                if self._closed:
-                    return
-                self._closed = True
-                while self._calls:
-                    self._calls_done.wait()
-            self._map.destroy(self._map_ctx)
-            self._map_ctx.destroy()
-            self._by_token = {}
-            self._partial = []
-            self._spare = []
-            self._cached = None
-            self._ci_table = []
-            self._alloc_bitmap = self._bad_bitmap = None
-            self._used = 0
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
+    def _free(self):
+        self._map.destroy(self._map_ctx)
+        self._map_ctx.destroy()
+        self._by_token = {}
+        self._partial = []
+        self._spare = []
+        self._cached = None
+        self._ci_table = []
+        self._alloc_bitmap = self._bad_bitmap = None
+        self._used = 0
 
     # -- locks and lookups -------------------------------------------------
-    def _cluster_lock(self, c):
-        c.lock.acquire()
-        self._cl += 1
-
     def _local_lock_take(self):
         self._local_lock.acquire()
         self._al += 1
@@ -386,13 +341,6 @@ class VswapDesign:
         c.count += 1
         return i + (c.id << VSWAP_CLUSTER_SHIFT)
 
-    def _reserve_used(self):
-        with self._count_lock:
-            if self._used >= self._max_used:
-                return False
-            self._used += 1
-            return True
-
     def _cluster_get(self):
         """A spare cluster, or a new one (kvzalloc), reset under its lock."""
         c = None
@@ -414,10 +362,6 @@ class VswapDesign:
         finally:
             c.lock.release()
         return c
-
-    def _put_spare_locked(self, c):
-        self._spare.append(c)
-        self._nr_live -= 1
 
     def _new_cluster(self):
         """kvzalloc + xa_alloc of the lowest free id: (cluster, 0) or (None, err)."""
@@ -708,22 +652,13 @@ class VswapDesign:
             c.lock.release()
         return e, 0
 
-    def _raise_full(self, err):
-        if err == R_NOMEM:
-            raise MemoryError("no memory for a vswap cluster or a swap table")
-        if err == R_DEVICE_FULL:
-            raise SwapFullError("no free slot left on the swap device (nr_slots is %d)"
-                                % self._nr_slots)
-        raise SwapFullError("no free virtual swap slot left (%d of %d used)"
-                            % (self._used, self._nr_slots - 1))
-
     # -- the API ----------------------------------------------------------
     def folio_alloc_swap(self, folio, memcg=0):
         """folio_alloc_swap() (mm/vswap.c): vswap_alloc(),
         mem_cgroup_record_swap() and swap_cache_add_folio() under the
         cluster lock: swap count 1, the folio in the swap cache."""
-        folio = _value(folio, "folio", 1, VALUE_LIMIT - 1)
-        memcg = _value(memcg, "memcg", 0, 65535)
+        folio = value_arg(folio, "folio", 1, VALUE_LIMIT - 1)
+        memcg = value_arg(memcg, "memcg", 0, 65535)
         self._enter()
         try:
             e, err = self._folio_alloc_swap_one(folio, memcg)
@@ -734,7 +669,7 @@ class VswapDesign:
             self._exit()
 
     def _cache_word(self, entry):
-        entry = _int_arg(entry, "swap entry")
+        entry = int_arg(entry, "swap entry")
         self._enter()
         try:
             c = self._iter_or_raise(entry)
@@ -757,8 +692,8 @@ class VswapDesign:
     def swap_cache_add_folio(self, entry, folio):
         """swapcache_prepare() then swap_cache_add_folio(), each under the
         cluster lock; returns the shadow replaced, or None."""
-        entry = _int_arg(entry, "swap entry")
-        folio = _value(folio, "folio", 1, VALUE_LIMIT - 1)
+        entry = int_arg(entry, "swap entry")
+        folio = value_arg(folio, "folio", 1, VALUE_LIMIT - 1)
         self._enter()
         try:
             i = entry & VSWAP_CLUSTER_MASK
@@ -780,9 +715,9 @@ class VswapDesign:
     def swap_cache_del_folio(self, entry, folio, shadow=0):
         """swap_cache_del_folio() and put_swap_folio(), each under the
         cluster lock.  ``SwapCacheError`` if ``folio`` is not the cached one."""
-        entry = _int_arg(entry, "swap entry")
-        folio = _value(folio, "folio", 1, VALUE_LIMIT - 1)
-        shadow = _value(shadow, "shadow", 0, VALUE_LIMIT - 1)
+        entry = int_arg(entry, "swap entry")
+        folio = value_arg(folio, "folio", 1, VALUE_LIMIT - 1)
+        shadow = value_arg(shadow, "shadow", 0, VALUE_LIMIT - 1)
         self._enter()
         try:
             why = _entry_range(entry)
@@ -800,7 +735,7 @@ class VswapDesign:
                    else "no folio"))
 
     def _entry_op(self, entry, op, *args):
-        entry = _int_arg(entry, "swap entry")
+        entry = int_arg(entry, "swap entry")
         why = None
         self._enter()
         try:
@@ -818,8 +753,8 @@ class VswapDesign:
     def zswap_entry_store(self, entry, handle):
         """zswap_entry_store() (patch 11): into the descriptor under the
         cluster lock; the handle replaced, or None."""
-        entry = _int_arg(entry, "swap entry")
-        handle = _value(handle, "handle", 1, VALUE_LIMIT - 1)
+        entry = int_arg(entry, "swap entry")
+        handle = value_arg(handle, "handle", 1, VALUE_LIMIT - 1)
         return self._entry_op(entry, self._zswap_store_one, handle)[1] or None
 
     def zswap_entry_load(self, entry):
@@ -829,14 +764,6 @@ class VswapDesign:
     def zswap_entry_erase(self, entry):
         """zswap_entry_erase() (patch 11): under the cluster lock."""
         return self._entry_op(entry, self._zswap_erase_one)[1] or None
-
-    def zswap_empty(self):
-        """No descriptor holds a zswap entry."""
-        self._enter()
-        try:
-            return self._nr_zswap == 0
-        finally:
-            self._exit()
 
     def set_zero(self, entry):
         """swap_zeromap_folio_set(): release_backing(), then VSWAP_ZERO."""
@@ -860,7 +787,7 @@ class VswapDesign:
     def swap_writeout(self, entry):
         """vswap_alloc_swap_slot(): a device slot, the reverse map, the
         descriptor VSWAP_SWAPFILE.  Returns the slot."""
-        entry = _int_arg(entry, "swap entry")
+        entry = int_arg(entry, "swap entry")
         self._enter()
         try:
             why = _entry_range(entry)
@@ -883,7 +810,7 @@ class VswapDesign:
 
     def swap_duplicate(self, entry):
         """swap_duplicate(): swap_count + 1 under the cluster lock."""
-        entry = _int_arg(entry, "swap entry")
+        entry = int_arg(entry, "swap entry")
         self._enter()
         try:
             c = self._iter_or_raise(entry)
@@ -900,7 +827,7 @@ class VswapDesign:
 
     def swap_count(self, entry):
         """swp_swapcount(): under the cluster lock."""
-        entry = _int_arg(entry, "swap entry")
+        entry = int_arg(entry, "swap entry")
         self._enter()
         try:
             c = self._iter_or_raise(entry)
@@ -978,108 +905,6 @@ class VswapDesign:
             i = j
         return hits
 
-    def zswap_entry_store_many(self, entries, handles, batch=False):
-        """zswap_entry_store of each page (one cluster lock each, or one per
-        run in a cluster with ``batch=True``); how many replaced a handle."""
-        em = _buffer_u64(entries, "entries")
-        hm = _buffer_u64(handles, "handles")
-        batch = bool(batch)
-        if len(em) != len(hm):
-            raise ValueError("entries and handles must have the same length, not %d and %d"
-                             % (len(em), len(hm)))
-        self._enter()
-        try:
-            self._check_entries(em)
-            for i in range(len(hm)):
-                if not 1 <= hm[i] < VALUE_LIMIT:
-                    raise ValueError("handles[%d] must be in 1 .. 2**48 - 1, not %d"
-                                     % (i, hm[i]))
-            return self._run_loop(em, hm, None, batch, "store")
-        finally:
-            self._exit()
-
-    def zswap_entry_load_many(self, entries, out, batch=False):
-        """zswap_entry_load of each page (cluster lock each, or per run);
-        ``out[i]`` the handle or 0; how many held one."""
-        em = _buffer_u64(entries, "entries")
-        om = _buffer_u64(out, "out", writable=True)
-        batch = bool(batch)
-        if len(em) != len(om):
-            raise ValueError("entries and out must have the same length, not %d and %d"
-                             % (len(em), len(om)))
-        self._enter()
-        try:
-            self._check_entries(em)
-            return self._run_loop(em, None, om, batch, "load")
-        finally:
-            self._exit()
-
-    def zswap_entry_erase_many(self, entries, batch=False):
-        """zswap_entry_erase of each page; how many held a handle."""
-        em = _buffer_u64(entries, "entries")
-        batch = bool(batch)
-        self._enter()
-        try:
-            self._check_entries(em)
-            return self._run_loop(em, None, None, batch, "erase")
-        finally:
-            self._exit()
-
-    def _new_handle(self):
-        with self._count_lock:
-            self._next_handle += 1
-            return self._next_handle % (VALUE_LIMIT - 1) + 1
-
-    def swap_out_many(self, count, backing="zswap", memcg=0):
-        """Swap out ``count`` pages (folio_alloc_swap, the backing,
-        swap_cache_del_folio leaving the entry as shadow).  ``SwapFullError``
-        (every page of the call released) when full."""
-        count = _int_arg(count, "count")
-        if count < 0:
-            raise ValueError("count must be at least 0, not %d" % count)
-        if not isinstance(backing, str):
-            raise TypeError("backing must be a str, not %s" % type(backing).__name__)
-        if backing not in BACKINGS:
-            raise ValueError("backing must be one of %s, not %r" % (", ".join(BACKINGS), backing))
-        memcg = _value(memcg, "memcg", 0, 65535)
-        out = array.array("Q", bytes(8 * count))
-        self._enter()
-        try:
-            done = 0
-            err = 0
-            while done < count:
-                e, err = self._folio_alloc_swap_one(1, memcg)
-                if not e:
-                    break
-                out[done] = e
-                done += 1
-                if backing == "zswap":
-                    self._zswap_store_one(e, self._new_handle())
-                elif backing == "disk":
-                    _, err = self._writeout_one(e)
-                    if err:
-                        break
-                else:
-                    self._set_zero_one(e)
-                self._cache_del_one(e, 1, e)
-            if err:
-                for k in range(done):
-                    self._swap_free_one(out[k])
-                self._raise_full(err if err != "free" else R_FULL)
-            return out
-        finally:
-            self._exit()
-
-    def swap_free_many(self, entries):
-        """swap_free of each entry (checked first)."""
-        em = _buffer_u64(entries, "entries")
-        self._enter()
-        try:
-            self._check_entries(em)
-            self._run_loop(em, None, None, False, "free")
-        finally:
-            self._exit()
-
     # -- introspection ----------------------------------------------------
     def _bytes(self):
         words = -(-self._nr_slots // 64) * 8
@@ -1094,33 +919,11 @@ class VswapDesign:
                 + 3 + tables)
         return nbytes, objs
 
-    def metadata_bytes(self):
-        """Bytes of metadata held now (static structures included)."""
-        if self._closed:
-            raise ValueError("vswap design is closed")
-        return sum(self._bytes()[0])
-
     def stats(self):
         """Counters and byte counts; see docs/designs.md."""
-        if self._closed:
-            raise ValueError("vswap design is closed")
+        self._check_open()
         nbytes, objs = self._bytes()
         st = self._st
         return stats_dict("pure", self._nr_slots, self._used, self._nr_zswap, objs, nbytes,
                           st.lockless_loads, st.load_retries, st.locked_loads,
                           st.lock_acquisitions, self._cl, self._al, self._dl, self._pl)
-
-    @property
-    def nr_slots(self):
-        return self._nr_slots
-
-    def __len__(self):
-        if self._closed:
-            raise ValueError("vswap design is closed")
-        return self._used
-
-    def __repr__(self):
-        if self._closed:
-            return "<VswapDesign closed core=pure>"
-        return "<VswapDesign nr_slots=%d used=%d bytes=%d core=pure>" % (
-            self._nr_slots, self._used, self.metadata_bytes())

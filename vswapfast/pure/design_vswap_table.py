@@ -16,11 +16,11 @@ cluster_info_pool xa_lock (si->lock -> cluster lock with trylock only);
 device si->lock -> device cluster lock.
 """
 
-import array
 import threading
 
-from vswapfast.errors import InvalidEntryError, SwapCacheError, SwapFullError
-from vswapfast.pure.design_xarray import _buffer_u64, _int_arg, _value
+from vswapfast.errors import InvalidEntryError, SwapCacheError
+from vswapfast.pure.design_base import BACKINGS, VALUE_LIMIT, int_arg, value_arg
+from vswapfast.pure.design_vswap_base import R_DEVICE_FULL, R_FULL, VswapBase
 from vswapfast.pure.xarray import NEED_NODE, XA_NODE_SIZE, Xa, XaCtx, XaStats
 
 __all__ = ["VswapTableDesign", "BACKINGS", "STRUCTURES"]
@@ -32,10 +32,8 @@ VT_MAX_PAGES = 4294966784            # ALIGN_DOWN(UINT_MAX, SWAPFILE_CLUSTER)
 VT_MAX_INDEX = VT_MAX_PAGES // SWAPFILE_CLUSTER - 1
 NO_INDEX = 0xFFFFFFFF
 SWAP_COUNT_LIMIT = (1 << 31) - 1
-VALUE_LIMIT = 1 << 48
 MAX_SLOTS = 1 << 32
 READ_MAX_RETRIES = 1000
-BACKINGS = ("zswap", "disk", "zero")
 
 #: sizeof(struct swap_cluster_info_dynamic), sizeof(struct swap_cluster_info),
 #: a swap table, a virtual table, a memcg table, an extend table.
@@ -60,9 +58,9 @@ VTABLE_TAG_MASK = 7
 
 CLUSTER_FLAG_NONE, CLUSTER_FLAG_NONFULL, CLUSTER_FLAG_FULL, CLUSTER_FLAG_DEAD = 0, 2, 4, 6
 
-# entry checks (the compiled core's E_* codes) and results
+# entry checks (the compiled core's E_* codes) and results (with VswapBase's R_*)
 E_OK, E_ZERO, E_NEGATIVE, E_RANGE, E_FREE = 0, 1, 2, 3, 4
-R_FULL, R_NOMEM, R_DEVICE_FULL, R_BUSY, R_NOT_CACHED = -1, -2, -3, -4, -5
+R_BUSY, R_NOT_CACHED = -4, -5
 
 STRUCTURES = ("cluster_info_dynamic", "cluster_info_dynamic_free", "swap_table",
               "swap_table_free", "virtual_table", "memcg_table", "extend_table",
@@ -161,14 +159,15 @@ class _Cluster:
         self.seq = 1
 
 
-class VswapTableDesign:
+class VswapTableDesign(VswapBase):
     """The virtual swap space, swap table edition (RFC v2); see the
     compiled module and docs/designs.md."""
 
     name = "vswap-table"
+    _err_free = E_FREE
 
     def __init__(self, nr_slots):
-        nr_slots = _int_arg(nr_slots, "nr_slots")
+        nr_slots = int_arg(nr_slots, "nr_slots")
         if not 1 <= nr_slots <= MAX_SLOTS:
             raise ValueError("nr_slots must be in 1 .. 2**32, not %d" % nr_slots)
         self._nr_slots = nr_slots
@@ -203,10 +202,7 @@ class VswapTableDesign:
         self._used = 0
         self._nr_zswap = 0
         self._next_handle = 0
-        self._closed = False
-        self._calls = 0
-        self._calls_done = threading.Condition(threading.Lock())
-        self._close_lock = threading.Lock()
+        self._life_init()
         # swapon of the device: cluster 0's table, the header slot bad
         self._pci_table[0] = [0] * SWAPFILE_CLUSTER
         self._pci_table[0][0] = SWP_TB_BAD
@@ -225,55 +221,17 @@ class VswapTableDesign:
         self._id_top = 1
 
     # -- life -------------------------------------------------------------
-    def _enter(self):
-        with self._calls_done:
-            if self._closed:
-                raise ValueError("vswap-table design is closed")
-            self._calls += 1
-
-    def _exit(self):
-        with self._calls_done:
-            self._calls -= 1
-            if self._calls == 0:
-                self._calls_done.notify_all()
-
-    def close(self):
-        """Free every structure, once the calls in flight have finished.
-        Safe to call twice and from several threads; later calls raise
-        ValueError."""
-        with self._close_lock:
-            with self._calls_done:
-                if self._closed:
-                    return
-                self._closed = True
-                while self._calls:
-                    self._calls_done.wait()
-            self._map.destroy(self._map_ctx)
-            self._map_ctx.destroy()
-            self._by_token = {}
-            self._nonfull = []
-            self._full = []
-            self._spare = []
-            self._pci_table = []
-            self._used = 0
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
+    def _free(self):
+        self._map.destroy(self._map_ctx)
+        self._map_ctx.destroy()
+        self._by_token = {}
+        self._nonfull = []
+        self._full = []
+        self._spare = []
+        self._pci_table = []
+        self._used = 0
 
     # -- locks, lookups, lock-free reads ----------------------------------
-    def _cluster_lock(self, c):
-        c.lock.acquire()
-        self._cl += 1
-
     def _dev_lock_take(self):
         self._dev_lock.acquire()
         self._dl += 1
@@ -418,10 +376,6 @@ class VswapTableDesign:
             c.lock.release()
         return c
 
-    def _put_spare_locked(self, c):
-        self._spare.append(c)
-        self._nr_live -= 1
-
     def _drop_tables(self, vt, mt, ext):
         with self._count_lock:
             self._nr_vtables -= vt is not None
@@ -518,13 +472,6 @@ class VswapTableDesign:
             self._relocate_full_locked(c)
         return (c.index << CLUSTER_SHIFT) | off
 
-    def _reserve_used(self):
-        with self._count_lock:
-            if self._used >= self._max_used:
-                return False
-            self._used += 1
-            return True
-
     def _vswap_alloc(self, folio, memcg):
         if not self._reserve_used():
             return 0, R_FULL
@@ -580,6 +527,9 @@ class VswapTableDesign:
                 finally:
                     c.lock.release()
         return e, 0
+
+    # the memcg and the folio are recorded inside, under the cluster lock
+    _folio_alloc_swap_one = _vswap_alloc
 
     # -- counts and release -----------------------------------------------
     @staticmethod
@@ -767,20 +717,11 @@ class VswapTableDesign:
         c.lock.release()
         return E_OK, w
 
-    def _raise_full(self, err):
-        if err == R_NOMEM:
-            raise MemoryError("no memory for a vswap cluster or a swap table")
-        if err == R_DEVICE_FULL:
-            raise SwapFullError("no free slot left on the swap device (nr_slots is %d)"
-                                % self._nr_slots)
-        raise SwapFullError("no free virtual swap slot left (%d of %d used)"
-                            % (self._used, self._nr_slots - 1))
-
     # -- the API ----------------------------------------------------------
     def _entry_op(self, entry, op, *args):
         """Run ``op(entry, *args)`` (a tuple whose first item is False when
         the entry is not allocated) inside the call; InvalidEntryError."""
-        entry = _int_arg(entry, "swap entry")
+        entry = int_arg(entry, "swap entry")
         self._enter()
         try:
             why = _entry_range(entry)
@@ -796,8 +737,8 @@ class VswapTableDesign:
 
     def folio_alloc_swap(self, folio, memcg=0):
         """folio_alloc_swap() -> vswap_alloc() (2/7)."""
-        folio = _value(folio, "folio", 1, VALUE_LIMIT - 1)
-        memcg = _value(memcg, "memcg", 0, 65535)
+        folio = value_arg(folio, "folio", 1, VALUE_LIMIT - 1)
+        memcg = value_arg(memcg, "memcg", 0, 65535)
         self._enter()
         try:
             e, err = self._vswap_alloc(folio, memcg)
@@ -825,8 +766,8 @@ class VswapTableDesign:
 
     def swap_cache_add_folio(self, entry, folio):
         """__swap_cache_alloc(): the check and the add under the cluster lock."""
-        entry = _int_arg(entry, "swap entry")
-        folio = _value(folio, "folio", 1, VALUE_LIMIT - 1)
+        entry = int_arg(entry, "swap entry")
+        folio = value_arg(folio, "folio", 1, VALUE_LIMIT - 1)
 
         def add(e):
             rc, old = self._cache_add_one(e, folio)
@@ -838,9 +779,9 @@ class VswapTableDesign:
 
     def swap_cache_del_folio(self, entry, folio, shadow=0):
         """swap_cache_del_folio(): the folio replaced by its shadow."""
-        entry = _int_arg(entry, "swap entry")
-        folio = _value(folio, "folio", 1, VALUE_LIMIT - 1)
-        shadow = _value(shadow, "shadow", 0, VALUE_LIMIT - 1)
+        entry = int_arg(entry, "swap entry")
+        folio = value_arg(folio, "folio", 1, VALUE_LIMIT - 1)
+        shadow = value_arg(shadow, "shadow", 0, VALUE_LIMIT - 1)
 
         def delete(e):
             rc, cur = self._cache_del_one(e, folio, shadow)
@@ -854,8 +795,8 @@ class VswapTableDesign:
 
     def zswap_entry_store(self, entry, handle):
         """vswap_zswap_store() (2/7), under the cluster lock."""
-        entry = _int_arg(entry, "swap entry")
-        handle = _value(handle, "handle", 1, VALUE_LIMIT - 1)
+        entry = int_arg(entry, "swap entry")
+        handle = value_arg(handle, "handle", 1, VALUE_LIMIT - 1)
         return self._entry_op(entry, self._zswap_store_one, handle)[1] or None
 
     def zswap_entry_load(self, entry):
@@ -865,14 +806,6 @@ class VswapTableDesign:
     def zswap_entry_erase(self, entry):
         """folio_release_vswap_backing() of a zswap-backed slot."""
         return self._entry_op(entry, self._zswap_erase_one)[1] or None
-
-    def zswap_empty(self):
-        """No virtual table word holds a zswap entry."""
-        self._enter()
-        try:
-            return self._nr_zswap == 0
-        finally:
-            self._exit()
 
     def set_zero(self, entry):
         """swap_zeromap_folio_set() (2/7)."""
@@ -884,7 +817,7 @@ class VswapTableDesign:
 
     def swap_writeout(self, entry):
         """folio_release_non_phys_swap_backing() + folio_realloc_swap()."""
-        entry = _int_arg(entry, "swap entry")
+        entry = int_arg(entry, "swap entry")
         self._enter()
         try:
             why = _entry_range(entry)
@@ -914,7 +847,7 @@ class VswapTableDesign:
 
     def swap_duplicate(self, entry):
         """swap_dup_entries_cluster(), under the cluster lock."""
-        entry = _int_arg(entry, "swap entry")
+        entry = int_arg(entry, "swap entry")
         off = entry & CLUSTER_MASK
         self._enter()
         try:
@@ -1022,105 +955,6 @@ class VswapTableDesign:
             i = j
         return hits
 
-    def zswap_entry_store_many(self, entries, handles, batch=False):
-        """vswap_zswap_store of each page; how many replaced a handle."""
-        em = _buffer_u64(entries, "entries")
-        hm = _buffer_u64(handles, "handles")
-        batch = bool(batch)
-        if len(em) != len(hm):
-            raise ValueError("entries and handles must have the same length, not %d and %d"
-                             % (len(em), len(hm)))
-        self._enter()
-        try:
-            self._check_entries(em)
-            for i in range(len(hm)):
-                if not 1 <= hm[i] < VALUE_LIMIT:
-                    raise ValueError("handles[%d] must be in 1 .. 2**48 - 1, not %d"
-                                     % (i, hm[i]))
-            return self._run_loop(em, hm, None, batch, "store")
-        finally:
-            self._exit()
-
-    def zswap_entry_load_many(self, entries, out, batch=False):
-        """vswap_zswap_load of each page; how many held one."""
-        em = _buffer_u64(entries, "entries")
-        om = _buffer_u64(out, "out", writable=True)
-        batch = bool(batch)
-        if len(em) != len(om):
-            raise ValueError("entries and out must have the same length, not %d and %d"
-                             % (len(em), len(om)))
-        self._enter()
-        try:
-            self._check_entries(em)
-            return self._run_loop(em, None, om, batch, "load")
-        finally:
-            self._exit()
-
-    def zswap_entry_erase_many(self, entries, batch=False):
-        """The zswap backing of each page released; how many held one."""
-        em = _buffer_u64(entries, "entries")
-        batch = bool(batch)
-        self._enter()
-        try:
-            self._check_entries(em)
-            return self._run_loop(em, None, None, batch, "erase")
-        finally:
-            self._exit()
-
-    def _new_handle(self):
-        with self._count_lock:
-            self._next_handle += 1
-            return self._next_handle % (VALUE_LIMIT - 1) + 1
-
-    def swap_out_many(self, count, backing="zswap", memcg=0):
-        """Swap out ``count`` pages; ``SwapFullError`` (every page of the
-        call released) when full."""
-        count = _int_arg(count, "count")
-        if count < 0:
-            raise ValueError("count must be at least 0, not %d" % count)
-        if not isinstance(backing, str):
-            raise TypeError("backing must be a str, not %s" % type(backing).__name__)
-        if backing not in BACKINGS:
-            raise ValueError("backing must be one of %s, not %r" % (", ".join(BACKINGS), backing))
-        memcg = _value(memcg, "memcg", 0, 65535)
-        out = array.array("Q", bytes(8 * count))
-        self._enter()
-        try:
-            done = 0
-            err = 0
-            while done < count:
-                e, err = self._vswap_alloc(1, memcg)
-                if not e:
-                    break
-                out[done] = e
-                done += 1
-                if backing == "zswap":
-                    self._zswap_store_one(e, self._new_handle())
-                elif backing == "disk":
-                    _, err = self._writeout_one(e)
-                    if err:
-                        break
-                else:
-                    self._set_zero_one(e)
-                self._cache_del_one(e, 1, e)
-            if err:
-                for k in range(done):
-                    self._swap_free_one(out[k])
-                self._raise_full(err if err != E_FREE else R_FULL)
-            return out
-        finally:
-            self._exit()
-
-    def swap_free_many(self, entries):
-        """swap_free of each entry (checked first)."""
-        em = _buffer_u64(entries, "entries")
-        self._enter()
-        try:
-            self._check_entries(em)
-            self._run_loop(em, None, None, False, "free")
-        finally:
-            self._exit()
-
     # -- introspection ----------------------------------------------------
     def _bytes(self):
         nspare = len(self._spare)
@@ -1137,34 +971,12 @@ class VswapTableDesign:
                 + 1 + self._nr_dev_tables)
         return nbytes, objs
 
-    def metadata_bytes(self):
-        """Bytes of metadata held now."""
-        if self._closed:
-            raise ValueError("vswap-table design is closed")
-        return sum(self._bytes()[0])
-
     def stats(self):
         """Counters and byte counts; see docs/designs.md."""
-        if self._closed:
-            raise ValueError("vswap-table design is closed")
+        self._check_open()
         nbytes, objs = self._bytes()
         st = self._st
         return stats_dict("pure", self._nr_slots, self._used, self._nr_zswap, objs, nbytes,
                           st.lockless_loads, st.load_retries, st.locked_loads,
                           st.lock_acquisitions, self._cl, self._al, self._dl, self._ql,
                           self._pl)
-
-    @property
-    def nr_slots(self):
-        return self._nr_slots
-
-    def __len__(self):
-        if self._closed:
-            raise ValueError("vswap-table design is closed")
-        return self._used
-
-    def __repr__(self):
-        if self._closed:
-            return "<VswapTableDesign closed core=pure>"
-        return "<VswapTableDesign nr_slots=%d used=%d bytes=%d core=pure>" % (
-            self._nr_slots, self._used, self.metadata_bytes())

@@ -13,72 +13,29 @@ Lock ordering: device lock -> cluster lock -> xa_lock -> node free list.
 """
 
 import array
-import operator
 import threading
 
-from vswapfast.errors import InvalidEntryError, SwapCacheError, SwapFullError
+from vswapfast.errors import SwapFullError
+from vswapfast.pure.design_base import BACKINGS, int_arg
+from vswapfast.pure.design_swap_map import (
+    SWAP_ADDRESS_SPACE_MASK, SWAP_ADDRESS_SPACE_PAGES, SWAP_ADDRESS_SPACE_SHIFT,
+    SWAPFILE_CLUSTER, SwapMapDesign, _folio_entry,
+)
+from vswapfast.pure.design_zswap_xarray import ZswapXarrays
 from vswapfast.pure.xarray import NEED_NODE, XA_NODE_SIZE, Xa, XaCtx, XaStats
 
 __all__ = ["XarrayDesign", "BACKINGS"]
 
-SWAPFILE_CLUSTER = 512
-SWAP_ADDRESS_SPACE_SHIFT = 14
-SWAP_ADDRESS_SPACE_PAGES = 1 << SWAP_ADDRESS_SPACE_SHIFT
-SWAP_ADDRESS_SPACE_MASK = SWAP_ADDRESS_SPACE_PAGES - 1
-SWAP_HAS_CACHE = 0x40
-COUNT_CONTINUED = 0x80
-SWAP_MAP_MAX = 0x3E
-SWAP_COUNT_LIMIT = (1 << 31) - 1
 CLUSTER_INFO_SIZE = 24
 XARRAY_SIZE = 16
-VALUE_LIMIT = 1 << 48
 MAX_SLOTS = 1 << 32
-BACKINGS = ("zswap", "disk", "zero")
 
 _STRUCTURES = ("swap_map", "swap_cgroup", "zeromap", "cluster_info",
                "swap_cache_xarrays", "zswap_trees", "xa_node_swap_cache",
                "xa_node_zswap", "swap_cont", "xa_node_free")
 
 
-def _int_arg(x, what):
-    if type(x) is not int:
-        if isinstance(x, bool) or not hasattr(type(x), "__index__"):
-            raise TypeError("%s must be an int, not %s" % (what, type(x).__name__))
-        x = operator.index(x)
-    return x
-
-
-def _value(x, what, low, high):
-    x = _int_arg(x, what)
-    if not low <= x <= high:
-        raise ValueError("%s must be in %d .. %s, not %d" % (
-            what, low, "2**48 - 1" if high == VALUE_LIMIT - 1 else high, x))
-    return x
-
-
-def _folio_entry(folio):
-    return folio << 2                  # a folio pointer: low bits 00
-
-
-def _shadow_entry(shadow):
-    return (shadow << 1) | 1           # xa_mk_value(shadow)
-
-
-def _buffer_u64(buf, what, writable=False):
-    try:
-        m = memoryview(buf)
-    except TypeError:
-        raise TypeError("%s must be a buffer of uint64 (array('Q')), not %s"
-                        % (what, type(buf).__name__)) from None
-    if m.format not in ("Q", "L", "<Q", "=Q") or m.itemsize != 8 or m.ndim != 1:
-        raise TypeError("%s must be a buffer of uint64 (array('Q')), not format %r"
-                        % (what, m.format))
-    if writable and m.readonly:
-        raise TypeError("%s must be writable" % what)
-    return m.cast("B").cast("Q")
-
-
-class XarrayDesign:
+class XarrayDesign(ZswapXarrays, SwapMapDesign):
     """Swap metadata from zswap's xarrays (6.10) to the swap table (6.18):
     ``swap_map``, ``swap_cgroup``, the zeromap, the swap cache and shadows
     in per-64 MiB xarrays, zswap entries in per-64 MiB xarrays.  Loads are
@@ -87,7 +44,7 @@ class XarrayDesign:
     name = "xarray"
 
     def __init__(self, nr_slots):
-        nr_slots = _int_arg(nr_slots, "nr_slots")
+        nr_slots = int_arg(nr_slots, "nr_slots")
         if not 1 <= nr_slots <= MAX_SLOTS:
             raise ValueError("nr_slots must be in 1 .. 2**32, not %d" % nr_slots)
         self._nr_slots = nr_slots
@@ -112,117 +69,20 @@ class XarrayDesign:
         self._device_locks_taken = 0
         self._used = 0
         self._next_handle = 0
-        self._closed = False
-        self._calls = 0
-        self._calls_done = threading.Condition(threading.Lock())
-        self._close_lock = threading.Lock()
+        self._life_init()
 
     # -- life -------------------------------------------------------------
-    def _enter(self):
-        """Count a call in flight (close() waits for it); the check and the
-        count are made under the lock close() marks the design closed with."""
-        with self._calls_done:
-            if self._closed:
-                raise ValueError("xarray design is closed")
-            self._calls += 1
-
-    def _exit(self):
-        with self._calls_done:
-            self._calls -= 1
-            if self._calls == 0:
-                self._calls_done.notify_all()
-
-    def close(self):
-        """Free every structure, once the calls in flight have finished.
-        Safe to call twice and from several threads; later calls raise
-        ValueError."""
-        with self._close_lock:
-            with self._calls_done:
-                if self._closed:
-                    return
-                self._closed = True
-                while self._calls:
-                    self._calls_done.wait()
-            for xa in self._cache:
-                xa.destroy(self._ctx_cache)
-            for xa in self._zswap:
-                xa.destroy(self._ctx_zswap)
-            self._cont.destroy(self._ctx_cont)
-            for ctx in (self._ctx_cache, self._ctx_zswap, self._ctx_cont):
-                ctx.destroy()
-            self._swap_map = self._swap_cgroup = self._zeromap = None
-            self._cache = self._zswap = []
-            self._used = 0
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
-
-    # -- checks -----------------------------------------------------------
-    def _entry_arg(self, entry):
-        return _int_arg(entry, "swap entry")
-
-    def _check_slot(self, entry):
-        """InvalidEntryError unless ``entry`` is an allocated slot (a racy
-        read of swap_map, as the kernel's READ_ONCE checks)."""
-        if entry <= 0:
-            if entry == 0:
-                raise InvalidEntryError(
-                    "swap entry 0 is the device's header page, never allocated")
-            raise InvalidEntryError("swap entry %d is negative; entries are unsigned" % entry)
-        if entry >= self._nr_slots:
-            raise InvalidEntryError("swap entry %d is beyond the device (nr_slots is %d)"
-                                    % (entry, self._nr_slots))
-        if not self._swap_map[entry]:
-            raise InvalidEntryError("swap entry %d is not allocated (swap_map is 0)" % entry)
-
-    def _cluster_lock(self, ci):
-        self._cluster_locks[ci].acquire()
-        self._cluster_locks_taken += 1
-
-    # -- counts (swap_map and its continuation) --------------------------
-    def _count_locked(self, entry):
-        m = self._swap_map[entry]
-        count = m & 0x3F
-        if m & COUNT_CONTINUED:
-            count += self._cont.load_locked(entry) >> 1
-        return count
-
-    def _set_count_locked(self, entry, count):
-        """Write the count, spilling past SWAP_MAP_MAX into the continuation
-        xarray (the kernel's add_swap_count_continuation pages).  Under the
-        cluster lock; the cont xa_lock nests inside it.  False (nothing
-        changed) when a node is needed: the caller drops the cluster lock,
-        reserves one and retries."""
-        m = self._swap_map[entry] & SWAP_HAS_CACHE
-        cont = self._cont
-        had = self._swap_map[entry] & COUNT_CONTINUED
-        if count > SWAP_MAP_MAX:
-            cont.lock(self._st)
-            try:
-                old = cont.store_locked(self._ctx_cont, entry, ((count - SWAP_MAP_MAX) << 1) | 1)
-            finally:
-                cont.unlock()
-            if old == NEED_NODE:
-                return False
-            self._swap_map[entry] = m | COUNT_CONTINUED | SWAP_MAP_MAX
-        else:
-            if had:
-                cont.lock(self._st)
-                try:
-                    cont.store_locked(self._ctx_cont, entry, 0)
-                finally:
-                    cont.unlock()
-            self._swap_map[entry] = m | count
-        return True
+    def _free(self):
+        for xa in self._cache:
+            xa.destroy(self._ctx_cache)
+        for xa in self._zswap:
+            xa.destroy(self._ctx_zswap)
+        self._cont.destroy(self._ctx_cont)
+        for ctx in (self._ctx_cache, self._ctx_zswap, self._ctx_cont):
+            ctx.destroy()
+        self._swap_map = self._swap_cgroup = self._zeromap = None
+        self._cache = self._zswap = []
+        self._used = 0
 
     # -- release ----------------------------------------------------------
     def _release_locked(self, entry):
@@ -245,33 +105,6 @@ class XarrayDesign:
         self._used -= 1
 
     # -- allocation -------------------------------------------------------
-    def _alloc_slot(self):
-        """cluster_alloc_swap_entry(), simplified: under the device lock
-        (si->lock), scan clusters from the last one used for one with a free
-        slot, then take its lock (ci->lock) and scan its swap_map."""
-        with self._dev_lock:
-            self._device_locks_taken += 1
-            n = self._nr_clusters
-            for k in range(n):
-                ci = (self._next_cluster + k) % n
-                first = ci * SWAPFILE_CLUSTER
-                last = min(first + SWAPFILE_CLUSTER, self._nr_slots)
-                cap = last - first - (1 if ci == 0 else 0)
-                if self._cluster_count[ci] >= cap:
-                    continue
-                self._cluster_lock(ci)
-                try:
-                    for s in range(max(first, 1), last):
-                        if not self._swap_map[s]:
-                            self._swap_map[s] = SWAP_HAS_CACHE | 1
-                            self._cluster_count[ci] += 1
-                            self._used += 1
-                            self._next_cluster = ci
-                            return s
-                finally:
-                    self._cluster_locks[ci].release()
-        return 0
-
     def _folio_alloc_swap(self, folio, memcg):
         s = self._alloc_slot()
         if not s:
@@ -283,167 +116,12 @@ class XarrayDesign:
             self._ctx_cache, s & SWAP_ADDRESS_SPACE_MASK, _folio_entry(folio), self._st)
         return s
 
-    def folio_alloc_swap(self, folio, memcg=0):
-        """folio_alloc_swap() + add_to_swap_cache() (mm/swapfile.c,
-        mm/swap_state.c): a slot from the cluster allocator (device lock,
-        then cluster lock), swap count 1 with SWAP_HAS_CACHE, the memcg in
-        swap_cgroup, the folio stored in the swap-cache xarray under its
-        xa_lock.  ``SwapFullError`` when no slot is left."""
-        folio = _value(folio, "folio", 1, VALUE_LIMIT - 1)
-        memcg = _value(memcg, "memcg", 0, 65535)
-        self._enter()
-        try:
-            return self._folio_alloc_swap(folio, memcg)
-        finally:
-            self._exit()
-
-    # -- swap cache -------------------------------------------------------
-    def _cache_load(self, entry):
-        self._check_slot(entry)
-        return self._cache[entry >> SWAP_ADDRESS_SPACE_SHIFT].load(
-            entry & SWAP_ADDRESS_SPACE_MASK, self._st)
-
-    def swap_cache_get_folio(self, entry):
-        """swap_cache_get_folio() / filemap_get_entry(): the cached folio or
-        None; xa_load with no lock."""
-        entry = self._entry_arg(entry)
-        self._enter()
-        try:
-            e = self._cache_load(entry)
-        finally:
-            self._exit()
-        return e >> 2 if e and not e & 1 else None
-
-    def swap_cache_get_shadow(self, entry):
-        """get_shadow_from_swap_cache(): the shadow or None; xa_load, no lock."""
-        entry = self._entry_arg(entry)
-        self._enter()
-        try:
-            e = self._cache_load(entry)
-        finally:
-            self._exit()
-        return e >> 1 if e & 1 else None
-
-    def swap_cache_add_folio(self, entry, folio):
-        """swapcache_prepare() (SWAP_HAS_CACHE set under the cluster lock,
-        -EEXIST -> SwapCacheError) then add_to_swap_cache() (xa_lock):
-        returns the shadow replaced, or None."""
-        entry = self._entry_arg(entry)
-        folio = _value(folio, "folio", 1, VALUE_LIMIT - 1)
-        self._enter()
-        try:
-            self._check_slot(entry)
-            ci = entry // SWAPFILE_CLUSTER
-            self._cluster_lock(ci)
-            try:
-                self._check_slot(entry)
-                if self._swap_map[entry] & SWAP_HAS_CACHE:
-                    raise SwapCacheError("swap entry %d already has a folio in the swap cache"
-                                         % entry)
-                self._swap_map[entry] |= SWAP_HAS_CACHE
-            finally:
-                self._cluster_locks[ci].release()
-            old = self._cache[entry >> SWAP_ADDRESS_SPACE_SHIFT].store(
-                self._ctx_cache, entry & SWAP_ADDRESS_SPACE_MASK, _folio_entry(folio), self._st)
-        finally:
-            self._exit()
-        return old >> 1 if old & 1 else None
-
-    def _cache_del(self, entry, folio, shadow):
-        xa = self._cache[entry >> SWAP_ADDRESS_SPACE_SHIFT]
-        xa.lock(self._st)
-        try:
-            index = entry & SWAP_ADDRESS_SPACE_MASK
-            cur = xa.load_locked(index)
-            if cur != _folio_entry(folio):
-                raise SwapCacheError(
-                    "folio %d is not the one in the swap cache of entry %d (%s)"
-                    % (folio, entry, "folio %d" % (cur >> 2) if cur and not cur & 1
-                       else "no folio"))
-            xa.store_locked(self._ctx_cache, index, _shadow_entry(shadow))
-        finally:
-            xa.unlock()
-        ci = entry // SWAPFILE_CLUSTER
-        self._cluster_lock(ci)             # put_swap_folio(): drop SWAP_HAS_CACHE
-        try:
-            if self._swap_map[entry]:
-                self._swap_map[entry] &= ~SWAP_HAS_CACHE & 0xFF
-        finally:
-            self._cluster_locks[ci].release()
-
-    def swap_cache_del_folio(self, entry, folio, shadow=0):
-        """__delete_from_swap_cache() under xa_lock (the folio replaced by
-        its shadow), then put_swap_folio() clears SWAP_HAS_CACHE under the
-        cluster lock.  ``SwapCacheError`` if ``folio`` is not the cached one."""
-        entry = self._entry_arg(entry)
-        folio = _value(folio, "folio", 1, VALUE_LIMIT - 1)
-        shadow = _value(shadow, "shadow", 0, VALUE_LIMIT - 1)
-        self._enter()
-        try:
-            self._check_slot(entry)
-            self._cache_del(entry, folio, shadow)
-        finally:
-            self._exit()
-
     # -- zswap ------------------------------------------------------------
     def _zswap_store(self, entry, handle):
         self._zeromap[entry >> 3] &= ~(1 << (entry & 7)) & 0xFF  # swap_zeromap_folio_clear
         old = self._zswap[entry >> SWAP_ADDRESS_SPACE_SHIFT].store(
             self._ctx_zswap, entry, handle << 2, self._st)
         return old >> 2
-
-    def _zswap_erase(self, entry):
-        xa = self._zswap[entry >> SWAP_ADDRESS_SPACE_SHIFT]
-        xa.lock(self._st)
-        try:
-            old = xa.store_locked(self._ctx_zswap, entry, 0)
-        finally:
-            xa.unlock()
-        return old >> 2
-
-    def zswap_entry_store(self, entry, handle):
-        """zswap_store(): xa_store() into the entry's zswap tree under its
-        xa_lock (the zeromap bit cleared first, as swap_writepage does);
-        returns the handle replaced, or None."""
-        entry = self._entry_arg(entry)
-        handle = _value(handle, "handle", 1, VALUE_LIMIT - 1)
-        self._enter()
-        try:
-            self._check_slot(entry)
-            old = self._zswap_store(entry, handle)
-        finally:
-            self._exit()
-        return old or None
-
-    def zswap_entry_load(self, entry):
-        """zswap_load(): xa_load() with no lock; the handle or None."""
-        entry = self._entry_arg(entry)
-        self._enter()
-        try:
-            self._check_slot(entry)
-            e = self._zswap[entry >> SWAP_ADDRESS_SPACE_SHIFT].load(entry, self._st)
-        finally:
-            self._exit()
-        return e >> 2 or None
-
-    def zswap_entry_erase(self, entry):
-        """zswap_invalidate(): xa_erase() under xa_lock; the handle or None."""
-        entry = self._entry_arg(entry)
-        self._enter()
-        try:
-            self._check_slot(entry)
-            old = self._zswap_erase(entry)
-        finally:
-            self._exit()
-        return old or None
-
-    def zswap_empty(self):
-        """True when no zswap tree holds an entry (xa_empty on each)."""
-        self._enter()
-        try:
-            return all(xa.empty() for xa in self._zswap)
-        finally:
-            self._exit()
 
     # -- zero pages, disk -------------------------------------------------
     def set_zero(self, entry):
@@ -484,60 +162,7 @@ class XarrayDesign:
             self._exit()
         return entry
 
-    def get_slot(self, entry):
-        """The disk slot of an allocated entry: the entry itself (a
-        lock-free read of swap_map)."""
-        entry = self._entry_arg(entry)
-        self._enter()
-        try:
-            self._check_slot(entry)
-            self._st.lockless_loads += 1
-        finally:
-            self._exit()
-        return entry
-
-    # -- counts -----------------------------------------------------------
-    def swap_duplicate(self, entry):
-        """__swap_duplicate(): one more reference, under the cluster lock;
-        returns the new count."""
-        entry = self._entry_arg(entry)
-        self._enter()
-        try:
-            self._check_slot(entry)
-            ci = entry // SWAPFILE_CLUSTER
-            while True:
-                self._cluster_lock(ci)
-                try:
-                    self._check_slot(entry)
-                    count = self._count_locked(entry) + 1
-                    if count > SWAP_COUNT_LIMIT:
-                        raise ValueError("swap count of entry %d would exceed 2**31 - 1" % entry)
-                    done = self._set_count_locked(entry, count)
-                finally:
-                    self._cluster_locks[ci].release()
-                if done:
-                    break
-                self._ctx_cont.reserve1()         # no lock held (xas_nomem)
-        finally:
-            self._exit()
-        return count
-
-    def swap_count(self, entry):
-        """swp_swapcount(): the count, read under the cluster lock."""
-        entry = self._entry_arg(entry)
-        self._enter()
-        try:
-            self._check_slot(entry)
-            ci = entry // SWAPFILE_CLUSTER
-            self._cluster_lock(ci)
-            try:
-                self._check_slot(entry)
-                return self._count_locked(entry)
-            finally:
-                self._cluster_locks[ci].release()
-        finally:
-            self._exit()
-
+    # -- release ----------------------------------------------------------
     def _swap_free(self, entry):
         ci = entry // SWAPFILE_CLUSTER
         self._cluster_lock(ci)
@@ -552,202 +177,58 @@ class XarrayDesign:
         finally:
             self._cluster_locks[ci].release()
 
-    def swap_free(self, entry):
-        """swap_free() / __swap_entry_free(): drop one reference under the
-        cluster lock; at zero the slot and all it holds are released."""
-        entry = self._entry_arg(entry)
-        self._enter()
-        try:
-            self._check_slot(entry)
-            self._swap_free(entry)
-        finally:
-            self._exit()
-
     # -- loops ------------------------------------------------------------
-    def _check_entries(self, m):
-        for i in range(len(m)):
-            e = m[i]
-            try:
-                self._check_slot(e)
-            except InvalidEntryError as exc:
-                raise InvalidEntryError("entries[%d]: %s" % (i, exc)) from None
-
-    def _runs(self, m, batch, region_of):
-        """Runs of consecutive entries under one lock (batch) or single ones."""
-        i, n = 0, len(m)
-        while i < n:
-            j = i + 1
-            if batch:
-                r = region_of(m[i])
-                while j < n and region_of(m[j]) == r:
-                    j += 1
-            yield i, j
-            i = j
-
-    def zswap_entry_store_many(self, entries, handles, batch=False):
+    def _store_many(self, em, hm, batch):
         """zswap_entry_store of each page (one xa_lock each, or one per run
         in the same tree with ``batch=True``); returns how many replaced a
         handle."""
-        em = _buffer_u64(entries, "entries")
-        hm = _buffer_u64(handles, "handles")
-        batch = bool(batch)
-        if len(em) != len(hm):
-            raise ValueError("entries and handles must have the same length, not %d and %d"
-                             % (len(em), len(hm)))
-        self._enter()
-        try:
-            self._check_entries(em)
-            for i in range(len(hm)):
-                if not 1 <= hm[i] < VALUE_LIMIT:
-                    raise ValueError("handles[%d] must be in 1 .. 2**48 - 1, not %d"
-                                     % (i, hm[i]))
-            replaced = 0
-            for i, j in self._runs(em, batch, lambda e: e >> SWAP_ADDRESS_SPACE_SHIFT):
-                xa = self._zswap[em[i] >> SWAP_ADDRESS_SPACE_SHIFT]
-                xa.lock(self._st)
-                try:
-                    k = i
-                    while k < j:
-                        e = em[k]
-                        self._zeromap[e >> 3] &= ~(1 << (e & 7)) & 0xFF
-                        old = xa.store_locked(self._ctx_zswap, e, hm[k] << 2)
-                        if old == NEED_NODE:
-                            # xas_nomem: a node allocated with no lock held
-                            xa.unlock()
-                            try:
-                                self._ctx_zswap.reserve1()
-                            finally:
-                                xa.lock(self._st)
-                            continue
-                        if old:
-                            replaced += 1
-                        k += 1
-                finally:
-                    xa.unlock()
-            return replaced
-        finally:
-            self._exit()
-
-    def zswap_entry_load_many(self, entries, out, batch=False):
-        """zswap_entry_load of each page, lock-free (``batch=True``: one
-        xa_lock per run in the same tree, a range walk); ``out[i]`` gets the
-        handle or 0.  Returns how many held one."""
-        em = _buffer_u64(entries, "entries")
-        om = _buffer_u64(out, "out", writable=True)
-        batch = bool(batch)
-        if len(em) != len(om):
-            raise ValueError("entries and out must have the same length, not %d and %d"
-                             % (len(em), len(om)))
-        self._enter()
-        try:
-            self._check_entries(em)
-            found = 0
-            if not batch:
-                for k in range(len(em)):
-                    e = em[k]
-                    h = self._zswap[e >> SWAP_ADDRESS_SPACE_SHIFT].load(e, self._st) >> 2
-                    om[k] = h
-                    found += h != 0
-                return found
-            for i, j in self._runs(em, True, lambda e: e >> SWAP_ADDRESS_SPACE_SHIFT):
-                xa = self._zswap[em[i] >> SWAP_ADDRESS_SPACE_SHIFT]
-                xa.lock(self._st)
-                try:
-                    for k in range(i, j):
-                        h = xa.load_locked(em[k]) >> 2
-                        om[k] = h
-                        found += h != 0
-                finally:
-                    xa.unlock()
-            return found
-        finally:
-            self._exit()
-
-    def zswap_entry_erase_many(self, entries, batch=False):
-        """zswap_entry_erase of each page (one xa_lock each, or one per run
-        with ``batch=True``); returns how many held a handle."""
-        em = _buffer_u64(entries, "entries")
-        batch = bool(batch)
-        self._enter()
-        try:
-            self._check_entries(em)
-            erased = 0
-            for i, j in self._runs(em, batch, lambda e: e >> SWAP_ADDRESS_SPACE_SHIFT):
-                xa = self._zswap[em[i] >> SWAP_ADDRESS_SPACE_SHIFT]
-                xa.lock(self._st)
-                try:
-                    for k in range(i, j):
-                        if xa.store_locked(self._ctx_zswap, em[k], 0):
-                            erased += 1
-                finally:
-                    xa.unlock()
-            return erased
-        finally:
-            self._exit()
-
-    def _new_handle(self):
-        self._next_handle = self._next_handle % (VALUE_LIMIT - 1) + 1
-        return self._next_handle
-
-    def swap_out_many(self, count, backing="zswap", memcg=0):
-        """Swap out ``count`` pages, each through folio_alloc_swap, its
-        backing (zswap store of a fresh handle, swap_writeout, or set_zero)
-        and swap_cache_del_folio leaving a shadow.  The folio of each page
-        is its entry, its shadow the entry too.  ``SwapFullError`` (every
-        page of the call released) when the device fills up."""
-        count = _int_arg(count, "count")
-        if count < 0:
-            raise ValueError("count must be at least 0, not %d" % count)
-        if not isinstance(backing, str):
-            raise TypeError("backing must be a str, not %s" % type(backing).__name__)
-        if backing not in BACKINGS:
-            raise ValueError("backing must be one of %s, not %r" % (", ".join(BACKINGS), backing))
-        memcg = _value(memcg, "memcg", 0, 65535)
-        out = array.array("Q", bytes(8 * count))
-        self._enter()
-        try:
-            done = 0
+        replaced = 0
+        for i, j in self._runs(em, batch):
+            xa = self._zswap[em[i] >> SWAP_ADDRESS_SPACE_SHIFT]
+            xa.lock(self._st)
             try:
-                for done in range(count):
-                    s = self._alloc_slot()
-                    if not s:
-                        raise SwapFullError(
-                            "no free swap slot left (nr_slots is %d, %d used)"
-                            % (self._nr_slots, self._used))
-                    out[done] = s
-                    self._swap_cgroup[s] = memcg
-                    self._cache[s >> SWAP_ADDRESS_SPACE_SHIFT].store(
-                        self._ctx_cache, s & SWAP_ADDRESS_SPACE_MASK, _folio_entry(s), self._st)
-                    if backing == "zswap":
-                        self._zswap_store(s, self._new_handle())
-                    elif backing == "disk":
-                        self._zswap_erase(s)
-                        self._zeromap[s >> 3] &= ~(1 << (s & 7)) & 0xFF
-                    else:
-                        self._zswap_erase(s)
-                        self._zeromap[s >> 3] |= 1 << (s & 7)
-                    self._cache_del(s, s, s)
-                else:
-                    done = count
-            except SwapFullError:
-                for k in range(done):
-                    self._swap_free(out[k])
-                raise
-            return out
-        finally:
-            self._exit()
+                k = i
+                while k < j:
+                    e = em[k]
+                    self._zeromap[e >> 3] &= ~(1 << (e & 7)) & 0xFF
+                    old = xa.store_locked(self._ctx_zswap, e, hm[k] << 2)
+                    if old == NEED_NODE:
+                        # xas_nomem: a node allocated with no lock held
+                        xa.unlock()
+                        try:
+                            self._ctx_zswap.reserve1()
+                        finally:
+                            xa.lock(self._st)
+                        continue
+                    if old:
+                        replaced += 1
+                    k += 1
+            finally:
+                xa.unlock()
+        return replaced
 
-    def swap_free_many(self, entries):
-        """swap_free of each entry (checked first: nothing is freed if one is
-        not allocated)."""
-        em = _buffer_u64(entries, "entries")
-        self._enter()
-        try:
-            self._check_entries(em)
-            for k in range(len(em)):
-                self._swap_free(em[k])
-        finally:
-            self._exit()
+    def _swap_out_one(self, backing, memcg):
+        """One page of swap_out_many: folio_alloc_swap, its backing (zswap
+        store of a fresh handle, swap_writeout, or set_zero), then
+        swap_cache_del_folio leaving a shadow; folio and shadow are the
+        entry, which is returned."""
+        s = self._alloc_slot()
+        if not s:
+            raise SwapFullError("no free swap slot left (nr_slots is %d, %d used)"
+                                % (self._nr_slots, self._used))
+        self._swap_cgroup[s] = memcg
+        self._cache[s >> SWAP_ADDRESS_SPACE_SHIFT].store(
+            self._ctx_cache, s & SWAP_ADDRESS_SPACE_MASK, _folio_entry(s), self._st)
+        if backing == "zswap":
+            self._zswap_store(s, self._new_handle())
+        elif backing == "disk":
+            self._zswap_erase(s)
+            self._zeromap[s >> 3] &= ~(1 << (s & 7)) & 0xFF
+        else:
+            self._zswap_erase(s)
+            self._zeromap[s >> 3] |= 1 << (s & 7)
+        self._cache_del(s, s, s)
+        return s
 
     # -- introspection ----------------------------------------------------
     def _bytes(self):
@@ -773,16 +254,9 @@ class XarrayDesign:
             objs[k] = b[k] // XA_NODE_SIZE
         return b, objs
 
-    def metadata_bytes(self):
-        """Bytes of metadata held now (static structures included)."""
-        if self._closed:
-            raise ValueError("xarray design is closed")
-        return sum(self._bytes()[0].values())
-
     def stats(self):
         """Counters and byte counts; see docs/designs.md."""
-        if self._closed:
-            raise ValueError("xarray design is closed")
+        self._check_open()
         b, objs = self._bytes()
         st = self._st
         d = {
@@ -805,18 +279,3 @@ class XarrayDesign:
             d["bytes_" + k] = v
         d["bytes_xa_node"] = b["xa_node_swap_cache"] + b["xa_node_zswap"]
         return d
-
-    @property
-    def nr_slots(self):
-        return self._nr_slots
-
-    def __len__(self):
-        if self._closed:
-            raise ValueError("xarray design is closed")
-        return self._used
-
-    def __repr__(self):
-        if self._closed:
-            return "<XarrayDesign closed core=pure>"
-        return "<XarrayDesign nr_slots=%d used=%d bytes=%d core=pure>" % (
-            self._nr_slots, self._used, self.metadata_bytes())

@@ -12,10 +12,12 @@ import array
 import threading
 
 from vswapfast.errors import InvalidEntryError, SwapCacheError, SwapFullError
-from vswapfast.pure.design_xarray import _buffer_u64, _int_arg, _value
+from vswapfast.pure.design_base import (BACKINGS, VALUE_LIMIT, DesignBase, int_arg,
+                                        value_arg)
 from vswapfast.pure.swap_table import (CLUSTER, CLUSTER_EXT_SIZE, CLUSTER_INFO_SIZE,
                                        EXTEND_TABLE_SIZE, MEMCG_TABLE_SIZE, SWAP_TABLE_SIZE,
                                        Cluster, TableCtx, table_get)
+from vswapfast.pure.design_zswap_xarray import ZswapXarrays
 from vswapfast.pure.xarray import NEED_NODE, XA_NODE_SIZE, Xa, XaCtx, XaStats
 
 __all__ = ["SwapTableBase", "BACKINGS"]
@@ -27,9 +29,7 @@ COUNT_CONTINUED = 0x80
 SWAP_MAP_MAX = 0x3E
 SWAP_COUNT_LIMIT = (1 << 31) - 1
 XARRAY_SIZE = 16
-VALUE_LIMIT = 1 << 48
 MAX_SLOTS = 1 << 32
-BACKINGS = ("zswap", "disk", "zero")
 # mm/swap_table.h after phase IV, 64-bit
 COUNT_SHIFT = 60
 COUNT_MAX = 15
@@ -45,7 +45,7 @@ _STRUCTURES = {
 }
 
 
-class SwapTableBase:
+class SwapTableBase(ZswapXarrays, DesignBase):
     """The swap-table designs' twin core; a design's class sets ``name`` and
     ``phase`` (1: phase I; 4: after phases III-IV).  See docs/designs.md."""
 
@@ -56,7 +56,7 @@ class SwapTableBase:
         if self.phase not in (1, 4):
             raise TypeError("SwapTableBase is the core of SwapTableP1Design and SwapTableDesign;"
                             " use one of them")
-        nr_slots = _int_arg(nr_slots, "nr_slots")
+        nr_slots = int_arg(nr_slots, "nr_slots")
         if not 1 <= nr_slots <= MAX_SLOTS:
             raise ValueError("nr_slots must be in 1 .. 2**32, not %d" % nr_slots)
         self._p1 = self.phase == 1
@@ -83,58 +83,20 @@ class SwapTableBase:
         self._device_locks_taken = 0
         self._used = 0
         self._next_handle = 0
-        self._closed = False
-        self._calls = 0
-        self._calls_done = threading.Condition(threading.Lock())
-        self._close_lock = threading.Lock()
+        self._life_init()
 
     # -- life -------------------------------------------------------------
-    def _enter(self):
-        """Count a call in flight (close() waits for it)."""
-        with self._calls_done:
-            if self._closed:
-                raise ValueError("%s design is closed" % self.name)
-            self._calls += 1
-
-    def _exit(self):
-        with self._calls_done:
-            self._calls -= 1
-            if self._calls == 0:
-                self._calls_done.notify_all()
-
-    def close(self):
-        """Free every structure, once the calls in flight have finished.
-        Safe to call twice and from several threads; later calls raise
-        ValueError."""
-        with self._close_lock:
-            with self._calls_done:
-                if self._closed:
-                    return
-                self._closed = True
-                while self._calls:
-                    self._calls_done.wait()
-            for xa in self._zswap:
-                xa.destroy(self._ctx_zswap)
-            self._cont.destroy(self._ctx_cont)
-            for ctx in (self._ctx_zswap, self._ctx_cont, self._tables, self._memcg_tables,
-                        self._extend_tables):
-                ctx.destroy()
-            self._clusters = []
-            self._zswap = []
-            self._swap_map = self._swap_cgroup = self._zeromap = None
-            self._used = 0
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
+    def _free(self):
+        for xa in self._zswap:
+            xa.destroy(self._ctx_zswap)
+        self._cont.destroy(self._ctx_cont)
+        for ctx in (self._ctx_zswap, self._ctx_cont, self._tables, self._memcg_tables,
+                    self._extend_tables):
+            ctx.destroy()
+        self._clusters = []
+        self._zswap = []
+        self._swap_map = self._swap_cgroup = self._zeromap = None
+        self._used = 0
 
     # -- checks -----------------------------------------------------------
     def _used_locked(self, entry):
@@ -283,15 +245,6 @@ class SwapTableBase:
             self._ctx_zswap, entry, handle << 2, self._st)
         return old >> 2
 
-    def _zswap_erase(self, entry):
-        xa = self._zswap[entry >> SWAP_ADDRESS_SPACE_SHIFT]
-        xa.lock(self._st)
-        try:
-            old = xa.store_locked(self._ctx_zswap, entry, 0)
-        finally:
-            xa.unlock()
-        return old >> 2
-
     # -- release, allocation ------------------------------------------------
     def _release_locked(self, entry):
         """The count reached zero: release everything under ci->lock; the
@@ -398,8 +351,8 @@ class SwapTableBase:
         lock, then the cluster lock, under which the cluster's tables are
         set up on first use and the folio goes into the word), count 1, the
         memcg recorded.  ``SwapFullError`` when no slot is left."""
-        folio = _value(folio, "folio", 1, VALUE_LIMIT - 1)
-        memcg = _value(memcg, "memcg", 0, 65535)
+        folio = value_arg(folio, "folio", 1, VALUE_LIMIT - 1)
+        memcg = value_arg(memcg, "memcg", 0, 65535)
         self._enter()
         try:
             return self._alloc_slot(folio, memcg)
@@ -415,7 +368,7 @@ class SwapTableBase:
     def swap_cache_get_folio(self, entry):
         """swap_cache_get_folio(): swap_table_get() with no lock; the cached
         folio or None."""
-        entry = _int_arg(entry, "swap entry")
+        entry = self._entry_arg(entry)
         self._enter()
         try:
             e = self._cache_entry(entry)
@@ -426,7 +379,7 @@ class SwapTableBase:
     def swap_cache_get_shadow(self, entry):
         """swap_cache_get_shadow(): swap_table_get() with no lock; the
         shadow or None."""
-        entry = _int_arg(entry, "swap entry")
+        entry = self._entry_arg(entry)
         self._enter()
         try:
             e = self._cache_entry(entry)
@@ -466,8 +419,8 @@ class SwapTableBase:
         """swapcache_prepare() + swap_cache_add_folio() under the cluster
         lock (-EEXIST -> SwapCacheError): returns the shadow replaced, or
         None."""
-        entry = _int_arg(entry, "swap entry")
-        folio = _value(folio, "folio", 1, VALUE_LIMIT - 1)
+        entry = self._entry_arg(entry)
+        folio = value_arg(folio, "folio", 1, VALUE_LIMIT - 1)
         self._enter()
         try:
             self._check_slot(entry)
@@ -499,9 +452,9 @@ class SwapTableBase:
         """swap_cache_del_folio(): under the cluster lock the folio's word
         becomes its shadow.  ``SwapCacheError`` if ``folio`` is not the
         cached one."""
-        entry = _int_arg(entry, "swap entry")
-        folio = _value(folio, "folio", 1, VALUE_LIMIT - 1)
-        shadow = _value(shadow, "shadow", 0, VALUE_LIMIT - 1)
+        entry = self._entry_arg(entry)
+        folio = value_arg(folio, "folio", 1, VALUE_LIMIT - 1)
+        shadow = value_arg(shadow, "shadow", 0, VALUE_LIMIT - 1)
         self._enter()
         try:
             self._check_slot(entry)
@@ -509,55 +462,11 @@ class SwapTableBase:
         finally:
             self._exit()
 
-    # -- zswap ------------------------------------------------------------
-    def zswap_entry_store(self, entry, handle):
-        """zswap_store(): xa_store() under xa_lock (the zero bit cleared
-        first); returns the handle replaced, or None."""
-        entry = _int_arg(entry, "swap entry")
-        handle = _value(handle, "handle", 1, VALUE_LIMIT - 1)
-        self._enter()
-        try:
-            self._check_slot(entry)
-            old = self._zswap_store(entry, handle)
-        finally:
-            self._exit()
-        return old or None
-
-    def zswap_entry_load(self, entry):
-        """zswap_load(): xa_load() with no lock; the handle or None."""
-        entry = _int_arg(entry, "swap entry")
-        self._enter()
-        try:
-            self._check_slot(entry)
-            e = self._zswap[entry >> SWAP_ADDRESS_SPACE_SHIFT].load(entry, self._st)
-        finally:
-            self._exit()
-        return e >> 2 or None
-
-    def zswap_entry_erase(self, entry):
-        """zswap_invalidate(): xa_erase() under xa_lock; the handle or None."""
-        entry = _int_arg(entry, "swap entry")
-        self._enter()
-        try:
-            self._check_slot(entry)
-            old = self._zswap_erase(entry)
-        finally:
-            self._exit()
-        return old or None
-
-    def zswap_empty(self):
-        """True when no zswap tree holds an entry (xa_empty on each)."""
-        self._enter()
-        try:
-            return all(xa.empty() for xa in self._zswap)
-        finally:
-            self._exit()
-
     # -- zero pages, disk -------------------------------------------------
     def set_zero(self, entry):
         """swap_writeout() of a zero-filled folio: the zero bit set; any
         zswap entry erased."""
-        entry = _int_arg(entry, "swap entry")
+        entry = self._entry_arg(entry)
         self._enter()
         try:
             self._check_slot(entry)
@@ -568,7 +477,7 @@ class SwapTableBase:
 
     def is_zero(self, entry):
         """The zero bit, read with no lock."""
-        entry = _int_arg(entry, "swap entry")
+        entry = self._entry_arg(entry)
         self._enter()
         try:
             self._check_slot(entry)
@@ -582,7 +491,7 @@ class SwapTableBase:
     def swap_writeout(self, entry):
         """swap_writeout(): the zero bit cleared, any zswap entry erased;
         returns the slot, the entry itself."""
-        entry = _int_arg(entry, "swap entry")
+        entry = self._entry_arg(entry)
         self._enter()
         try:
             self._check_slot(entry)
@@ -594,7 +503,7 @@ class SwapTableBase:
 
     def get_slot(self, entry):
         """The disk slot of an allocated entry: the entry itself."""
-        entry = _int_arg(entry, "swap entry")
+        entry = self._entry_arg(entry)
         self._enter()
         try:
             self._check_slot(entry)
@@ -608,7 +517,7 @@ class SwapTableBase:
         """folio_dup_swap(): one more reference under the cluster lock (the
         lock dropped to allocate an extend_table or a continuation);
         returns the new count."""
-        entry = _int_arg(entry, "swap entry")
+        entry = self._entry_arg(entry)
         self._enter()
         try:
             self._check_slot(entry)
@@ -631,7 +540,7 @@ class SwapTableBase:
 
     def swap_count(self, entry):
         """swp_swapcount(): the count, read under the cluster lock."""
-        entry = _int_arg(entry, "swap entry")
+        entry = self._entry_arg(entry)
         self._enter()
         try:
             self._check_slot(entry)
@@ -648,7 +557,7 @@ class SwapTableBase:
     def swap_free(self, entry):
         """swap_free(): drop one reference under the cluster lock; at zero
         the slot and all it holds are released."""
-        entry = _int_arg(entry, "swap entry")
+        entry = self._entry_arg(entry)
         self._enter()
         try:
             self._check_slot(entry)
@@ -658,179 +567,49 @@ class SwapTableBase:
             self._exit()
 
     # -- loops ------------------------------------------------------------
-    def _check_entries(self, m):
-        for i in range(len(m)):
-            try:
-                self._check_slot(m[i])
-            except InvalidEntryError as exc:
-                raise InvalidEntryError("entries[%d]: %s" % (i, exc)) from None
-
-    @staticmethod
-    def _runs(m, batch):
-        i, n = 0, len(m)
-        while i < n:
-            j = i + 1
-            if batch:
-                r = m[i] >> SWAP_ADDRESS_SPACE_SHIFT
-                while j < n and m[j] >> SWAP_ADDRESS_SPACE_SHIFT == r:
-                    j += 1
-            yield i, j
-            i = j
-
-    def zswap_entry_store_many(self, entries, handles, batch=False):
+    def _store_many(self, em, hm, batch):
         """zswap_entry_store of each page (one xa_lock each, or one per run
         with ``batch=True``; the zero bits cleared first); returns how many
         replaced a handle."""
-        em = _buffer_u64(entries, "entries")
-        hm = _buffer_u64(handles, "handles")
-        batch = bool(batch)
-        if len(em) != len(hm):
-            raise ValueError("entries and handles must have the same length, not %d and %d"
-                             % (len(em), len(hm)))
-        self._enter()
-        try:
-            self._check_entries(em)
-            for i in range(len(hm)):
-                if not 1 <= hm[i] < VALUE_LIMIT:
-                    raise ValueError("handles[%d] must be in 1 .. 2**48 - 1, not %d"
-                                     % (i, hm[i]))
-            replaced = 0
-            for i, j in self._runs(em, batch):
-                for k in range(i, j):
-                    self._zero_clear(em[k])
-                xa = self._zswap[em[i] >> SWAP_ADDRESS_SPACE_SHIFT]
-                xa.lock(self._st)
-                try:
-                    k = i
-                    while k < j:
-                        old = xa.store_locked(self._ctx_zswap, em[k], hm[k] << 2)
-                        if old == NEED_NODE:
-                            xa.unlock()                 # xas_nomem
-                            try:
-                                self._ctx_zswap.reserve1()
-                            finally:
-                                xa.lock(self._st)
-                            continue
-                        if old:
-                            replaced += 1
-                        k += 1
-                finally:
-                    xa.unlock()
-            return replaced
-        finally:
-            self._exit()
-
-    def zswap_entry_load_many(self, entries, out, batch=False):
-        """zswap_entry_load of each page, lock-free (``batch=True``: one
-        xa_lock per run); returns how many held a handle."""
-        em = _buffer_u64(entries, "entries")
-        om = _buffer_u64(out, "out", writable=True)
-        batch = bool(batch)
-        if len(em) != len(om):
-            raise ValueError("entries and out must have the same length, not %d and %d"
-                             % (len(em), len(om)))
-        self._enter()
-        try:
-            self._check_entries(em)
-            found = 0
-            if not batch:
-                for k in range(len(em)):
-                    e = em[k]
-                    h = self._zswap[e >> SWAP_ADDRESS_SPACE_SHIFT].load(e, self._st) >> 2
-                    om[k] = h
-                    found += h != 0
-                return found
-            for i, j in self._runs(em, True):
-                xa = self._zswap[em[i] >> SWAP_ADDRESS_SPACE_SHIFT]
-                xa.lock(self._st)
-                try:
-                    for k in range(i, j):
-                        h = xa.load_locked(em[k]) >> 2
-                        om[k] = h
-                        found += h != 0
-                finally:
-                    xa.unlock()
-            return found
-        finally:
-            self._exit()
-
-    def zswap_entry_erase_many(self, entries, batch=False):
-        """zswap_entry_erase of each page (one xa_lock each, or one per run
-        with ``batch=True``); returns how many held a handle."""
-        em = _buffer_u64(entries, "entries")
-        batch = bool(batch)
-        self._enter()
-        try:
-            self._check_entries(em)
-            erased = 0
-            for i, j in self._runs(em, batch):
-                xa = self._zswap[em[i] >> SWAP_ADDRESS_SPACE_SHIFT]
-                xa.lock(self._st)
-                try:
-                    for k in range(i, j):
-                        if xa.store_locked(self._ctx_zswap, em[k], 0):
-                            erased += 1
-                finally:
-                    xa.unlock()
-            return erased
-        finally:
-            self._exit()
-
-    def _new_handle(self):
-        self._next_handle = self._next_handle % (VALUE_LIMIT - 1) + 1
-        return self._next_handle
-
-    def swap_out_many(self, count, backing="zswap", memcg=0):
-        """Swap out ``count`` pages, each through folio_alloc_swap, its
-        backing and swap_cache_del_folio leaving a shadow; the folio and
-        the shadow of each page are its entry.  ``SwapFullError`` (every
-        page of the call released) when the device fills up."""
-        count = _int_arg(count, "count")
-        if count < 0:
-            raise ValueError("count must be at least 0, not %d" % count)
-        if not isinstance(backing, str):
-            raise TypeError("backing must be a str, not %s" % type(backing).__name__)
-        if backing not in BACKINGS:
-            raise ValueError("backing must be one of %s, not %r" % (", ".join(BACKINGS), backing))
-        memcg = _value(memcg, "memcg", 0, 65535)
-        out = array.array("Q", bytes(8 * count))
-        self._enter()
-        try:
-            done = 0
+        replaced = 0
+        for i, j in self._runs(em, batch):
+            for k in range(i, j):
+                self._zero_clear(em[k])
+            xa = self._zswap[em[i] >> SWAP_ADDRESS_SPACE_SHIFT]
+            xa.lock(self._st)
             try:
-                for done in range(count):
-                    s = self._alloc_slot(0, memcg)
-                    out[done] = s
-                    if backing == "zswap":
-                        self._zswap_store(s, self._new_handle())
-                    elif backing == "disk":
-                        self._zswap_erase(s)
-                        self._zero_clear(s)
-                    else:
-                        self._zswap_erase(s)
-                        self._zero_set(s)
-                    self._cache_del(s, s, s)
-                else:
-                    done = count
-            except SwapFullError:
-                for k in range(done):
-                    self._swap_free(out[k])
-                raise
-            return out
-        finally:
-            self._exit()
+                k = i
+                while k < j:
+                    old = xa.store_locked(self._ctx_zswap, em[k], hm[k] << 2)
+                    if old == NEED_NODE:
+                        xa.unlock()                 # xas_nomem
+                        try:
+                            self._ctx_zswap.reserve1()
+                        finally:
+                            xa.lock(self._st)
+                        continue
+                    if old:
+                        replaced += 1
+                    k += 1
+            finally:
+                xa.unlock()
+        return replaced
 
-    def swap_free_many(self, entries):
-        """swap_free of each entry (checked first: nothing is freed if one
-        is not allocated)."""
-        em = _buffer_u64(entries, "entries")
-        self._enter()
-        try:
-            self._check_entries(em)
-            for k in range(len(em)):
-                self._swap_free(em[k])
-        finally:
-            self._exit()
+    def _swap_out_one(self, backing, memcg):
+        """One page of swap_out_many: folio_alloc_swap, its backing and
+        swap_cache_del_folio leaving a shadow; the folio and the shadow of
+        the page are its entry, which is returned."""
+        s = self._alloc_slot(0, memcg)
+        if backing == "zswap":
+            self._zswap_store(s, self._new_handle())
+        elif backing == "disk":
+            self._zswap_erase(s)
+            self._zero_clear(s)
+        else:
+            self._zswap_erase(s)
+            self._zero_set(s)
+        self._cache_del(s, s, s)
+        return s
 
     # -- introspection ----------------------------------------------------
     def _bytes(self):
@@ -857,17 +636,9 @@ class SwapTableBase:
             objs += 3
         return b, objs
 
-    def metadata_bytes(self):
-        """Bytes of metadata held now (static structures and free lists
-        included)."""
-        if self._closed:
-            raise ValueError("%s design is closed" % self.name)
-        return sum(self._bytes()[0].values())
-
     def stats(self):
         """Counters and byte counts; see docs/designs.md."""
-        if self._closed:
-            raise ValueError("%s design is closed" % self.name)
+        self._check_open()
         b, objs = self._bytes()
         st = self._st
         d = {
@@ -890,18 +661,3 @@ class SwapTableBase:
             d["bytes_" + k] = b[k]
         d["bytes_xa_node"] = b["xa_node_zswap"]
         return d
-
-    @property
-    def nr_slots(self):
-        return self._nr_slots
-
-    def __len__(self):
-        if self._closed:
-            raise ValueError("%s design is closed" % self.name)
-        return self._used
-
-    def __repr__(self):
-        if self._closed:
-            return "<%s closed core=pure>" % type(self).__name__
-        return "<%s nr_slots=%d used=%d bytes=%d core=pure>" % (
-            type(self).__name__, self._nr_slots, self._used, self.metadata_bytes())
