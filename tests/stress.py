@@ -2203,6 +2203,23 @@ def _leak_check():
     return check_now() != 0
 
 
+def _os_threads():
+    """The threads the kernel has for this process (Python's or not)."""
+    return len(os.listdir("/proc/self/task"))
+
+
+def _wait_for_exited_threads(baseline, timeout=10.0):
+    """Wait until the threads of the runs have left the kernel too.
+    Thread.join() returns once a thread has released its state, before its
+    pthread has exited; LeakSanitizer's tracer, stopping the world for the
+    check, can crash on a thread that is freeing its TLS.  ``baseline``:
+    the threads the process had beside Python's before the runs."""
+    deadline = time.monotonic() + timeout
+    while (_os_threads() > threading.active_count() + baseline
+           and time.monotonic() < deadline):
+        time.sleep(0.01)
+
+
 def _report(result):
     """Print a result as one JSON line, its errors to stderr; True if ok."""
     errors = result.pop("errors")
@@ -2247,11 +2264,13 @@ def main(argv=None):
     if args.recycle_rounds is None:
         args.recycle_rounds = args.ops // 4
     designs = index_designs(args.core) if args.index == "all" else [args.index]
+    native_threads = _os_threads() - threading.active_count()
     failed = False
     for design in designs:
         failed |= not _run_design(args, design)
     if args.leak_check:
         gc.collect()
+        _wait_for_exited_threads(native_threads)
         if _leak_check():
             print("LeakSanitizer found leaks (report above)", file=sys.stderr)
             failed = True
