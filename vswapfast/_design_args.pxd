@@ -11,6 +11,11 @@ from libc.stdint cimport uint16_t, uint64_t
 
 cdef extern from "vswap_sync.h" nogil:
     long long vswap_seq_add(long long *p, long long v)
+    # A physical cluster's count: written under its ci->lock, peeked at
+    # without it by the allocators' scans (as cluster_is_full()), so both
+    # are atomic.
+    unsigned short cluster_count_peek "vswap_load_relaxed"(unsigned short *p)
+    void cluster_count_set "vswap_store_relaxed"(unsigned short *p, unsigned short v)
 
 # entry check results
 cdef enum:

@@ -118,9 +118,21 @@ cdef extern from * nogil:
     /* struct swap_cluster_info (include/linux/swap.h, up to 6.10). */
     typedef struct {
         pthread_spinlock_t lock;
-        unsigned int data : 24;         /* the count of a used cluster */
-        unsigned int flags : 8;
+        union {
+            struct {
+                unsigned int data : 24; /* the count of a used cluster */
+                unsigned int flags : 8;
+            };
+            unsigned int word;          /* the two, for atomic access */
+        };
     } rd_cluster;
+    /* The count is written under the cluster's lock and peeked at without
+     * it by the allocator's scan, so both go through the whole word,
+     * atomically (a bit-field has no address). */
+    static inline unsigned int rd_cluster_count_peek(rd_cluster *c)
+    { rd_cluster x; x.word = __atomic_load_n(&c->word, __ATOMIC_RELAXED); return x.data; }
+    static inline void rd_cluster_count_set(rd_cluster *c, unsigned int v)
+    { rd_cluster x; x.word = c->word; x.data = v; __atomic_store_n(&c->word, x.word, __ATOMIC_RELAXED); }
     _Static_assert(sizeof(rd_cluster) == 8, "struct swap_cluster_info is 8 bytes before 6.11");
     /* struct zswap_tree (mm/zswap.c up to 6.7). */
     typedef struct {
@@ -152,6 +164,8 @@ cdef extern from * nogil:
     ctypedef struct rd_cluster:
         pthread_spinlock_t lock
         unsigned int data
+    unsigned int rd_cluster_count_peek(rd_cluster *c)
+    void rd_cluster_count_set(rd_cluster *c, unsigned int v)
     ctypedef struct rd_tree:
         vrb_root rbroot
         pthread_spinlock_t lock
@@ -529,7 +543,8 @@ cdef rd_entry *release_locked(rd_design *d, uint64_t e, vxa_stats *st) noexcept 
     vxa_unlock(xa)
     swap_cgroup_record(d, e, 0, st)
     rd_st8(&d.swap_map[e], 0)
-    d.clusters[e // SWAPFILE_CLUSTER].data -= 1
+    rd_cluster_count_set(&d.clusters[e // SWAPFILE_CLUSTER],
+                         d.clusters[e // SWAPFILE_CLUSTER].data - 1)
     rd_add64(&d.used, -1)
     return to_free
 
@@ -565,14 +580,14 @@ cdef uint64_t alloc_slot(rd_design *d, vxa_stats *st) noexcept nogil:
         last = min(first + SWAPFILE_CLUSTER, d.nr_slots)
         cap = last - first - (1 if ci == 0 else 0)
         c = &d.clusters[ci]
-        if c.data >= cap:
+        if rd_cluster_count_peek(c) >= cap:
             continue
         pthread_spin_lock(&c.lock)
         rd_count(&st.user[S_CLUSTER])
         for s in range(max(first, 1), last):
             if d.swap_map[s] == 0:
                 rd_st8(&d.swap_map[s], SWAP_HAS_CACHE | 1)
-                c.data += 1
+                rd_cluster_count_set(c, c.data + 1)
                 rd_add64(&d.used, 1)
                 found = s
                 break

@@ -91,6 +91,7 @@ from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_C_CONTIG
 from vswapfast._design_args cimport (
     E_OK, E_ZERO, E_NEGATIVE, E_RANGE, E_FREE, int_arg, value_arg, memcg_arg, entry_arg,
     get_u64_buffer, get_u64_pair, check_handles, count_arg, check_backing,
+    cluster_count_peek, cluster_count_set,
 )
 
 __all__ = ["VswapDesign", "BACKINGS"]
@@ -428,7 +429,7 @@ cdef uint64_t swap_slot_alloc(vd_design *d, vd_stats *st, int *err) noexcept nog
             last = min(first + SWAPFILE_CLUSTER, d.nr_slots)
             cap = last - first - (1 if p == 0 else 0)
             ci = &d.pclusters[p]
-            if ci.count >= cap:
+            if cluster_count_peek(&ci.count) >= cap:
                 continue
             ci_lock(ci, st)
             if ci.table == NULL:
@@ -440,7 +441,7 @@ cdef uint64_t swap_slot_alloc(vd_design *d, vd_stats *st, int *err) noexcept nog
             for s in range(first, last):
                 if pslot_free(d, s):
                     d.alloc_bitmap[s >> 6] |= 1ULL << (s & 63)
-                    ci.count += 1
+                    cluster_count_set(&ci.count, ci.count + 1)
                     found = s
                     break
             pthread_spin_unlock(&ci.lock)
@@ -474,7 +475,7 @@ cdef void swap_slot_free(vd_design *d, uint64_t slot, vd_stats *st) noexcept nog
     ci_lock(ci, st)
     d.alloc_bitmap[slot >> 6] &= ~(1ULL << (slot & 63))
     vd_st(&ci.table[slot % SWAPFILE_CLUSTER], 0)
-    ci.count -= 1
+    cluster_count_set(&ci.count, ci.count - 1)
     if ci.count == 0:
         t = ci.table
         ci.table = NULL

@@ -238,11 +238,13 @@ cdef extern from * nogil:
     uint64_t vt_lda(uint64_t *p)
     unsigned int vt_ldi "vt_ld"(unsigned int *p)
     unsigned char vt_ldc "vt_ld"(unsigned char *p)
+    uint16_t vt_ldh "vt_ld"(uint16_t *p)
     uint64_t *vt_ldp "vt_lda"(uint64_t **p)
     void vt_st(uint64_t *p, uint64_t v)
     void vt_str(uint64_t *p, uint64_t v)
     void vt_sti "vt_st"(unsigned int *p, unsigned int v)
     void vt_stc "vt_st"(unsigned char *p, unsigned char v)
+    void vt_sth "vt_st"(uint16_t *p, uint16_t v)
     void vt_stp "vt_str"(uint64_t **p, uint64_t *v)
     int64_t vt_add(int64_t *p, int64_t v)
     uint64_t vt_addu "vt_add"(uint64_t *p, uint64_t v)
@@ -492,7 +494,9 @@ cdef uint64_t device_slot_alloc(vt_design *d, uint64_t ventry, vt_stats *st, int
             last = min(first + SWAPFILE_CLUSTER, d.nr_slots)
             cap = last - first
             ci = &d.pclusters[p]
-            if ci.count >= cap:
+            # A peek without ci->lock, as the kernel's cluster_is_full():
+            # the count is written atomically under the lock.
+            if vt_ldh(&ci.count) >= cap:
                 continue
             ci_lock(ci, st)
             if ci.table == NULL:
@@ -504,7 +508,7 @@ cdef uint64_t device_slot_alloc(vt_design *d, uint64_t ventry, vt_stats *st, int
             for s in range(first, last):
                 if ci.table[s - first] == 0:
                     vt_st(&ci.table[s - first], (ventry << 3) | SWP_TB_PTR_MARK)
-                    ci.count += 1
+                    vt_sth(&ci.count, ci.count + 1)
                     found = s
                     break
             pthread_spin_unlock(&ci.lock)
@@ -529,7 +533,7 @@ cdef void device_slot_free(vt_design *d, uint64_t slot, vt_stats *st) noexcept n
     cdef uint64_t *t = NULL
     ci_lock(ci, st)
     vt_st(&ci.table[slot % SWAPFILE_CLUSTER], 0)
-    ci.count -= 1
+    vt_sth(&ci.count, ci.count - 1)
     if ci.count == 0:
         t = ci.table
         ci.table = NULL

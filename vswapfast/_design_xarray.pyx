@@ -65,6 +65,7 @@ from vswapfast.vswap_account cimport (
 from vswapfast._design_args cimport (
     E_OK, E_ZERO, E_NEGATIVE, E_RANGE, E_FREE, int_arg, value_arg, memcg_arg, entry_arg,
     entry_message, get_u64_buffer, get_u64_pair, check_handles, count_arg, check_backing,
+    cluster_count_peek, cluster_count_set,
 )
 from vswapfast._xarray cimport (
     vxa, vxa_node, vxa_ctx, vxa_stats, vxa_init, vxa_ctx_init, vxa_ctx_destroy,
@@ -295,7 +296,8 @@ cdef void release_locked(xd_design *d, uint64_t e, vxa_stats *st) noexcept nogil
     xd_st16(&d.swap_cgroup[e], 0)
     zero_clear(d, e)
     xd_st8(&d.swap_map[e], 0)
-    d.clusters[e // SWAPFILE_CLUSTER].count -= 1
+    cluster_count_set(&d.clusters[e // SWAPFILE_CLUSTER].count,
+                      d.clusters[e // SWAPFILE_CLUSTER].count - 1)
     xd_add64(&d.used, -1)
 
 cdef int swap_free_one(xd_design *d, uint64_t e, vxa_stats *st) noexcept nogil:
@@ -329,14 +331,14 @@ cdef uint64_t alloc_slot(xd_design *d, vxa_stats *st) noexcept nogil:
         last = min(first + SWAPFILE_CLUSTER, d.nr_slots)
         cap = last - first - (1 if ci == 0 else 0)
         c = &d.clusters[ci]
-        if c.count >= cap:
+        if cluster_count_peek(&c.count) >= cap:
             continue
         pthread_spin_lock(&c.lock)
         xd_count(&st.user[0])
         for s in range(max(first, 1), last):
             if d.swap_map[s] == 0:
                 xd_st8(&d.swap_map[s], SWAP_HAS_CACHE | 1)
-                c.count += 1
+                cluster_count_set(&c.count, c.count + 1)
                 xd_add64(&d.used, 1)
                 found = s
                 break
