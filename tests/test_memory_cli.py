@@ -11,7 +11,8 @@ import pytest
 
 from test_cli import PACKAGE_PARENT, command_env, vswapfast
 from vswapfast.designs import available_designs
-from vswapfast.memory import (COVER_LETTER, COVER_LETTER_SLOTS, EXPLAIN_ABOVE, MIB, USAGES,
+from vswapfast.memory import (COVER_LETTER, COVER_LETTER_SLOTS, DEVICE_STRUCTURES,
+                              EXPLAIN_ABOVE, MIB, USAGES,
                               format_table, parse_nr_slots, references)
 
 ROW_KEYS = {"design", "backing", "usage_percent", "bytes", "used_slots", "nr_slots", "structures"}
@@ -33,7 +34,13 @@ def test_rows_are_well_formed():
         assert r["usage_percent"] in USAGES
         assert r["nr_slots"] == 1024
         assert r["used_slots"] == 1023 * r["usage_percent"] // 100
-        assert isinstance(r["bytes"], int) and r["bytes"] > 0
+        assert isinstance(r["bytes"], int) and r["bytes"] >= 0
+        if r["backing"] == "zswap" and r["design"] in DEVICE_STRUCTURES:
+            # a zswap-only virtual swap space needs no physical device
+            device = sum(r["structures"][k] for k in DEVICE_STRUCTURES[r["design"]])
+            assert r["device_bytes_left_out"] == device > 0
+        else:
+            assert r["bytes"] > 0 and "device_bytes_left_out" not in r
     for name in designs:
         for backing in ("zswap", "disk"):
             mine = [r["bytes"] for r in rows if r["design"] == name and r["backing"] == backing]
