@@ -196,10 +196,6 @@ _WHY = {
     ("swap-table", "disk"): lambda f: (
         "the estimate leaves out the memcg table: %.2f B per used slot"
         % f.per_slot("memcg_table")),
-    ("vswap", "zswap"): lambda f: (
-        "the letter counts 24 B per descriptor; the model also counts the "
-        "clusters' heads and the cluster map: %.2f B per used slot in all"
-        % ((f.full["bytes"] - f.empty["bytes"]) / max(1, f.full["used_slots"]))),
     ("vswap", "disk"): lambda f: (
         "the letter's 2 MB are the device's bitmaps; the model also counts its "
         "cluster_info, %.2f MiB" % f.static_mib("cluster_info")),
