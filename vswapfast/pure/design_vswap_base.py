@@ -10,7 +10,7 @@ sources (the virtual swap series), the structures and the departures.
 Lock ordering: a design's locks, then ``_count_lock`` innermost.
 """
 
-from vswapfast.errors import SwapFullError
+from vswapfast.errors import InvalidEntryError, SwapFullError
 from vswapfast.pure.design_base import VALUE_LIMIT, DesignBase
 
 __all__ = ["VswapBase"]
@@ -24,7 +24,8 @@ class VswapBase(DesignBase):
     per-cluster layout.  The design supplies ``_run_loop(em, hm, om,
     batch, op)`` and ``_folio_alloc_swap_one(folio, memcg)`` (both
     returning what the compiled core's loops return), sets ``_err_free``
-    (its "entry not allocated" result) and keeps ``_count_lock``, ``_used``, ``_max_used``,
+    (its "entry not allocated" result) and ``_entry_message`` (its
+    InvalidEntryError message) and keeps ``_count_lock``, ``_used``, ``_max_used``,
     ``_nr_zswap``, ``_spare``, ``_nr_live`` and ``_cl``."""
 
     def _cluster_lock(self, c):
@@ -60,6 +61,32 @@ class VswapBase(DesignBase):
             self._exit()
 
     # -- loops ------------------------------------------------------------
+    def _check_entries(self, m):
+        for i in range(len(m)):
+            why = self._entry_check(m[i])
+            if why:
+                raise InvalidEntryError("entries[%d]: %s" % (i, self._entry_message(m[i], why)))
+
+    def _run_per_page(self, em, hm, om, op):
+        """``op`` on each page, one kernel operation (and its locks) each:
+        the compiled core's run_loop without ``batch``; how many held or
+        replaced a handle."""
+        hits = 0
+        for k in range(len(em)):
+            e = em[k]
+            x = 0
+            if op == "store":
+                x = self._zswap_store_one(e, hm[k])[1]
+            elif op == "load":
+                x = self._zswap_load_one(e)[1]
+                om[k] = x
+            elif op == "erase":
+                x = self._zswap_erase_one(e)[1]
+            else:
+                self._swap_free_one(e)
+            hits += x != 0
+        return hits
+
     def _store_many(self, em, hm, batch):
         """The zswap store of each page (one cluster lock each, or one per
         run in a cluster with ``batch=True``); how many replaced a handle."""

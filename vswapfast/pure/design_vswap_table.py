@@ -163,6 +163,8 @@ class VswapTableDesign(VswapBase):
     """The virtual swap space, swap table edition (RFC v2); see the
     compiled module and docs/designs.md."""
 
+    _entry_message = staticmethod(entry_message)
+
     name = "vswap-table"
     _err_free = E_FREE
 
@@ -898,30 +900,11 @@ class VswapTableDesign(VswapBase):
         self._entry_op(entry, lambda e: (self._swap_free_one(e),))
 
     # -- loops ------------------------------------------------------------
-    def _check_entries(self, m):
-        for i in range(len(m)):
-            why = self._entry_check(m[i])
-            if why:
-                raise InvalidEntryError("entries[%d]: %s" % (i, entry_message(m[i], why)))
-
     def _run_loop(self, em, hm, om, batch, op):
+        if op == "free" or not batch:
+            return self._run_per_page(em, hm, om, op)
         hits = 0
         n = len(em)
-        if op == "free" or not batch:
-            for k in range(n):
-                e = em[k]
-                x = 0
-                if op == "store":
-                    x = self._zswap_store_one(e, hm[k])[1]
-                elif op == "load":
-                    x = self._zswap_load_one(e)[1]
-                    om[k] = x
-                elif op == "erase":
-                    x = self._zswap_erase_one(e)[1]
-                else:
-                    self._swap_free_one(e)
-                hits += x != 0
-            return hits
         i = 0
         while i < n:
             idx = em[i] >> CLUSTER_SHIFT
